@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Boot and drive virtio-dmm test guests.
+
+A Guest is one QEMU process (TCG unless DMM_ACCEL=kvm or the host CPU
+advertises vmx/svm) with:
+  - its serial console (ttyS0) captured to build/logs/NAME-console.log,
+  - a QMP socket (Guest.qmp),
+  - the guest agent on ttyS1 (Guest.run runs a shell command in the guest),
+  - a hard time limit: a watchdog kills QEMU when it is exceeded, so a hung
+    guest never hangs a test.
+
+Used by the selftest runner, the demo and the benchmarks.  Command line use:
+
+  scripts/dmmvm.py shell [--mem 512M] [--region 3G]   boot, then read
+                  commands from stdin ("!qmp CMD {json}" sends QMP)
+"""
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("DMM_BUILD", os.path.join(TOP, "build"))
+LOGS = os.path.join(BUILD, "logs")
+RUN = os.path.join(BUILD, "run")
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def _lib_var(name):
+    """Read a pinned value from scripts/lib.sh (one source for versions)."""
+    with open(os.path.join(TOP, "scripts", "lib.sh")) as f:
+        for line in f:
+            m = re.match(r"^%s=(\S+)" % name, line)
+            if m:
+                return m.group(1)
+    raise KeyError(name)
+
+
+KVER = _lib_var("KVER")
+QEMU = os.environ.get("DMM_QEMU",
+                      os.path.join(BUILD, "qemu-build", "qemu-system-x86_64"))
+KERNEL = os.path.join(BUILD, "kernel", "boot", "vmlinuz-" + KVER)
+INITRD = os.path.join(BUILD, "initramfs.cpio.gz")
+
+
+def parse_size(s):
+    """'512M' -> bytes; ints pass through."""
+    if isinstance(s, int):
+        return s
+    m = re.fullmatch(r"(\d+)([KMGT]?)", str(s).strip().upper())
+    if not m:
+        raise ValueError("bad size %r" % s)
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30,
+                               "T": 40}[m.group(2)]
+
+
+def use_kvm():
+    """TCG by default: this host's KVM cannot run Linux guests (see README)."""
+    acc = os.environ.get("DMM_ACCEL")
+    if acc:
+        return acc == "kvm"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        return bool(re.search(r"\b(vmx|svm)\b", flags)) and \
+            os.access("/dev/kvm", os.R_OK | os.W_OK)
+    except OSError:
+        return False
+
+
+class QMPError(Exception):
+    """A QMP command answered with an error: .cls and .desc say which."""
+
+    def __init__(self, cls, desc):
+        super().__init__("%s: %s" % (cls, desc))
+        self.cls = cls
+        self.desc = desc
+
+
+class QMP:
+    """Minimal QMP client: commands, and events kept in .events."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.events = []
+        self._recv()                     # greeting
+        self.cmd("qmp_capabilities")
+
+    def _recv(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = {k.replace("_", "-") if k != "id" else k: v
+                                for k, v in args.items()}
+        return self.raw(msg)
+
+    def raw(self, msg):
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._recv()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                raise QMPError(r["error"]["class"], r["error"]["desc"])
+            return r.get("return")
+
+    def hmp(self, line):
+        return self.cmd("human-monitor-command", command_line=line)
+
+    def poll_events(self, wait=0.0):
+        """Collect pending events, waiting up to @wait seconds for one."""
+        self.sock.settimeout(max(wait, 0.001))
+        try:
+            while True:
+                self.events.append(self._recv())
+                self.sock.settimeout(0.001)
+        except (socket.timeout, BlockingIOError):
+            pass
+        finally:
+            self.sock.settimeout(30)
+        return self.events
+
+    def close(self):
+        self.sock.close()
+
+
+class AgentError(Exception):
+    pass
+
+
+class Agent:
+    """The guest side shell server on ttyS1 (see selftests/guest/init)."""
+
+    READY = b"@@DMM-READY@@"
+    END = re.compile(rb"@@DMM-END (\d+)@@\r?\n")
+
+    def __init__(self, path, timeout):
+        deadline = time.time() + 10
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.buf = b""
+        self.wait_ready(timeout)
+
+    def _fill(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.time()))
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise AgentError("guest agent timed out")
+        if not data:
+            raise AgentError("guest agent connection closed")
+        self.buf += data
+
+    def wait_ready(self, timeout):
+        deadline = time.time() + timeout
+        while self.READY not in self.buf:
+            self._fill(deadline)
+        self.buf = self.buf.split(self.READY, 1)[1].lstrip(b"\r\n")
+
+    def run(self, cmd, timeout=120):
+        if "\n" in cmd:
+            raise ValueError("one line per command")
+        self.sock.sendall(cmd.encode() + b"\n")
+        deadline = time.time() + timeout
+        while True:
+            m = self.END.search(self.buf)
+            if m:
+                out = self.buf[:m.start()]
+                self.buf = self.buf[m.end():]
+                return int(m.group(1)), out.decode(errors="replace")
+            self._fill(deadline)
+
+
+class Guest:
+    """One test guest.  Use as a context manager."""
+
+    def __init__(self, name, mem="512M", maxmem="4G", region="3G",
+                 block_size="128M", requested=None, smp=2, dmm=True,
+                 extra_args=(), append="", modules=None, timeout=900,
+                 boot_timeout=120):
+        self.name = name
+        self.mem = parse_size(mem)
+        self.maxmem = parse_size(maxmem)
+        self.region = parse_size(region) if region else 0
+        self.block_size = parse_size(block_size)
+        self.requested = requested
+        self.smp = smp
+        self.dmm = dmm and self.region > 0
+        self.extra_args = list(extra_args)
+        self.append = append
+        self.modules = modules
+        self.timeout = timeout
+        self.boot_timeout = boot_timeout
+        self.proc = None
+        self.qmp = None
+        self.agent = None
+        os.makedirs(LOGS, exist_ok=True)
+        os.makedirs(RUN, exist_ok=True)
+        self.console_log = os.path.join(LOGS, name + "-console.log")
+        self.qemu_log = os.path.join(LOGS, name + "-qemu.log")
+        self.qmp_path = os.path.join(RUN, name + ".qmp")
+        self.agent_path = os.path.join(RUN, name + ".agent")
+
+    def command_line(self):
+        accel = ["-accel", "kvm", "-cpu", "host"] if use_kvm() else \
+            ["-accel", "tcg", "-cpu", "max"]
+        mods = self.modules if self.modules is not None else \
+            (["virtio_dmm"] if self.dmm else [])
+        append = "console=ttyS0 quiet loglevel=4 " \
+            "memhp_default_state=online_movable dmm.modules=%s %s" % (
+                ",".join(mods) or "none", self.append)
+        args = [QEMU, *accel, "-machine", "q35", "-smp", str(self.smp),
+                "-m", "%dM,slots=4,maxmem=%dM" % (self.mem // MiB,
+                                                  self.maxmem // MiB),
+                "-nodefaults", "-nographic", "-no-user-config",
+                "-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
+                "-kernel", KERNEL, "-initrd", INITRD, "-append", append,
+                "-serial", "file:" + self.console_log,
+                "-chardev", "socket,id=agent,path=%s,server=on,wait=off"
+                % self.agent_path,
+                "-serial", "chardev:agent",
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.dmm:
+            dev = "virtio-dmm-pci,id=dmm0,memdev=dmm-mem,block-size=%d" % \
+                self.block_size
+            if self.requested is not None:
+                dev += ",requested-size=%d" % parse_size(self.requested)
+            args += ["-object", "memory-backend-ram,id=dmm-mem,size=%dM,"
+                     "reserve=off" % (self.region // MiB),
+                     "-device", dev]
+        return args + self.extra_args
+
+    def start(self):
+        for p in (self.qmp_path, self.agent_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        args = self.command_line()
+        with open(self.qemu_log, "w") as log:
+            log.write(" ".join(shlex.quote(a) for a in args) + "\n")
+            log.flush()
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log)
+        self._watchdog = threading.Timer(self.timeout, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            self.qmp = QMP(self.qmp_path)
+            self.agent = Agent(self.agent_path, self.boot_timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _expire(self):
+        if self.proc and self.proc.poll() is None:
+            with open(self.qemu_log, "a") as log:
+                log.write("dmmvm: time limit of %ds reached, killing QEMU\n"
+                          % self.timeout)
+            self.proc.kill()
+
+    def run(self, cmd, timeout=120, check=False):
+        rc, out = self.agent.run(cmd, timeout)
+        if check and rc != 0:
+            raise AgentError("guest command %r failed (%d): %s"
+                             % (cmd, rc, out))
+        return rc, out
+
+    def out(self, cmd, timeout=120):
+        return self.run(cmd, timeout, check=True)[1]
+
+    def wait_reboot(self):
+        """After the guest rebooted: wait for the agent to come back."""
+        self.agent.wait_ready(self.boot_timeout)
+
+    # --- what the host sees ---
+
+    def rss(self):
+        """Resident set size of the QEMU process, bytes."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def pss(self):
+        """Proportional set size of the QEMU process, bytes."""
+        with open("/proc/%d/smaps_rollup" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no Pss")
+
+    def dmm_info(self):
+        """This guest's virtio-dmm entry of query-memory-devices."""
+        for d in self.qmp.cmd("query-memory-devices"):
+            if d["type"] == "virtio-dmm":
+                return d["data"]
+        raise RuntimeError("no virtio-dmm in query-memory-devices")
+
+    def set_requested(self, size):
+        return self.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+                            value=parse_size(size))
+
+    # --- what the guest sees ---
+
+    def meminfo(self):
+        out = self.out("cat /proc/meminfo")
+        return {k: int(v.split()[0]) * 1024 for k, v in
+                (line.split(":", 1) for line in out.splitlines()
+                 if ":" in line)}
+
+    def sysfs_dir(self):
+        return self.out("echo /sys/bus/virtio/drivers/virtio_dmm/virtio*/dmm"
+                        ).strip()
+
+    def sysfs(self, attr):
+        return self.out("cat %s/%s" % (self.sysfs_dir(), attr)).strip()
+
+    def wait_plugged(self, size, timeout=120):
+        """Wait until the driver reports @size plugged and is idle.
+
+        Returns seconds waited, or raises AgentError on timeout.
+        """
+        want = parse_size(size)
+        d = self.sysfs_dir()
+        cmd = ("t=0; while [ $t -lt %d ]; do p=$(cat %s/plugged_size); "
+               "s=$(cat %s/status); [ \"$p\" = %d ] && [ \"$s\" = idle ] && "
+               "exit 0; usleep 20000; t=$((t+1)); done; echo $p $s; exit 1"
+               % (timeout * 50, d, d, want))
+        t0 = time.time()
+        rc, out = self.run(cmd, timeout + 30)
+        if rc:
+            raise AgentError("plugged size did not reach %d: %s"
+                             % (want, out.strip()))
+        return time.time() - t0
+
+    def console(self):
+        with open(self.console_log, errors="replace") as f:
+            return f.read()
+
+    def kernel_problems(self):
+        """Lines of the console log that mean the guest kernel is unwell."""
+        bad = re.compile(r"(BUG:|WARNING:|Oops|Call Trace|Kernel panic|"
+                         r"general protection|Out of memory|oom-kill)")
+        return [ln for ln in self.console().splitlines() if bad.search(ln)]
+
+    def stop(self):
+        if self._watchdog_running():
+            self._watchdog.cancel()
+        if self.qmp:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:
+                pass
+            self.qmp.close()
+            self.qmp = None
+        if self.proc:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def _watchdog_running(self):
+        return getattr(self, "_watchdog", None) is not None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _shell(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog="dmmvm.py shell")
+    ap.add_argument("--mem", default="512M")
+    ap.add_argument("--region", default="3G")
+    ap.add_argument("--maxmem", default="4G")
+    ap.add_argument("--modules", default=None)
+    args = ap.parse_args(argv)
+    mods = args.modules.split(",") if args.modules else None
+    with Guest("shell", mem=args.mem, region=args.region,
+               maxmem=args.maxmem, modules=mods) as g:
+        print("guest up; commands run in the guest; '!qmp CMD {json}' "
+              "sends QMP; '!hmp LINE' sends HMP", flush=True)
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            try:
+                if line.startswith("!qmp "):
+                    parts = line[5:].split(None, 1)
+                    msg = {"execute": parts[0]}
+                    if len(parts) > 1:
+                        msg["arguments"] = json.loads(parts[1])
+                    print(json.dumps(g.qmp.raw(msg), indent=1))
+                elif line.startswith("!hmp "):
+                    print(g.qmp.hmp(line[5:]))
+                else:
+                    rc, out = g.run(line, timeout=600)
+                    print(out, end="")
+                    print("[rc=%d]" % rc)
+            except (QMPError, AgentError) as e:
+                print("error:", e)
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "shell":
+        _shell(sys.argv[2:])
+    else:
+        print(__doc__)
+        sys.exit(2)

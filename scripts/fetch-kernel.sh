@@ -1,0 +1,32 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fetch the pinned Debian guest kernel image and unpack it into build/kernel
+# (never installed on the host).  The matching headers come from
+# scripts/setup-host.sh.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PKG=linux-image-$KVER-unsigned
+DEB=${PKG}_${KPKG_VER}_amd64.deb
+
+main() {
+	local stamp=$KERNEL_DIR/.stamp-$KPKG_VER
+	if [ -f "$stamp" ]; then
+		log "guest kernel $KVER: present"
+		return 0
+	fi
+	mkdir -p "$DL"
+	if [ ! -f "$DL/$DEB" ]; then
+		log "guest kernel: downloading $PKG=$KPKG_VER"
+		(cd "$DL" && apt-get download "$PKG=$KPKG_VER")
+	fi
+	rm -rf "$KERNEL_DIR"
+	mkdir -p "$KERNEL_DIR"
+	dpkg -x "$DL/$DEB" "$KERNEL_DIR"
+	[ -f "$KERNEL_DIR/boot/vmlinuz-$KVER" ] || die "no vmlinuz in $DEB"
+	touch "$stamp"
+	log "guest kernel $KVER: unpacked into $KERNEL_DIR"
+}
+
+main "$@"

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers and pinned versions for the virtio-dmm scripts.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${DMM_BUILD:-$TOP/build}
+DL=$BUILD/downloads
+
+# Pinned QEMU source (Debian trixie source package).
+QEMU_VER=10.0.13
+QEMU_DEB_VER=1:10.0.13+ds
+QEMU_ORIG=qemu_10.0.13+ds.orig.tar.xz
+QEMU_ORIG_SHA256=
+QEMU_SRC=$BUILD/qemu-$QEMU_VER
+QEMU_BIN=$BUILD/qemu-build/qemu-system-x86_64
+
+# Pinned guest kernel (Debian bookworm-backports).
+KVER=6.12.117+deb12-amd64
+KPKG_VER=6.12.117-1~deb12u1
+KERNEL_DIR=$BUILD/kernel
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}

@@ -1,0 +1,20 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run every test: install and build what is missing, then the host suites
+# (device library unit tests and fuzz smoke run, driver checks) and the
+# guest suites on the patched QEMU.  Ends with "N passed, N failed".
+#
+#   scripts/test.sh [SUITE ...]      (selftests/runner.py --list)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+t0=$(date +%s)
+if ! "$TOP/scripts/build-all.sh"; then
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+python3 "$TOP/selftests/runner.py" "$@" | tee "$BUILD/logs/tests.tap"
+rc=${PIPESTATUS[0]}
+log "tests: $(( $(date +%s) - t0 )) s in all (phases: build/logs/phases.txt)"
+exit "$rc"

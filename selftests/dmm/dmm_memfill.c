@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmm_memfill: fill guest memory with a pattern and verify it.
+ *
+ * Proves that memory the driver plugged is real, private RAM: every word
+ * written is read back intact.  With -r it also proves the memory used came
+ * (at least partly) from the virtio-dmm region, by reading physical frame
+ * numbers from /proc/self/pagemap.
+ *
+ *   dmm_memfill -s BYTES    fill BYTES
+ *   dmm_memfill -l BYTES    fill MemAvailable minus BYTES
+ *   -r MIN                  require at least MIN bytes in the region
+ *   -p SEED                 pattern seed (default: pid)
+ */
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <kselftest.h>
+#include "dmm_util.h"
+
+static uint64_t pattern(uint64_t seed, uint64_t i)
+{
+	return seed ^ (i * 0x9E3779B97F4A7C15ULL);
+}
+
+static void fill(uint64_t *p, uint64_t words, uint64_t seed)
+{
+	for (uint64_t i = 0; i < words; i++)
+		p[i] = pattern(seed, i);
+}
+
+/* Index of the first bad word, or @words if all are intact. */
+static uint64_t verify(const uint64_t *p, uint64_t words, uint64_t seed)
+{
+	for (uint64_t i = 0; i < words; i++)
+		if (p[i] != pattern(seed, i))
+			return i;
+	return words;
+}
+
+/* Bytes of [p, p + len) whose frames lie in [start, start + size). */
+static int64_t bytes_in_range(void *p, uint64_t len, uint64_t start,
+			      uint64_t size)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	uint64_t first = (uintptr_t)p / psz, n = len / psz, in = 0;
+	uint64_t batch[512];
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return -errno;
+	for (uint64_t i = 0; i < n; i += 512) {
+		uint64_t cnt = n - i < 512 ? n - i : 512;
+		ssize_t r = pread(fd, batch, cnt * 8, (first + i) * 8);
+
+		if (r != (ssize_t)(cnt * 8)) {
+			close(fd);
+			return -EIO;
+		}
+		for (uint64_t j = 0; j < cnt; j++) {
+			uint64_t pa = (batch[j] & ((1ULL << 55) - 1)) * psz;
+
+			if ((batch[j] >> 63) && pa >= start &&
+			    pa < start + size)
+				in += psz;
+		}
+	}
+	close(fd);
+	return in;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = 0, leave = 0, seed = getpid(), bad;
+	int64_t need_region = -1, in;
+	uint64_t *p;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "s:l:r:p:")) != -1) {
+		switch (opt) {
+		case 's': size = strtoull(optarg, NULL, 0); break;
+		case 'l': leave = strtoull(optarg, NULL, 0); break;
+		case 'r': need_region = strtoll(optarg, NULL, 0); break;
+		case 'p': seed = strtoull(optarg, NULL, 0); break;
+		default:
+			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED]\n",
+				argv[0]);
+			return KSFT_FAIL;
+		}
+	}
+	if (!size) {
+		uint64_t avail = meminfo("MemAvailable");
+
+		size = avail > leave ? avail - leave : 0;
+	}
+	size &= ~(uint64_t)4095;
+
+	ksft_print_header();
+	ksft_set_plan(need_region >= 0 ? 3 : 2);
+	ksft_print_msg("[RUN] fill %" PRIu64 " MiB (MemTotal %" PRIu64
+		       " MiB, MemAvailable %" PRIu64 " MiB)\n", size / MiB,
+		       meminfo("MemTotal") / MiB, meminfo("MemAvailable") / MiB);
+
+	p = mmap(NULL, size ? size : 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!size || p == MAP_FAILED)
+		ksft_exit_fail_msg("cannot map %" PRIu64 " bytes\n", size);
+	fill(p, size / 8, seed);
+	ksft_test_result_pass("fill %" PRIu64 " MiB\n", size / MiB);
+
+	bad = verify(p, size / 8, seed);
+	if (bad == size / 8)
+		ksft_test_result_pass("pattern intact in %" PRIu64 " MiB\n",
+				      size / MiB);
+	else
+		ksft_test_result_fail("word %" PRIu64 " is 0x%" PRIx64
+				      ", expected 0x%" PRIx64 "\n", bad, p[bad],
+				      pattern(seed, bad));
+
+	if (need_region >= 0) {
+		if (!dmm_sysfs_dir()) {
+			ksft_test_result_skip("no virtio-dmm device\n");
+		} else {
+			in = bytes_in_range(p, size, dmm_attr_u64("region_addr"),
+					    dmm_attr_u64("region_size"));
+			ksft_print_msg("%" PRId64 " MiB of it in the region\n",
+				       in / (int64_t)MiB);
+			ksft_test_result(in >= need_region,
+					 "at least %" PRId64 " MiB in the region\n",
+					 need_region / (int64_t)MiB);
+		}
+	}
+	munmap(p, size);
+	ksft_finished();
+}

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmm_state_check: the guest's three views of plugged memory agree.
+ *
+ * The driver's plugged_size, the "System RAM (virtio_dmm)" resources in
+ * /proc/iomem and the online memory blocks inside the region must describe
+ * the same memory.  With an argument, plugged_size must also equal it.
+ *
+ *   dmm_state_check [EXPECTED_PLUGGED_BYTES]
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <kselftest.h>
+#include "dmm_util.h"
+
+/* Bytes of "System RAM (virtio_dmm)" resources in [start, start + size). */
+static uint64_t iomem_bytes(uint64_t start, uint64_t size)
+{
+	char line[256];
+	uint64_t sum = 0, a, b;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, "System RAM (virtio_dmm)"))
+			continue;
+		if (sscanf(line, " %" SCNx64 "-%" SCNx64, &a, &b) != 2)
+			continue;
+		if (a >= start && b < start + size)
+			sum += b - a + 1;
+	}
+	fclose(f);
+	return sum;
+}
+
+/* Bytes of online Linux memory blocks in [start, start + size). */
+static uint64_t online_block_bytes(uint64_t start, uint64_t size)
+{
+	const char *base = "/sys/devices/system/memory";
+	char path[512], state[32];
+	uint64_t mb_size, sum = 0, id;
+	struct dirent *de;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/block_size_bytes", base);
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%" SCNx64, &mb_size) != 1)
+		ksft_exit_fail_msg("cannot read %s\n", path);
+	fclose(f);
+	d = opendir(base);
+	if (!d)
+		ksft_exit_fail_msg("cannot open %s\n", base);
+	while ((de = readdir(d))) {
+		if (sscanf(de->d_name, "memory%" SCNu64, &id) != 1)
+			continue;
+		if (id * mb_size < start || id * mb_size >= start + size)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/state", base, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%31s", state) == 1 && !strcmp(state, "online"))
+			sum += mb_size;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t plugged, start, size, iomem, online;
+
+	ksft_print_header();
+	if (!dmm_sysfs_dir())
+		ksft_exit_skip("no virtio-dmm device bound to virtio_dmm\n");
+	ksft_set_plan(argc > 1 ? 3 : 2);
+
+	plugged = dmm_attr_u64("plugged_size");
+	start = dmm_attr_u64("region_addr");
+	size = dmm_attr_u64("region_size");
+	iomem = iomem_bytes(start, size);
+	online = online_block_bytes(start, size);
+	ksft_print_msg("[RUN] plugged %" PRIu64 " MiB, iomem %" PRIu64
+		       " MiB, online blocks %" PRIu64 " MiB\n", plugged / MiB,
+		       iomem / MiB, online / MiB);
+
+	ksft_test_result(iomem == plugged,
+			 "iomem System RAM (virtio_dmm) equals plugged_size\n");
+	ksft_test_result(online == plugged,
+			 "online memory blocks in the region equal plugged_size\n");
+	if (argc > 1) {
+		uint64_t want = strtoull(argv[1], NULL, 0);
+
+		ksft_test_result(plugged == want,
+				 "plugged_size %" PRIu64 " MiB is the expected %"
+				 PRIu64 " MiB\n", plugged / MiB, want / MiB);
+	}
+	ksft_finished();
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the virtio-dmm selftests: find the device's sysfs
+ * directory, read and write its attributes, read /proc/meminfo.
+ */
+#ifndef DMM_UTIL_H
+#define DMM_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MiB ((uint64_t)1 << 20)
+
+/* The first virtio-dmm device's attribute directory, or NULL. */
+static inline const char *dmm_sysfs_dir(void)
+{
+	static char dir[256];
+	glob_t g;
+
+	if (dir[0])
+		return dir;
+	if (glob("/sys/bus/virtio/drivers/virtio_dmm/virtio*/dmm", 0, NULL,
+		 &g) || g.gl_pathc < 1)
+		return NULL;
+	snprintf(dir, sizeof(dir), "%s", g.gl_pathv[0]);
+	globfree(&g);
+	return dir;
+}
+
+/* Read attribute @name into @buf; 0 or -errno. */
+static inline int dmm_read_attr(const char *name, char *buf, size_t len)
+{
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dmm_sysfs_dir(), name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+/* Read a numeric attribute (decimal or 0x hex); exits on failure. */
+static inline uint64_t dmm_attr_u64(const char *name)
+{
+	char buf[64], *end;
+	uint64_t v;
+
+	if (dmm_read_attr(name, buf, sizeof(buf))) {
+		fprintf(stderr, "cannot read %s/%s\n", dmm_sysfs_dir(), name);
+		exit(1);
+	}
+	errno = 0;
+	v = strtoull(buf, &end, 0);
+	if (errno || *end) {
+		fprintf(stderr, "%s: not a number: '%s'\n", name, buf);
+		exit(1);
+	}
+	return v;
+}
+
+/*
+ * Write @val to attribute @name with one write(); 0 or -errno (the errno
+ * the kernel answered the write with).
+ */
+static inline int dmm_write_attr(const char *name, const char *val)
+{
+	char path[512];
+	ssize_t n;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dmm_sysfs_dir(), name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A /proc/meminfo field in bytes, or 0 if absent. */
+static inline uint64_t meminfo(const char *field)
+{
+	char line[256];
+	size_t len = strlen(field);
+	uint64_t kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, len) && line[len] == ':') {
+			kb = strtoull(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb * 1024;
+}
+
+#endif /* DMM_UTIL_H */

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""virtio-dmm test runner.
+
+Boots guests on the patched QEMU, drives QMP, runs the guest selftests
+(kselftest TAP) through the guest agent, runs the host-side suites, and
+prints one TAP stream ending in "N passed, N failed, N skipped".
+
+  selftests/runner.py [--list] [SUITE ...]
+
+Every guest has a hard time limit (scripts/dmmvm.py); timings are printed
+as diagnostics, never asserted.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "scripts"))
+
+import dmmvm  # noqa: E402
+from dmmvm import GiB, MiB, Guest, QMPError  # noqa: E402
+
+
+class Results:
+    """One TAP stream for everything the run checks."""
+
+    def __init__(self):
+        self.n = 0
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures = []
+        self.figures = []
+        print("TAP version 13", flush=True)
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if cond:
+            self.passed += 1
+            print("ok %d - %s" % (self.n, name))
+        else:
+            self.failed += 1
+            self.failures.append(name)
+            print("not ok %d - %s" % (self.n, name))
+            if diag:
+                for line in str(diag).splitlines():
+                    print("#   " + line)
+        sys.stdout.flush()
+        return cond
+
+    def skip(self, name, why):
+        self.n += 1
+        self.skipped += 1
+        print("ok %d - %s # SKIP %s" % (self.n, name, why), flush=True)
+
+    def diag(self, msg):
+        for line in str(msg).splitlines():
+            print("# " + line)
+        sys.stdout.flush()
+
+    def figure(self, name, value):
+        """A measured figure: printed now and again in the summary."""
+        self.figures.append((name, value))
+        self.diag("%s: %s" % (name, value))
+
+    TAP = re.compile(r"^(not )?ok \d+ (?:- )?(.*?)(\s+# (SKIP|XFAIL)\b.*)?$")
+
+    def tap(self, prefix, rc, out):
+        """Fold a kselftest program's TAP output into this stream."""
+        seen = bad = 0
+        for line in out.splitlines():
+            m = self.TAP.match(line.strip())
+            if not m:
+                if line.startswith("#") and "[RUN]" not in line:
+                    self.diag("  " + line.lstrip("# "))
+                continue
+            seen += 1
+            name = "%s: %s" % (prefix, m.group(2))
+            if m.group(4) == "SKIP":
+                self.skip(name, line.split("# SKIP", 1)[-1].strip())
+            else:
+                bad += bool(m.group(1))
+                self.ok(not m.group(1), name)
+        if not seen or (rc not in (0, 4) and not bad):
+            self.ok(False, "%s: exit status %d" % (prefix, rc), out[-2000:])
+
+    def summary(self):
+        print("1..%d" % self.n)
+        for name, value in self.figures:
+            print("# figure: %s: %s" % (name, value))
+        for name in self.failures:
+            print("# failed: %s" % name)
+        print("%d passed, %d failed, %d skipped"
+              % (self.passed, self.failed, self.skipped), flush=True)
+
+
+def gtap(r, g, cmd, timeout=300):
+    """Run a guest selftest and fold its TAP into @r."""
+    rc, out = g.run(cmd, timeout)
+    r.tap(cmd.split()[0], rc, out)
+    return rc
+
+
+# --- host suites ---
+
+def suite_devlib(r):
+    """The portable device library's unit tests and fuzz smoke run."""
+    for target in ("test", "fuzz-smoke"):
+        p = subprocess.run(["make", "-s", "-C",
+                            os.path.join(TOP, "virtio-dmm-device"), target],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=600)
+        if target == "test":
+            r.tap("devlib", p.returncode, p.stdout)
+        else:
+            r.ok(p.returncode == 0, "devlib: fuzz smoke run",
+                 p.stdout[-3000:])
+            for line in p.stdout.splitlines()[-3:]:
+                r.diag("  " + line)
+
+
+def suite_driver_checks(r):
+    """checkpatch --strict and sparse C=2 on the driver."""
+    p = subprocess.run([os.path.join(TOP, "scripts", "check-driver.sh")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=600)
+    r.ok(p.returncode == 0, "driver: checkpatch --strict and sparse clean",
+         p.stdout[-4000:])
+
+
+# --- guest suites ---
+
+def bad_requested_sizes(g):
+    """(value, why) pairs that QMP must refuse."""
+    boot, region = g.mem, g.region
+    return [
+        (boot + MiB, "not a multiple of the block size above boot size"),
+        (boot + region + g.block_size, "above boot size plus region"),
+        (boot - g.block_size, "below boot size"),
+        (-1, "negative"),
+        ("2G", "a string"),
+        ("lots", "garbage"),
+        (1.5, "a fraction"),
+    ]
+
+
+def check_bad_qmp_values(r, g):
+    before = g.dmm_info()
+    sysfs_before = g.sysfs("requested_size")
+    for value, why in bad_requested_sizes(g):
+        try:
+            g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+                      value=value)
+            r.ok(False, "qmp: requested-size %r (%s) refused" % (value, why),
+                 "qom-set succeeded")
+            continue
+        except QMPError as e:
+            msg = e.desc
+        after = g.dmm_info()
+        r.ok(after == before and msg,
+             "qmp: requested-size %r (%s) refused, nothing changed"
+             % (value, why), "error %r\nbefore %s\nafter %s"
+             % (msg, before, after))
+        r.diag("  -> %s" % msg)
+    time.sleep(0.5)
+    r.ok(g.sysfs("requested_size") == sysfs_before,
+         "qmp: guest saw no change after refused values")
+
+
+def grow(r, g, total, label):
+    """Set requested-size to @total and wait; returns seconds."""
+    plugged = total - g.mem
+    g.set_requested(total)
+    try:
+        secs = g.wait_plugged(plugged)
+    except dmmvm.AgentError as e:
+        r.ok(False, "%s: plugged size reaches %d MiB" % (label,
+                                                           plugged // MiB), e)
+        return None
+    r.ok(True, "%s: plugged size reaches %d MiB" % (label, plugged // MiB))
+    info = g.dmm_info()
+    r.ok(info["plugged-size"] == plugged and info["requested-size"] == total,
+         "%s: QMP reports plugged %d MiB, requested %d MiB"
+         % (label, plugged // MiB, total // MiB), info)
+    r.ok(int(g.sysfs("requested_size")) == total,
+         "%s: sysfs requested_size is %d" % (label, total))
+    gtap(r, g, "dmm_state_check %d" % plugged)
+    return secs
+
+
+def size_events(g, size, wait=3.0):
+    """MEMORY_DEVICE_SIZE_CHANGE events for dmm0 with @size, waiting."""
+    deadline = time.time() + wait
+    while True:
+        evs = [e for e in g.qmp.poll_events(0.2)
+               if e.get("event") == "MEMORY_DEVICE_SIZE_CHANGE" and
+               e["data"].get("id") == "dmm0"]
+        if any(e["data"]["size"] == size for e in evs) or \
+                time.time() > deadline:
+            return evs
+
+
+def suite_coarse(r):
+    """Issue 2: grow and shrink by whole blocks, bad input, reboot, unload."""
+    with Guest("coarse", mem="512M", maxmem="4G", region="3G") as g:
+        boot = g.mem
+        info = g.dmm_info()
+        r.ok(info["plugged-size"] == 0 and info["boot-size"] == boot and
+             info["region-size"] == g.region and
+             info["block-size"] == g.block_size,
+             "boot: QMP shows region %d MiB, boot %d MiB, nothing plugged"
+             % (g.region // MiB, boot // MiB), info)
+        r.ok(int(g.sysfs("region_addr"), 0) == info["memaddr"] and
+             int(g.sysfs("region_size")) == info["region-size"] and
+             int(g.sysfs("boot_size")) == boot,
+             "boot: guest sysfs agrees with QMP on region and boot size")
+        gtap(r, g, "dmm_sysfs_test")
+        gtap(r, g, "dmm_state_check 0")
+
+        # 1. grow past boot size
+        m0 = g.meminfo()["MemTotal"]
+        rss0 = g.rss()
+        secs = grow(r, g, 2 * GiB, "grow to 2 GiB")
+        if secs is not None:
+            r.figure("grow 512 MiB -> 2 GiB (guest plugged and idle)",
+                     "%.2f s" % secs)
+        m1 = g.meminfo()["MemTotal"]
+        added = 2 * GiB - boot
+        r.ok(added * 0.97 <= m1 - m0 <= added,
+             "grow to 2 GiB: MemTotal grew by %d MiB (of %d MiB plugged)"
+             % ((m1 - m0) // MiB, added // MiB), "MemTotal %d -> %d"
+             % (m0, m1))
+        evs = size_events(g, added)
+        r.ok(any(e["data"]["size"] == added for e in evs),
+             "grow to 2 GiB: MEMORY_DEVICE_SIZE_CHANGE reports %d MiB"
+             % (added // MiB), evs)
+
+        # 2. the new memory holds data
+        gtap(r, g, "dmm_memfill -l %d -r %d" % (96 * MiB, GiB), 600)
+        rss1 = g.rss()
+        r.diag("QEMU RSS: %d MiB at boot, %d MiB after fill"
+               % (rss0 // MiB, rss1 // MiB))
+
+        # 3. shrink back
+        g.qmp.events.clear()
+        secs = grow(r, g, boot, "shrink to 512 MiB")
+        if secs is not None:
+            r.figure("shrink 2 GiB -> 512 MiB (guest plugged and idle)",
+                     "%.2f s" % secs)
+        m2 = g.meminfo()["MemTotal"]
+        r.ok(abs(m2 - m0) <= 8 * MiB,
+             "shrink to 512 MiB: MemTotal back to %d MiB" % (m0 // MiB),
+             "MemTotal %d -> %d -> %d" % (m0, m1, m2))
+        time.sleep(0.5)
+        rss2 = g.rss()
+        r.figure("QEMU RSS after fill -> after shrink",
+                 "%d MiB -> %d MiB" % (rss1 // MiB, rss2 // MiB))
+        r.ok(rss1 - rss2 >= GiB,
+             "shrink to 512 MiB: QEMU RSS fell by %d MiB (>= 1024)"
+             % ((rss1 - rss2) // MiB))
+        evs = size_events(g, 0)
+        r.ok(any(e["data"]["size"] == 0 for e in evs),
+             "shrink to 512 MiB: MEMORY_DEVICE_SIZE_CHANGE reports 0", evs)
+
+        # 4. bad values change nothing
+        check_bad_qmp_values(r, g)
+
+        # 5. unload with memory plugged: refused, or clean
+        grow(r, g, boot + 512 * MiB, "grow to 1 GiB")
+        rc, out = g.run("rmmod virtio_dmm")
+        if rc:
+            r.diag("  rmmod refused: " + out.strip())
+            r.ok(g.dmm_info()["plugged-size"] == 512 * MiB and
+                 g.sysfs("status") == "idle",
+                 "unload with memory plugged is refused, nothing changes")
+        else:
+            r.ok(g.dmm_info()["plugged-size"] == 0,
+                 "unload with memory plugged gives all memory back")
+            g.run("insmod /lib/modules/virtio_dmm.ko", check=True)
+            g.wait_plugged(512 * MiB)
+
+        # 6. reboot with memory plugged
+        g.qmp.events.clear()
+        g.agent.sock.sendall(b"reboot -f\n")
+        g.wait_reboot()
+        r.ok(True, "reboot with 512 MiB plugged: guest came back")
+        try:
+            g.wait_plugged(512 * MiB)
+            ok = True
+        except dmmvm.AgentError as e:
+            ok, why = False, e
+        r.ok(ok, "reboot: driver plugs back to the requested 1 GiB",
+             None if ok else why)
+        gtap(r, g, "dmm_state_check %d" % (512 * MiB))
+        grow(r, g, 2 * GiB, "after reboot: grow to 2 GiB")
+        gtap(r, g, "dmm_memfill -s %d -r %d" % (GiB, 256 * MiB), 600)
+        grow(r, g, boot, "after reboot: shrink to 512 MiB")
+
+        problems = g.kernel_problems()
+        r.ok(not problems, "guest kernel log has no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
+SUITES = {
+    "devlib": suite_devlib,
+    "driver-checks": suite_driver_checks,
+    "coarse": suite_coarse,
+}
+
+
+def main(argv):
+    if "--list" in argv:
+        for name, fn in SUITES.items():
+            print("%-14s %s" % (name, fn.__doc__.strip().splitlines()[0]))
+        return 0
+    names = [a for a in argv if not a.startswith("-")] or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        print("unknown suite(s): %s (see --list)" % " ".join(unknown),
+              file=sys.stderr)
+        return 2
+    r = Results()
+    for name in names:
+        t0 = time.time()
+        r.diag("suite %s: %s" % (name, SUITES[name].__doc__.strip()))
+        try:
+            SUITES[name](r)
+        except Exception as e:       # a broken suite fails, the run goes on
+            r.ok(False, "suite %s ran to the end" % name,
+                 "".join(traceback.format_exception(e)))
+        r.diag("suite %s: %.1f s" % (name, time.time() - t0))
+    r.summary()
+    return 1 if r.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

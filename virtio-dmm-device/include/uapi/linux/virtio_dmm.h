@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-dmm: dynamic memory for virtual machines.  Wire format, version 0.
+ *
+ * This header is the one definition of the device's wire format.  The Linux
+ * driver, the QEMU device and the portable device library all include it.
+ *
+ * The device model in brief
+ * -------------------------
+ * The device owns a *region*: a range of guest-physical address space that
+ * is not described to firmware.  The region is split into *blocks* of
+ * block_size bytes.  Each block is either plugged (backed by host memory on
+ * demand, usable by the driver) or unplugged (not backed; the host has
+ * discarded whatever was there).  The driver plugs and unplugs blocks with
+ * requests on the request virtqueue.
+ *
+ * The host sets one size, requested_size: the guest's target *total* RAM,
+ * boot memory included.  boot_size is the RAM the guest has outside the
+ * region, so the driver grows or shrinks the region until
+ * boot_size + plugged_size == requested_size.  The device never plugs or
+ * unplugs on its own while the guest runs; it only changes requested_size and
+ * signals a configuration change.
+ *
+ * Unplugged memory: the driver must not read or write an unplugged block.
+ * The device may back it again with zeroed memory at any time, or not at all.
+ *
+ * Reset: a device reset (status 0) changes no block state: memory the guest
+ * has plugged stays plugged, so that a driver re-probing after kexec sees
+ * plugged_size != 0 and unplugs everything (UNPLUG_ALL) before it starts.
+ * A reset of the whole machine unplugs every block.
+ *
+ * BUSY: the device answers BUSY while it cannot change block state (for
+ * example during migration).  The driver retries later.
+ *
+ * All fields are little-endian.
+ */
+
+#ifndef _UAPI_LINUX_VIRTIO_DMM_H
+#define _UAPI_LINUX_VIRTIO_DMM_H
+
+#include <linux/types.h>
+
+/*
+ * Virtio device ID.  Provisional: taken from the range the virtio
+ * specification leaves unassigned.  The PCI device ID is 0x1040 + this.
+ */
+#define VIRTIO_ID_DMM			58
+
+/* --- feature bits --- */
+
+/* node_id in the configuration is an ACPI proximity domain (PXM). */
+#define VIRTIO_DMM_F_NODE_ID		0
+
+/* --- requests (driver to device, request virtqueue) --- */
+
+/* Plug blocks: they become usable by the driver.  ACK, NACK, BUSY, ERROR. */
+#define VIRTIO_DMM_REQ_PLUG		0
+/* Unplug blocks: the host discards them.  ACK, BUSY, ERROR. */
+#define VIRTIO_DMM_REQ_UNPLUG		1
+/* Unplug every block of the region.  ACK, BUSY. */
+#define VIRTIO_DMM_REQ_UNPLUG_ALL	2
+/* Ask for the state of a range of blocks.  ACK (with state), ERROR. */
+#define VIRTIO_DMM_REQ_STATE		3
+
+/* A contiguous range of blocks: PLUG, UNPLUG and STATE. */
+struct virtio_dmm_req_range {
+	__le64 addr;		/* guest-physical, block-aligned, in the region */
+	__le64 nb_blocks;	/* at least 1 */
+};
+
+struct virtio_dmm_req {
+	__le16 type;		/* VIRTIO_DMM_REQ_* */
+	__le16 padding[3];	/* must be 0 */
+
+	union {
+		struct virtio_dmm_req_range plug;
+		struct virtio_dmm_req_range unplug;
+		struct virtio_dmm_req_range state;
+	} u;
+};
+
+/* --- responses (device to driver) --- */
+
+/* Done; the state of every block in the range changed as asked. */
+#define VIRTIO_DMM_RESP_ACK		0
+/* Valid but refused now: plugging would exceed requested_size.  PLUG only. */
+#define VIRTIO_DMM_RESP_NACK		1
+/* Valid but cannot be processed now; retry later.  Any request but STATE. */
+#define VIRTIO_DMM_RESP_BUSY		2
+/* Invalid: range out of the region, unaligned, or in the wrong state. */
+#define VIRTIO_DMM_RESP_ERROR		3
+
+/* Every block of the range is plugged. */
+#define VIRTIO_DMM_STATE_PLUGGED	0
+/* Every block of the range is unplugged. */
+#define VIRTIO_DMM_STATE_UNPLUGGED	1
+/* The range holds plugged and unplugged blocks. */
+#define VIRTIO_DMM_STATE_MIXED		2
+
+struct virtio_dmm_resp_state {
+	__le16 state;		/* VIRTIO_DMM_STATE_* */
+	__le16 padding[3];
+};
+
+struct virtio_dmm_resp {
+	__le16 type;		/* VIRTIO_DMM_RESP_* */
+	__le16 padding[3];
+
+	union {
+		struct virtio_dmm_resp_state state;	/* STATE with ACK */
+	} u;
+};
+
+/* --- configuration --- */
+
+struct virtio_dmm_config {
+	/* Block size and alignment in bytes: a power of two.  Never changes. */
+	__le64 block_size;
+	/* Node of the region, with VIRTIO_DMM_F_NODE_ID.  Never changes. */
+	__le16 node_id;
+	__u8 padding[6];
+	/* Start of the region, block-aligned.  Never changes. */
+	__le64 region_addr;
+	/* Size of the region, a multiple of block_size.  Never changes. */
+	__le64 region_size;
+	/* Guest RAM outside the region that counts toward requested_size. */
+	__le64 boot_size;
+	/* Target total guest RAM.  Changes; the device signals a change. */
+	__le64 requested_size;
+	/* Bytes of the region plugged.  Changes on PLUG, UNPLUG, UNPLUG_ALL. */
+	__le64 plugged_size;
+};
+
+#endif /* _UAPI_LINUX_VIRTIO_DMM_H */

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-dmm device logic, independent of any VMM.
+ *
+ * The library keeps the state of every block of the region, validates and
+ * processes guest requests, and keeps the size accounting.  It touches
+ * guest memory only through the backend a VMM passes in (populate, discard).
+ * It allocates nothing after dmm_dev_init() and never aborts on guest input.
+ *
+ * Locking: none.  The VMM serialises every call for one device (QEMU: the
+ * BQL).
+ */
+#ifndef DMM_DEV_H
+#define DMM_DEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/virtio_dmm.h>
+
+/* What the library needs from its VMM: all offsets relative to the region. */
+struct dmm_backend_ops {
+	/* Back [offset, offset + len) with memory, or prepare to; 0 or -errno. */
+	int (*populate)(void *opaque, uint64_t offset, uint64_t len);
+	/* Give host memory behind [offset, offset + len) back; 0 or -errno. */
+	int (*discard)(void *opaque, uint64_t offset, uint64_t len);
+	/* plugged_size changed (after a request or unplug-all); may be NULL. */
+	void (*plugged_changed)(void *opaque, uint64_t plugged_size);
+};
+
+/* Fixed parameters of a device, checked by dmm_dev_init(). */
+struct dmm_params {
+	uint64_t block_size;	/* power of two, >= DMM_MIN_BLOCK_SIZE */
+	uint64_t region_addr;	/* guest-physical, block_size aligned */
+	uint64_t region_size;	/* multiple of block_size, > 0 */
+	uint64_t boot_size;	/* guest RAM outside the region */
+};
+
+/* Counters of what the guest asked and what came of it. */
+struct dmm_stats {
+	uint64_t requests;	/* every request processed */
+	uint64_t plugs;		/* PLUG answered ACK */
+	uint64_t unplugs;	/* UNPLUG or UNPLUG_ALL answered ACK */
+	uint64_t nacks;		/* NACK responses */
+	uint64_t busy;		/* BUSY responses */
+	uint64_t errors;	/* ERROR responses */
+	uint64_t backend_errors; /* populate or discard failed */
+};
+
+/* Block states, one byte each (stored as-is in QEMU's migration stream). */
+enum dmm_block_state {
+	DMM_BLOCK_UNPLUGGED = 0,	/* not backed; the guest must not touch */
+	DMM_BLOCK_PLUGGED = 1,		/* backed on demand, guest's memory */
+};
+
+#define DMM_MIN_BLOCK_SIZE	(4096ULL)
+/* Refuse regions with more blocks than this (keeps the state array small). */
+#define DMM_MAX_BLOCKS		(1ULL << 24)
+
+struct dmm_dev {
+	struct dmm_params p;
+	uint64_t nb_blocks;		/* region_size / block_size */
+	uint64_t requested_size;	/* target total guest RAM */
+	uint64_t plugged_size;		/* == plugged blocks * block_size */
+	bool busy;			/* answer BUSY to state changes */
+	uint8_t *state;			/* enum dmm_block_state per block */
+	struct dmm_stats stats;
+
+	const struct dmm_backend_ops *ops;
+	void *opaque;
+};
+
+/*
+ * Check @p and set up @d with every block unplugged and requested_size equal
+ * to boot_size.  On failure returns -EINVAL (or -ENOMEM) and writes a
+ * message naming the bad value into @err (NUL-terminated, may be NULL).
+ */
+int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
+		 const struct dmm_backend_ops *ops, void *opaque,
+		 char *err, size_t errlen);
+void dmm_dev_fini(struct dmm_dev *d);
+
+/*
+ * Is @size a valid requested_size?  0, or -EINVAL with a message: it must be
+ * >= boot_size, <= boot_size + region_size, and size - boot_size must be a
+ * multiple of block_size.
+ */
+int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
+			     char *err, size_t errlen);
+/* Check and set; changes nothing on failure. */
+int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
+			   char *err, size_t errlen);
+
+/*
+ * Process one request.  @req points at @req_len bytes copied out of the
+ * guest's buffer; @resp receives the response.
+ * Returns the response length (sizeof(struct virtio_dmm_resp)), or
+ * -EINVAL if the request is malformed beyond a response (too short): the VMM
+ * then treats it as a protocol violation (QEMU: virtio_error()).
+ */
+int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
+		       struct virtio_dmm_resp *resp);
+
+/* Unplug every block and discard the region (machine reset, UNPLUG_ALL). */
+int dmm_unplug_all(struct dmm_dev *d);
+
+/* Fill @cfg as the guest sees it (little-endian). */
+void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
+		     struct virtio_dmm_config *cfg);
+
+/*
+ * After restoring state[] and plugged_size from a migration stream: check
+ * they agree with each other and with the parameters.  0 or -EINVAL.
+ */
+int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen);
+
+/* Number of plugged blocks in [first, first + count); count checked by caller. */
+uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
+			   uint64_t count);
+
+#endif /* DMM_DEV_H */

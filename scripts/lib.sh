@@ -9,9 +9,11 @@ DL=$BUILD/downloads
 QEMU_VER=10.0.13
 QEMU_DEB_VER=1:10.0.13+ds
 QEMU_ORIG=qemu_10.0.13+ds.orig.tar.xz
-QEMU_ORIG_SHA256=
-QEMU_SRC=$BUILD/qemu-$QEMU_VER
-QEMU_BIN=$BUILD/qemu-build/qemu-system-x86_64
+QEMU_ORIG_SHA256=6a0888e806c2ffc0c5f0733e974f9aea55491950d3c47c98669c8b236dde59ae
+QEMU_DSC_VER=1:10.0.13+ds-0+deb13u1
+QEMU_SRC=$BUILD/qemu-src
+QEMU_BUILD=$BUILD/qemu-build
+QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 
 # Pinned guest kernel (Debian bookworm-backports).
 KVER=6.12.117+deb12-amd64

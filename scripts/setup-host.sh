@@ -20,8 +20,24 @@ BPO_PKGS="meson python3-pycotap qemu-system-data seabios"
 # The guest kernel (headers here; the image is only unpacked into build/).
 KERNEL_PKGS="linux-headers-$KVER linux-source-6.12=$KPKG_VER"
 
+# Does an apt source other than ours already name @1?
+have_suite() {
+	grep -rqs --exclude="$(basename "$SOURCES")" "$1" \
+		/etc/apt/sources.list /etc/apt/sources.list.d/
+}
+
 write_sources() {
-	local want
+	local want security=""
+	# The pinned guest kernel comes from bookworm-security, which keeps
+	# several versions (backports keeps only its newest).
+	if ! have_suite bookworm-security; then
+		security=$(printf '%s\n' "" \
+			"Types: deb" \
+			"URIs: http://deb.debian.org/debian-security" \
+			"Suites: bookworm-security" \
+			"Components: main" \
+			"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg")
+	fi
 	want=$(cat <<-SRC
 	Types: deb deb-src
 	URIs: http://deb.debian.org/debian
@@ -36,10 +52,11 @@ write_sources() {
 	Components: main
 	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 	SRC
-	)
+	)$security
 	if [ -f "$SOURCES" ] && [ "$(cat "$SOURCES")" = "$want" ]; then
 		return 1
 	fi
+	as_root mkdir -p "$(dirname "$SOURCES")"
 	as_root tee "$SOURCES" >/dev/null <<<"$want"
 	return 0
 }

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * virtio-dmm guest driver: private definitions.
+ *
+ * Glossary:
+ *   region   the device's range of guest-physical memory (never in e820)
+ *   block    the device's unit of plug and unplug (block_size bytes), a
+ *            multiple of the Linux memory block size
+ *   plugged  the device backs the block and Linux has added it
+ *   target   requested_size - boot_size: bytes of the region to plug
+ *
+ * A block is plugged with the device (PLUG) before Linux adds it, and
+ * removed from Linux before it is unplugged (UNPLUG): the device never
+ * discards memory Linux may use.
+ */
+#ifndef _DRIVERS_DMM_DMM_H
+#define _DRIVERS_DMM_DMM_H
+
+#include <linux/bitmap.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/virtio.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/virtio_dmm.h>
+
+/* What the control loop is doing, as shown in sysfs. */
+enum dmm_status {
+	DMM_STATUS_IDLE,	/* plugged size matches the target */
+	DMM_STATUS_BUSY,	/* working, or waiting to retry */
+	DMM_STATUS_ERROR,	/* the device failed a request: stopped */
+};
+
+/* Default and bounds of the retry interval (sysfs retry_interval_ms). */
+#define DMM_RETRY_MS_DEFAULT	1000
+#define DMM_RETRY_MS_MIN	10
+#define DMM_RETRY_MS_MAX	600000
+/* Back-off doubles up to this multiple of the interval. */
+#define DMM_RETRY_MAX_FACTOR	32
+
+struct virtio_dmm {
+	struct virtio_device *vdev;
+
+	/* the request virtqueue; one request in flight, under hotplug_mutex */
+	struct virtqueue *vq;
+	/* woken when the device has answered */
+	wait_queue_head_t host_resp;
+	/* request and response buffers (not on the stack: DMA) */
+	struct virtio_dmm_req req;
+	struct virtio_dmm_resp resp;
+
+	/* Fixed device configuration, read and checked at probe. */
+	u64 block_size;
+	u64 region_addr;
+	u64 region_size;
+	u64 boot_size;
+	unsigned long nb_blocks;	/* region_size / block_size */
+	int nid;			/* node of the region */
+	int mgid;			/* our dynamic memory group */
+	struct resource *parent_res;	/* the region, reserved for us */
+	const char *resource_name;	/* "System RAM (virtio_dmm)" */
+
+	/* the control loop; runs on system_freezable_wq */
+	struct delayed_work work;
+	/* set by config_changed; the work re-reads the configuration */
+	atomic_t config_changed;
+
+	/*
+	 * Serialises the control loop, requests to the device and sysfs
+	 * readers of the fields below.
+	 */
+	struct mutex hotplug_mutex;
+	/* last requested_size read from the device */
+	u64 requested_size;
+	/* bytes plugged: blocks set in @plugged, times block_size */
+	u64 plugged_size;
+	/* one bit per block: plugged with the device and added to Linux */
+	unsigned long *plugged;
+	enum dmm_status status;
+	/* current back-off in ms, 0 when not backing off */
+	unsigned int backoff_ms;
+	/* counters */
+	u64 plug_failures;	/* PLUG refused or add_memory failed */
+	u64 unplug_failures;	/* a block could not be offlined (busy) */
+
+	/* base retry interval; written by sysfs, read by the control loop */
+	unsigned int retry_interval_ms;
+	/* set in remove(): the control loop must not run again */
+	bool removing;
+};
+
+/* dmm_virtio.c: the device protocol, called with hotplug_mutex held */
+int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
+int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
+int dmm_send_unplug_all(struct virtio_dmm *vm);
+int dmm_read_config(struct virtio_dmm *vm);
+void dmm_read_requested_size(struct virtio_dmm *vm);
+u64 dmm_read_device_plugged_size(struct virtio_dmm *vm);
+void dmm_vq_done(struct virtqueue *vq);
+
+/* dmm_coarse.c: whole blocks */
+int dmm_coarse_init(struct virtio_dmm *vm);
+void dmm_coarse_exit(struct virtio_dmm *vm);
+int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes);
+int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_coarse_unplug_all(struct virtio_dmm *vm);
+
+/* dmm_sysfs.c */
+extern const struct attribute_group *dmm_groups[];
+
+static inline u64 dmm_block_addr(const struct virtio_dmm *vm,
+				 unsigned long id)
+{
+	return vm->region_addr + (u64)id * vm->block_size;
+}
+
+#endif /* _DRIVERS_DMM_DMM_H */

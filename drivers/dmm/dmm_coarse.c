@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: whole blocks.
+ *
+ * Grow: PLUG a block with the device, then add it to Linux.  Shrink: offline
+ * and remove a block from Linux, then UNPLUG it.  Each step is undone when
+ * the next one fails, so the device and Linux always agree on what is
+ * plugged (the @plugged bitmap).
+ */
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+
+#include "dmm.h"
+
+static const char dmm_resource_name[] = "System RAM (virtio_dmm)";
+
+/*
+ * Reserve the region so that nothing else claims it and /dev/mem cannot map
+ * it, but leave it non-busy: add_memory_driver_managed() adds children.
+ */
+static int dmm_reserve_region(struct virtio_dmm *vm)
+{
+	const char *name = kstrdup(dev_name(&vm->vdev->dev), GFP_KERNEL);
+
+	if (!name)
+		return -ENOMEM;
+	vm->parent_res = __request_mem_region(vm->region_addr, vm->region_size,
+					      name, IORESOURCE_SYSTEM_RAM |
+					      IORESOURCE_EXCLUSIVE);
+	if (!vm->parent_res) {
+		kfree(name);
+		dev_err(&vm->vdev->dev, "region 0x%llx size 0x%llx is in use\n",
+			vm->region_addr, vm->region_size);
+		return -EBUSY;
+	}
+	vm->parent_res->flags &= ~IORESOURCE_BUSY;
+	return 0;
+}
+
+static void dmm_release_region(struct virtio_dmm *vm)
+{
+	const char *name = vm->parent_res->name;
+
+	release_resource(vm->parent_res);
+	kfree(vm->parent_res);
+	kfree(name);
+	vm->parent_res = NULL;
+}
+
+int dmm_coarse_init(struct virtio_dmm *vm)
+{
+	int rc;
+
+	vm->plugged = bitmap_zalloc(vm->nb_blocks, GFP_KERNEL);
+	if (!vm->plugged)
+		return -ENOMEM;
+	vm->resource_name = dmm_resource_name;
+	rc = dmm_reserve_region(vm);
+	if (rc)
+		goto out_free;
+	rc = memory_group_register_dynamic(vm->nid,
+					   vm->block_size >> PAGE_SHIFT);
+	if (rc < 0) {
+		dev_err(&vm->vdev->dev, "registering a memory group for node %d failed: %d\n",
+			vm->nid, rc);
+		goto out_release;
+	}
+	vm->mgid = rc;
+	return 0;
+
+out_release:
+	dmm_release_region(vm);
+out_free:
+	bitmap_free(vm->plugged);
+	vm->plugged = NULL;
+	return rc;
+}
+
+/* Only when nothing is plugged: Linux holds no memory of the region. */
+void dmm_coarse_exit(struct virtio_dmm *vm)
+{
+	if (WARN_ON_ONCE(vm->plugged_size))
+		return;
+	memory_group_unregister(vm->mgid);
+	dmm_release_region(vm);
+	bitmap_free(vm->plugged);
+	vm->plugged = NULL;
+}
+
+/*
+ * While memory is plugged the module holds a reference to itself: unloading
+ * then fails with "in use" instead of stranding memory in Linux.
+ */
+static void dmm_account(struct virtio_dmm *vm, unsigned long id, bool plug)
+{
+	if (plug) {
+		if (!vm->plugged_size)
+			__module_get(THIS_MODULE);
+		set_bit(id, vm->plugged);
+		vm->plugged_size += vm->block_size;
+	} else {
+		clear_bit(id, vm->plugged);
+		vm->plugged_size -= vm->block_size;
+		if (!vm->plugged_size)
+			module_put(THIS_MODULE);
+	}
+}
+
+static int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
+{
+	u64 addr = dmm_block_addr(vm, id);
+	int rc;
+
+	rc = add_memory_driver_managed(vm->mgid, addr, vm->block_size,
+				       vm->resource_name,
+				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
+	if (rc)
+		dev_warn(&vm->vdev->dev, "adding memory 0x%llx failed: %d\n",
+			 addr, rc);
+	return rc;
+}
+
+/*
+ * Plug up to @bytes in whole blocks, lowest free block first.
+ * Must be called with hotplug_mutex held.  Can fail after partial progress.
+ */
+int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
+{
+	unsigned long id;
+	int rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	while (bytes >= vm->block_size) {
+		id = find_first_zero_bit(vm->plugged, vm->nb_blocks);
+		if (id >= vm->nb_blocks)
+			return -ENOSPC;
+		rc = dmm_send_plug(vm, dmm_block_addr(vm, id), 1);
+		if (rc) {
+			vm->plug_failures++;
+			return rc;
+		}
+		rc = dmm_add_block(vm, id);
+		if (rc) {
+			vm->plug_failures++;
+			/* Linux refused it: give it back. */
+			if (dmm_send_unplug(vm, dmm_block_addr(vm, id), 1))
+				return -EIO;
+			return rc;
+		}
+		dmm_account(vm, id, true);
+		bytes -= vm->block_size;
+	}
+	return 0;
+}
+
+/*
+ * Remove block @id from Linux, then unplug it.  -EBUSY if Linux cannot
+ * offline it now.  If the device cannot unplug it now, the block goes back
+ * to Linux and the device's answer is returned.
+ */
+static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
+{
+	u64 addr = dmm_block_addr(vm, id);
+	int rc;
+
+	rc = offline_and_remove_memory(addr, vm->block_size);
+	if (rc) {
+		vm->unplug_failures++;
+		dev_dbg(&vm->vdev->dev, "removing memory 0x%llx failed: %d\n",
+			addr, rc);
+		return rc == -EBUSY || rc == -EAGAIN ? -EBUSY : rc;
+	}
+	rc = dmm_send_unplug(vm, addr, 1);
+	if (rc) {
+		if (dmm_add_block(vm, id))
+			return -EIO;	/* neither Linux's nor unplugged */
+		return rc;
+	}
+	dmm_account(vm, id, false);
+	return 0;
+}
+
+/*
+ * Unplug up to @bytes in whole blocks, highest address first, skipping
+ * blocks Linux cannot offline now.  Must be called with hotplug_mutex held.
+ * Returns 0, or -EBUSY if some blocks were busy (after partial progress),
+ * or the first other error.
+ */
+int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
+{
+	unsigned long id = vm->nb_blocks;
+	bool busy = false;
+	int rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	while (bytes >= vm->block_size && id-- > 0) {
+		if (!test_bit(id, vm->plugged))
+			continue;
+		rc = dmm_remove_block(vm, id);
+		if (rc == -EBUSY) {
+			busy = true;
+			continue;
+		}
+		if (rc)
+			return rc;
+		bytes -= vm->block_size;
+	}
+	return bytes >= vm->block_size && busy ? -EBUSY : 0;
+}
+
+/* Unplug every block we hold.  Returns 0 or the first error. */
+int dmm_coarse_unplug_all(struct virtio_dmm *vm)
+{
+	return dmm_coarse_unplug(vm, vm->plugged_size);
+}

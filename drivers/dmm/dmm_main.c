@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: probe, removal and the control loop.
+ *
+ * The host sets requested_size, the guest's target total RAM.  One control
+ * loop (dmm_run) compares it with boot_size + plugged_size and plugs or
+ * unplugs whole blocks of the device's region until they match.
+ */
+#include <linux/module.h>
+#include <linux/virtio_config.h>
+
+#include "dmm.h"
+
+/* Bytes of the region to plug for the current requested_size. */
+static u64 dmm_target(const struct virtio_dmm *vm)
+{
+	u64 req = vm->requested_size;
+
+	if (req <= vm->boot_size)
+		return 0;
+	return min(round_down(req - vm->boot_size, vm->block_size),
+		   vm->region_size);
+}
+
+static void dmm_schedule(struct virtio_dmm *vm, unsigned long delay)
+{
+	if (!READ_ONCE(vm->removing))
+		mod_delayed_work(system_freezable_wq, &vm->work, delay);
+}
+
+/*
+ * Wait and try again: starting at retry_interval_ms, doubling each time up
+ * to DMM_RETRY_MAX_FACTOR times that.
+ */
+static void dmm_backoff(struct virtio_dmm *vm)
+{
+	unsigned int base = READ_ONCE(vm->retry_interval_ms);
+
+	if (!vm->backoff_ms)
+		vm->backoff_ms = base;
+	else
+		vm->backoff_ms = min(vm->backoff_ms * 2,
+				     base * DMM_RETRY_MAX_FACTOR);
+	vm->status = DMM_STATUS_BUSY;
+	dmm_schedule(vm, msecs_to_jiffies(vm->backoff_ms));
+}
+
+/*
+ * One pass of the control loop, with hotplug_mutex held.  Maps each result
+ * to one policy: done (idle), retry with back-off (memory busy, device
+ * busy, no memory), re-read the config (NACK: the target moved), or stop
+ * (the device answered ERROR).
+ */
+static void dmm_step(struct virtio_dmm *vm)
+{
+	u64 target;
+	int rc;
+
+	if (atomic_xchg(&vm->config_changed, 0))
+		dmm_read_requested_size(vm);
+	target = dmm_target(vm);
+	if (vm->plugged_size < target)
+		rc = dmm_coarse_plug(vm, target - vm->plugged_size);
+	else if (vm->plugged_size > target)
+		rc = dmm_coarse_unplug(vm, vm->plugged_size - target);
+	else
+		rc = 0;
+
+	switch (rc) {
+	case 0:
+		vm->status = DMM_STATUS_IDLE;
+		vm->backoff_ms = 0;
+		break;
+	case -ENOSPC:
+		/* NACK: requested_size shrank under us; look again. */
+		atomic_set(&vm->config_changed, 1);
+		dmm_backoff(vm);
+		break;
+	case -EBUSY:
+	case -EAGAIN:
+	case -ENOMEM:
+		dmm_backoff(vm);
+		break;
+	default:
+		dev_err(&vm->vdev->dev, "stopping: the device or Linux failed a resize to %llu plugged bytes: %d\n",
+			target, rc);
+		vm->status = DMM_STATUS_ERROR;
+		break;
+	}
+}
+
+static void dmm_run(struct work_struct *work)
+{
+	struct virtio_dmm *vm = container_of(to_delayed_work(work),
+					     struct virtio_dmm, work);
+
+	mutex_lock(&vm->hotplug_mutex);
+	if (vm->status != DMM_STATUS_ERROR && !READ_ONCE(vm->removing))
+		dmm_step(vm);
+	mutex_unlock(&vm->hotplug_mutex);
+}
+
+static void dmm_config_changed(struct virtio_device *vdev)
+{
+	struct virtio_dmm *vm = vdev->priv;
+
+	atomic_set(&vm->config_changed, 1);
+	dmm_schedule(vm, 0);
+}
+
+/*
+ * Memory plugged that this kernel did not add (kexec, a reloaded driver) is
+ * not in use here: give it all back before starting.
+ */
+static int dmm_unplug_stale(struct virtio_dmm *vm)
+{
+	u64 stale = dmm_read_device_plugged_size(vm);
+	int rc;
+
+	if (!stale)
+		return 0;
+	dev_info(&vm->vdev->dev, "unplugging 0x%llx bytes plugged before\n",
+		 stale);
+	mutex_lock(&vm->hotplug_mutex);
+	rc = dmm_send_unplug_all(vm);
+	mutex_unlock(&vm->hotplug_mutex);
+	return rc;
+}
+
+static int dmm_probe(struct virtio_device *vdev)
+{
+	struct virtio_dmm *vm;
+	int rc;
+
+	vm = kzalloc(sizeof(*vm), GFP_KERNEL);
+	if (!vm)
+		return -ENOMEM;
+	vdev->priv = vm;
+	vm->vdev = vdev;
+	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
+	init_waitqueue_head(&vm->host_resp);
+	mutex_init(&vm->hotplug_mutex);
+	INIT_DELAYED_WORK(&vm->work, dmm_run);
+
+	rc = dmm_read_config(vm);
+	if (rc)
+		goto out_free;
+	vm->vq = virtio_find_single_vq(vdev, dmm_vq_done, "requests");
+	if (IS_ERR(vm->vq)) {
+		rc = PTR_ERR(vm->vq);
+		dev_err(&vdev->dev, "no request virtqueue: %d\n", rc);
+		goto out_free;
+	}
+	rc = dmm_coarse_init(vm);
+	if (rc)
+		goto out_del_vqs;
+	virtio_device_ready(vdev);
+
+	rc = dmm_unplug_stale(vm);
+	if (rc)
+		goto out_reset;
+
+	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d\n",
+		 vm->region_addr, vm->region_addr + vm->region_size - 1,
+		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid);
+	atomic_set(&vm->config_changed, 1);
+	dmm_schedule(vm, 0);
+	return 0;
+
+out_reset:
+	virtio_reset_device(vdev);
+	dmm_coarse_exit(vm);
+out_del_vqs:
+	vdev->config->del_vqs(vdev);
+out_free:
+	kfree(vm);
+	vdev->priv = NULL;
+	return rc;
+}
+
+/*
+ * The module holds a reference to itself while memory is plugged, and
+ * sysfs unbind is suppressed, so we get here with memory plugged only if
+ * the device itself goes away.  Give back what Linux lets go of; whatever
+ * it cannot offline stays Linux's (and the device is not reset under it).
+ */
+static void dmm_remove(struct virtio_device *vdev)
+{
+	struct virtio_dmm *vm = vdev->priv;
+
+	WRITE_ONCE(vm->removing, true);
+	cancel_delayed_work_sync(&vm->work);
+
+	mutex_lock(&vm->hotplug_mutex);
+	if (vm->plugged_size && dmm_coarse_unplug_all(vm))
+		dev_warn(&vdev->dev, "0x%llx bytes stay with Linux\n",
+			 vm->plugged_size);
+	mutex_unlock(&vm->hotplug_mutex);
+
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+	if (!vm->plugged_size) {
+		dmm_coarse_exit(vm);
+		kfree(vm);
+	}
+	vdev->priv = NULL;
+}
+
+static unsigned int dmm_features[] = {
+	VIRTIO_DMM_F_NODE_ID,
+};
+
+static const struct virtio_device_id dmm_id_table[] = {
+	{ VIRTIO_ID_DMM, VIRTIO_DEV_ANY_ID },
+	{ 0 },
+};
+
+static struct virtio_driver dmm_driver = {
+	.feature_table = dmm_features,
+	.feature_table_size = ARRAY_SIZE(dmm_features),
+	.driver.name = KBUILD_MODNAME,
+	.driver.dev_groups = dmm_groups,
+	/* Unbinding with memory plugged would strand it: not via sysfs. */
+	.driver.suppress_bind_attrs = true,
+	.id_table = dmm_id_table,
+	.probe = dmm_probe,
+	.remove = dmm_remove,
+	.config_changed = dmm_config_changed,
+};
+
+module_virtio_driver(dmm_driver);
+MODULE_DEVICE_TABLE(virtio, dmm_id_table);
+MODULE_DESCRIPTION("virtio-dmm dynamic memory driver");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: the device protocol.
+ *
+ * One send function per request type; each maps the device's answer to one
+ * errno so that the control loop can pick a policy:
+ *   ACK 0, NACK -ENOSPC, BUSY -EAGAIN, ERROR -EIO.
+ */
+#include <linux/acpi.h>
+#include <linux/log2.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/scatterlist.h>
+#include <linux/virtio_config.h>
+
+#include "dmm.h"
+
+void dmm_vq_done(struct virtqueue *vq)
+{
+	struct virtio_dmm *vm = vq->vdev->priv;
+
+	wake_up(&vm->host_resp);
+}
+
+/*
+ * Send vm->req and wait for the answer in vm->resp.
+ * Must be called with hotplug_mutex held: one request is in flight.
+ */
+static int dmm_send_request(struct virtio_dmm *vm)
+{
+	struct scatterlist sg_req, sg_resp;
+	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
+	unsigned int len;
+	int rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	sg_init_one(&sg_req, &vm->req, sizeof(vm->req));
+	sg_init_one(&sg_resp, &vm->resp, sizeof(vm->resp));
+	rc = virtqueue_add_sgs(vm->vq, sgs, 1, 1, vm, GFP_KERNEL);
+	if (rc < 0)
+		return rc;
+	virtqueue_kick(vm->vq);
+	wait_event(vm->host_resp, virtqueue_get_buf(vm->vq, &len));
+
+	switch (le16_to_cpu(vm->resp.type)) {
+	case VIRTIO_DMM_RESP_ACK:
+		return 0;
+	case VIRTIO_DMM_RESP_NACK:
+		return -ENOSPC;
+	case VIRTIO_DMM_RESP_BUSY:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
+}
+
+static int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr,
+			  u64 nb_blocks)
+{
+	memset(&vm->req, 0, sizeof(vm->req));
+	vm->req.type = cpu_to_le16(type);
+	vm->req.u.plug.addr = cpu_to_le64(addr);
+	vm->req.u.plug.nb_blocks = cpu_to_le64(nb_blocks);
+	return dmm_send_request(vm);
+}
+
+int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks)
+{
+	int rc = dmm_send_range(vm, VIRTIO_DMM_REQ_PLUG, addr, nb_blocks);
+
+	if (rc && rc != -ENOSPC && rc != -EAGAIN)
+		dev_err(&vm->vdev->dev, "PLUG 0x%llx+%llu blocks failed: %d\n",
+			addr, nb_blocks, rc);
+	return rc;
+}
+
+int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks)
+{
+	int rc = dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG, addr, nb_blocks);
+
+	if (rc && rc != -EAGAIN)
+		dev_err(&vm->vdev->dev, "UNPLUG 0x%llx+%llu blocks failed: %d\n",
+			addr, nb_blocks, rc);
+	return rc;
+}
+
+int dmm_send_unplug_all(struct virtio_dmm *vm)
+{
+	int rc;
+
+	memset(&vm->req, 0, sizeof(vm->req));
+	vm->req.type = cpu_to_le16(VIRTIO_DMM_REQ_UNPLUG_ALL);
+	rc = dmm_send_request(vm);
+	if (rc && rc != -EAGAIN)
+		dev_err(&vm->vdev->dev, "UNPLUG_ALL failed: %d\n", rc);
+	return rc;
+}
+
+void dmm_read_requested_size(struct virtio_dmm *vm)
+{
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, requested_size,
+			&vm->requested_size);
+}
+
+u64 dmm_read_device_plugged_size(struct virtio_dmm *vm)
+{
+	u64 size;
+
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, plugged_size,
+			&size);
+	return size;
+}
+
+static int dmm_node_of(struct virtio_dmm *vm)
+{
+	int nid = NUMA_NO_NODE;
+	u16 node_id;
+
+	if (virtio_has_feature(vm->vdev, VIRTIO_DMM_F_NODE_ID)) {
+		virtio_cread_le(vm->vdev, struct virtio_dmm_config, node_id,
+				&node_id);
+#if defined(CONFIG_ACPI_NUMA)
+		nid = pxm_to_node(node_id);
+#endif
+	}
+	if (nid == NUMA_NO_NODE)
+		nid = memory_add_physaddr_to_nid(vm->region_addr);
+	return nid;
+}
+
+/*
+ * Read the fixed configuration and check every value before anything is
+ * reserved or added: a device that lies gets a clear message and no memory.
+ */
+int dmm_read_config(struct virtio_dmm *vm)
+{
+	struct device *dev = &vm->vdev->dev;
+	const struct range pluggable = mhp_get_pluggable_range(true);
+	u64 mb_size = memory_block_size_bytes();
+
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, block_size,
+			&vm->block_size);
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, region_addr,
+			&vm->region_addr);
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, region_size,
+			&vm->region_size);
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, boot_size,
+			&vm->boot_size);
+	dmm_read_requested_size(vm);
+
+	if (!is_power_of_2(vm->block_size) || vm->block_size < mb_size) {
+		dev_err(dev, "block size 0x%llx is not a power of two of at least the memory block size 0x%llx\n",
+			vm->block_size, mb_size);
+		return -EINVAL;
+	}
+	if (!vm->region_size || !IS_ALIGNED(vm->region_size, vm->block_size) ||
+	    !IS_ALIGNED(vm->region_addr, vm->block_size)) {
+		dev_err(dev, "region 0x%llx size 0x%llx is not aligned to the block size 0x%llx\n",
+			vm->region_addr, vm->region_size, vm->block_size);
+		return -EINVAL;
+	}
+	if (vm->region_addr + vm->region_size < vm->region_addr ||
+	    vm->region_addr < pluggable.start ||
+	    vm->region_addr + vm->region_size - 1 > pluggable.end) {
+		dev_err(dev, "region 0x%llx size 0x%llx is outside the pluggable range 0x%llx-0x%llx\n",
+			vm->region_addr, vm->region_size, pluggable.start,
+			pluggable.end);
+		return -EINVAL;
+	}
+	if (vm->region_size / vm->block_size > INT_MAX) {
+		dev_err(dev, "region of 0x%llx blocks is too large\n",
+			vm->region_size / vm->block_size);
+		return -EINVAL;
+	}
+	vm->nb_blocks = vm->region_size / vm->block_size;
+	vm->nid = dmm_node_of(vm);
+	return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * virtio-dmm PCI proxy
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef QEMU_VIRTIO_DMM_PCI_H
+#define QEMU_VIRTIO_DMM_PCI_H
+
+#include "hw/virtio/virtio-md-pci.h"
+#include "hw/virtio/virtio-dmm.h"
+#include "qom/object.h"
+
+typedef struct VirtIODMMPCI VirtIODMMPCI;
+
+#define TYPE_VIRTIO_DMM_PCI "virtio-dmm-pci-base"
+DECLARE_INSTANCE_CHECKER(VirtIODMMPCI, VIRTIO_DMM_PCI, TYPE_VIRTIO_DMM_PCI)
+
+struct VirtIODMMPCI {
+    VirtIOMDPCI parent_obj;
+    VirtIODMM vdev;
+    /* sends MEMORY_DEVICE_SIZE_CHANGE when the plugged size changes */
+    Notifier size_change_notifier;
+};
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * virtio-dmm: dynamic memory device
+ *
+ * The guest plugs and unplugs blocks of a device-owned region until its RAM
+ * matches requested-size.  The device logic (block states, request
+ * validation, size accounting) is the portable library in dmm/; this file
+ * is the QEMU glue: properties, the virtqueue, discarding host memory,
+ * reset, migration and the memory-device hooks.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/iov.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/units.h"
+#include "system/numa.h"
+#include "system/reset.h"
+#include "system/system.h"
+#include "system/runstate.h"
+#include "hw/virtio/virtio.h"
+#include "hw/virtio/virtio-dmm.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "exec/ram_addr.h"
+#include "migration/misc.h"
+#include "migration/vmstate.h"
+#include "hw/boards.h"
+#include "hw/qdev-properties.h"
+#include "hw/resettable.h"
+#include "trace.h"
+#include "dmm/dmm_dev.h"
+
+#define VIRTIO_DMM_DEFAULT_BLOCK_SIZE   (128 * MiB)
+/* Sub-blocks of later versions are 2 MiB: never go below that. */
+#define VIRTIO_DMM_MIN_BLOCK_SIZE       (2 * MiB)
+#define VIRTIO_DMM_VQ_SIZE              128
+
+/* --- backend of the device library --- */
+
+static RAMBlock *virtio_dmm_rb(VirtIODMM *vdmm)
+{
+    return vdmm->memdev->mr.ram_block;
+}
+
+static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
+{
+    /* Plugged memory is backed lazily, on the guest's first touch. */
+    return 0;
+}
+
+static int virtio_dmm_discard(void *opaque, uint64_t offset, uint64_t len)
+{
+    VirtIODMM *vdmm = opaque;
+
+    return ram_block_discard_range(virtio_dmm_rb(vdmm), offset, len);
+}
+
+static void virtio_dmm_plugged_changed(void *opaque, uint64_t plugged_size)
+{
+    VirtIODMM *vdmm = opaque;
+
+    notifier_list_notify(&vdmm->size_change_notifiers, &plugged_size);
+}
+
+static const struct dmm_backend_ops virtio_dmm_backend = {
+    .populate = virtio_dmm_populate,
+    .discard = virtio_dmm_discard,
+    .plugged_changed = virtio_dmm_plugged_changed,
+};
+
+/* --- the request virtqueue --- */
+
+/*
+ * Postcopy cannot handle concurrent discards, and blocks plugged during
+ * precopy would reach the destination with stale content: no state changes
+ * while a migration runs (the guest gets BUSY and retries).
+ */
+static bool virtio_dmm_is_busy(void)
+{
+    return migration_in_incoming_postcopy() || migration_is_running();
+}
+
+static void virtio_dmm_drop_element(VirtQueue *vq, VirtQueueElement *elem)
+{
+    virtqueue_detach_element(vq, elem, 0);
+    g_free(elem);
+}
+
+static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    struct virtio_dmm_resp resp;
+    struct virtio_dmm_req req;
+    VirtQueueElement *elem;
+    size_t len;
+    int ret;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        len = iov_to_buf(elem->out_sg, elem->out_num, 0, &req, sizeof(req));
+        if (len < sizeof(req)) {
+            virtio_error(vdev, "virtio-dmm protocol violation: request of %zu"
+                         " bytes, expected %zu", len, sizeof(req));
+            virtio_dmm_drop_element(vq, elem);
+            return;
+        }
+        if (iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
+            virtio_error(vdev, "virtio-dmm protocol violation: %zu bytes for"
+                         " the response, expected %zu",
+                         iov_size(elem->in_sg, elem->in_num), sizeof(resp));
+            virtio_dmm_drop_element(vq, elem);
+            return;
+        }
+
+        trace_virtio_dmm_request(le16_to_cpu(req.type),
+                                 le64_to_cpu(req.u.plug.addr),
+                                 le64_to_cpu(req.u.plug.nb_blocks));
+        vdmm->dmm->busy = virtio_dmm_is_busy();
+        ret = dmm_handle_request(vdmm->dmm, &req, sizeof(req), &resp);
+        assert(ret == sizeof(resp));
+        trace_virtio_dmm_response(le16_to_cpu(resp.type),
+                                  vdmm->dmm->plugged_size);
+
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
+        virtqueue_push(vq, elem, sizeof(resp));
+        virtio_notify(vdev, vq);
+        g_free(elem);
+    }
+}
+
+/* --- configuration and features --- */
+
+static void virtio_dmm_get_config(VirtIODevice *vdev, uint8_t *config_data)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+
+    dmm_fill_config(vdmm->dmm, vdmm->node,
+                    (struct virtio_dmm_config *)config_data);
+}
+
+static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
+                                        Error **errp)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    if (ms->numa_state && ms->numa_state->num_nodes) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_NODE_ID);
+    }
+    return features;
+}
+
+/* --- realize --- */
+
+static bool virtio_dmm_check_memdev(VirtIODMM *vdmm, Error **errp)
+{
+    if (!vdmm->memdev) {
+        error_setg(errp, "'%s' property is not set", VIRTIO_DMM_MEMDEV_PROP);
+        return false;
+    }
+    if (host_memory_backend_is_mapped(vdmm->memdev)) {
+        error_setg(errp, "'%s' property specifies a busy memdev: %s",
+                   VIRTIO_DMM_MEMDEV_PROP,
+                   object_get_canonical_path_component(OBJECT(vdmm->memdev)));
+        return false;
+    }
+    if (!memory_region_is_ram(&vdmm->memdev->mr) ||
+        memory_region_is_rom(&vdmm->memdev->mr) ||
+        !vdmm->memdev->mr.ram_block) {
+        error_setg(errp, "'%s' property specifies an unsupported memdev",
+                   VIRTIO_DMM_MEMDEV_PROP);
+        return false;
+    }
+    if (vdmm->memdev->prealloc) {
+        error_setg(errp, "'%s' property specifies a memdev with prealloc=on:"
+                   " unplugged memory must not be backed",
+                   VIRTIO_DMM_MEMDEV_PROP);
+        return false;
+    }
+    return true;
+}
+
+static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    int nb_numa_nodes = ms->numa_state ? ms->numa_state->num_nodes : 0;
+    uint64_t page_size = qemu_ram_pagesize(virtio_dmm_rb(vdmm));
+
+    if ((nb_numa_nodes && vdmm->node >= nb_numa_nodes) ||
+        (!nb_numa_nodes && vdmm->node)) {
+        error_setg(errp, "'%s' property is %" PRIu32 ", but the machine has"
+                   " %d NUMA node(s)", VIRTIO_DMM_NODE_PROP, vdmm->node,
+                   nb_numa_nodes ? nb_numa_nodes : 1);
+        return false;
+    }
+    if (!is_power_of_2(vdmm->block_size) ||
+        vdmm->block_size < VIRTIO_DMM_MIN_BLOCK_SIZE) {
+        error_setg(errp, "'%s' property is 0x%" PRIx64 ", but must be a power"
+                   " of two of at least 0x%" PRIx64, VIRTIO_DMM_BLOCK_SIZE_PROP,
+                   vdmm->block_size, (uint64_t)VIRTIO_DMM_MIN_BLOCK_SIZE);
+        return false;
+    }
+    if (vdmm->block_size < page_size) {
+        error_setg(errp, "'%s' property 0x%" PRIx64 " is below the memdev's"
+                   " page size 0x%" PRIx64, VIRTIO_DMM_BLOCK_SIZE_PROP,
+                   vdmm->block_size, page_size);
+        return false;
+    }
+    if (should_mlock(mlock_state)) {
+        error_setg(errp, "virtio-dmm is incompatible with mlock");
+        return false;
+    }
+    return true;
+}
+
+static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VirtIODMM *vdmm = VIRTIO_DMM(dev);
+    struct dmm_params p;
+    char err[256];
+    Object *obj;
+    int ret;
+
+    if (!virtio_dmm_check_memdev(vdmm, errp) ||
+        !virtio_dmm_check_props(vdmm, errp)) {
+        return;
+    }
+
+    p.block_size = vdmm->block_size;
+    p.region_addr = vdmm->addr;
+    p.region_size = memory_region_size(&vdmm->memdev->mr);
+    p.boot_size = ms->ram_size;
+    vdmm->dmm = g_new0(struct dmm_dev, 1);
+    if (dmm_dev_init(vdmm->dmm, &p, &virtio_dmm_backend, vdmm, err,
+                     sizeof(err))) {
+        error_setg(errp, "%s (property '%s')", err,
+                   p.region_size % p.block_size ? VIRTIO_DMM_MEMDEV_PROP :
+                   VIRTIO_DMM_ADDR_PROP);
+        goto out_free;
+    }
+    if (!vdmm->initial_requested_size) {
+        vdmm->initial_requested_size = p.boot_size;
+    }
+    if (dmm_set_requested_size(vdmm->dmm, vdmm->initial_requested_size, err,
+                               sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_REQUESTED_SIZE_PROP,
+                   err);
+        goto out_fini;
+    }
+
+    /*
+     * Unplugged memory must not be backed: refuse to run where discarding
+     * is not allowed (e.g. with VFIO devices that pin all guest memory).
+     */
+    if (ram_block_coordinated_discard_require(true)) {
+        error_setg(errp, "virtio-dmm needs to discard RAM, but discarding is"
+                   " disabled (e.g. by vfio)");
+        goto out_fini;
+    }
+    /* A reused backend may hold memory: start with everything unplugged. */
+    if (!runstate_check(RUN_STATE_INMIGRATE)) {
+        ret = ram_block_discard_range(virtio_dmm_rb(vdmm), 0, p.region_size);
+        if (ret) {
+            error_setg_errno(errp, -ret, "virtio-dmm cannot discard its"
+                             " region");
+            goto out_discard;
+        }
+    }
+
+    vdmm->mig_nb_blocks = vdmm->dmm->nb_blocks;
+    vdmm->mig_state = vdmm->dmm->state;
+
+    virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
+    vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
+                                virtio_dmm_handle_request);
+    host_memory_backend_set_mapped(vdmm->memdev, true);
+    vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
+
+    /* Unplug all on machine reset only; see virtio_dmm_system_reset_hold. */
+    obj = object_new(TYPE_VIRTIO_DMM_SYSTEM_RESET);
+    vdmm->system_reset = VIRTIO_DMM_SYSTEM_RESET(obj);
+    vdmm->system_reset->vdmm = vdmm;
+    qemu_register_resettable(obj);
+    return;
+
+out_discard:
+    ram_block_coordinated_discard_require(false);
+out_fini:
+    dmm_dev_fini(vdmm->dmm);
+out_free:
+    g_free(vdmm->dmm);
+    vdmm->dmm = NULL;
+}
+
+static void virtio_dmm_device_unrealize(DeviceState *dev)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VirtIODMM *vdmm = VIRTIO_DMM(dev);
+
+    qemu_unregister_resettable(OBJECT(vdmm->system_reset));
+    object_unref(OBJECT(vdmm->system_reset));
+    vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
+    host_memory_backend_set_mapped(vdmm->memdev, false);
+    virtio_del_queue(vdev, 0);
+    virtio_cleanup(vdev);
+    dmm_dev_fini(vdmm->dmm);
+    g_free(vdmm->dmm);
+    vdmm->dmm = NULL;
+    ram_block_coordinated_discard_require(false);
+}
+
+/* --- machine reset --- */
+
+/*
+ * A machine reset unplugs every block: the next kernel starts from boot
+ * memory.  A device reset (the guest driver resetting the device) must not:
+ * Linux may still use the memory it plugged.  Hence a resettable object of
+ * our own, reset only with the machine.
+ */
+static void virtio_dmm_system_reset_hold(Object *obj, ResetType type)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM_SYSTEM_RESET(obj)->vdmm;
+
+    /* Waking up from suspend is no reboot: memory stays. */
+    if (type == RESET_TYPE_WAKEUP) {
+        return;
+    }
+    trace_virtio_dmm_unplug_all(vdmm->dmm->plugged_size);
+    if (dmm_unplug_all(vdmm->dmm)) {
+        warn_report("virtio-dmm: discarding the region on reset failed");
+    }
+}
+
+static ResettableState *virtio_dmm_system_reset_get_state(Object *obj)
+{
+    return &VIRTIO_DMM_SYSTEM_RESET(obj)->reset_state;
+}
+
+static void virtio_dmm_system_reset_class_init(ObjectClass *klass, void *data)
+{
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
+
+    rc->get_state = virtio_dmm_system_reset_get_state;
+    rc->phases.hold = virtio_dmm_system_reset_hold;
+}
+
+static const TypeInfo virtio_dmm_system_reset_info = {
+    .name = TYPE_VIRTIO_DMM_SYSTEM_RESET,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(VirtIODMMSystemReset),
+    .class_init = virtio_dmm_system_reset_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_RESETTABLE_INTERFACE },
+        { }
+    },
+};
+
+/* --- migration --- */
+
+static int virtio_dmm_pre_save(void *opaque)
+{
+    VirtIODMM *vdmm = opaque;
+
+    vdmm->mig_requested_size = vdmm->dmm->requested_size;
+    vdmm->mig_plugged_size = vdmm->dmm->plugged_size;
+    return 0;
+}
+
+/* Everything loaded must agree with itself before the guest runs again. */
+static int virtio_dmm_post_load(void *opaque, int version_id)
+{
+    VirtIODMM *vdmm = opaque;
+    char err[256];
+    uint64_t i, bs = vdmm->block_size;
+
+    vdmm->dmm->requested_size = vdmm->mig_requested_size;
+    vdmm->dmm->plugged_size = vdmm->mig_plugged_size;
+    if (dmm_check_loaded_state(vdmm->dmm, err, sizeof(err))) {
+        error_report("virtio-dmm: inconsistent migration stream: %s", err);
+        return -EINVAL;
+    }
+    if (migrate_ram_is_ignored(virtio_dmm_rb(vdmm))) {
+        return 0;
+    }
+    /* Unplugged blocks arrived as zero pages: give them back again. */
+    for (i = 0; i < vdmm->dmm->nb_blocks; i++) {
+        if (vdmm->dmm->state[i] == DMM_BLOCK_UNPLUGGED &&
+            ram_block_discard_range(virtio_dmm_rb(vdmm), i * bs, bs)) {
+            error_report("virtio-dmm: discarding block %" PRIu64 " failed",
+                         i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static const VMStateDescription vmstate_virtio_dmm_device = {
+    .name = "virtio-dmm-device",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .pre_save = virtio_dmm_pre_save,
+    .post_load = virtio_dmm_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(block_size, VirtIODMM),
+        VMSTATE_UINT64(addr, VirtIODMM),
+        VMSTATE_UINT32_EQUAL(mig_nb_blocks, VirtIODMM, NULL),
+        VMSTATE_UINT64(mig_requested_size, VirtIODMM),
+        VMSTATE_UINT64(mig_plugged_size, VirtIODMM),
+        VMSTATE_VBUFFER_UINT32(mig_state, VirtIODMM, 1, NULL, mig_nb_blocks),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_virtio_dmm = {
+    .name = "virtio-dmm",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_VIRTIO_DEVICE,
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* --- the memory-device side (used by virtio-dmm-pci) --- */
+
+static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
+                                        VirtioDMMDeviceInfo *vi)
+{
+    const struct dmm_dev *d = vdmm->dmm;
+
+    vi->memaddr = vdmm->addr;
+    vi->node = vdmm->node;
+    vi->requested_size = d->requested_size;
+    vi->plugged_size = d->plugged_size;
+    vi->region_size = d->p.region_size;
+    vi->boot_size = d->p.boot_size;
+    vi->block_size = vdmm->block_size;
+    vi->memdev = object_get_canonical_path(OBJECT(vdmm->memdev));
+}
+
+static MemoryRegion *virtio_dmm_get_memory_region(VirtIODMM *vdmm,
+                                                  Error **errp)
+{
+    if (!vdmm->memdev) {
+        error_setg(errp, "'%s' property must be set", VIRTIO_DMM_MEMDEV_PROP);
+        return NULL;
+    }
+    return &vdmm->memdev->mr;
+}
+
+static void virtio_dmm_add_size_change_notifier(VirtIODMM *vdmm,
+                                                Notifier *notifier)
+{
+    notifier_list_add(&vdmm->size_change_notifiers, notifier);
+}
+
+static void virtio_dmm_unplug_request_check(VirtIODMM *vdmm, Error **errp)
+{
+    if (vdmm->dmm && vdmm->dmm->plugged_size) {
+        error_setg(errp, "virtio-dmm cannot be unplugged while the guest has"
+                   " 0x%" PRIx64 " bytes of its region plugged: set '%s' to"
+                   " boot-size first", vdmm->dmm->plugged_size,
+                   VIRTIO_DMM_REQUESTED_SIZE_PROP);
+    }
+}
+
+/* --- properties --- */
+
+static void virtio_dmm_get_requested_size(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = vdmm->dmm ? vdmm->dmm->requested_size :
+                     vdmm->initial_requested_size;
+
+    visit_type_size(v, name, &value, errp);
+}
+
+/*
+ * Before realize the value is only stored (realize checks it against the
+ * memdev and boot size); afterwards the library checks it and nothing
+ * changes on error.  The guest is notified even of an unchanged value.
+ */
+static void virtio_dmm_set_requested_size(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    char err[256];
+    uint64_t value;
+
+    if (!visit_type_size(v, name, &value, errp)) {
+        return;
+    }
+    if (!DEVICE(obj)->realized) {
+        vdmm->initial_requested_size = value;
+        return;
+    }
+    if (dmm_set_requested_size(vdmm->dmm, value, err, sizeof(err))) {
+        error_setg(errp, "%s", err);
+        return;
+    }
+    trace_virtio_dmm_requested_size(value);
+    virtio_notify_config(VIRTIO_DEVICE(vdmm));
+}
+
+static void virtio_dmm_get_plugged_size(Object *obj, Visitor *v,
+                                        const char *name, void *opaque,
+                                        Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = vdmm->dmm ? vdmm->dmm->plugged_size : 0;
+
+    visit_type_size(v, name, &value, errp);
+}
+
+static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    uint64_t value = MACHINE(qdev_get_machine())->ram_size;
+
+    visit_type_size(v, name, &value, errp);
+}
+
+static const Property virtio_dmm_properties[] = {
+    DEFINE_PROP_UINT64(VIRTIO_DMM_ADDR_PROP, VirtIODMM, addr, 0),
+    DEFINE_PROP_UINT32(VIRTIO_DMM_NODE_PROP, VirtIODMM, node, 0),
+    DEFINE_PROP_SIZE(VIRTIO_DMM_BLOCK_SIZE_PROP, VirtIODMM, block_size,
+                     VIRTIO_DMM_DEFAULT_BLOCK_SIZE),
+    DEFINE_PROP_LINK(VIRTIO_DMM_MEMDEV_PROP, VirtIODMM, memdev,
+                     TYPE_MEMORY_BACKEND, HostMemoryBackend *),
+};
+
+static void virtio_dmm_instance_init(Object *obj)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+
+    notifier_list_init(&vdmm->size_change_notifiers);
+    object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
+                        virtio_dmm_get_requested_size,
+                        virtio_dmm_set_requested_size, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_PLUGGED_SIZE_PROP, "size",
+                        virtio_dmm_get_plugged_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
+                        virtio_dmm_get_boot_size, NULL, NULL, NULL);
+}
+
+static void virtio_dmm_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
+    VirtIODMMClass *vdmc = VIRTIO_DMM_CLASS(klass);
+
+    device_class_set_props(dc, virtio_dmm_properties);
+    dc->vmsd = &vmstate_virtio_dmm;
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+
+    vdc->realize = virtio_dmm_device_realize;
+    vdc->unrealize = virtio_dmm_device_unrealize;
+    vdc->get_config = virtio_dmm_get_config;
+    vdc->get_features = virtio_dmm_get_features;
+    vdc->vmsd = &vmstate_virtio_dmm_device;
+
+    vdmc->fill_device_info = virtio_dmm_fill_device_info;
+    vdmc->get_memory_region = virtio_dmm_get_memory_region;
+    vdmc->add_size_change_notifier = virtio_dmm_add_size_change_notifier;
+    vdmc->unplug_request_check = virtio_dmm_unplug_request_check;
+}
+
+static const TypeInfo virtio_dmm_info = {
+    .name = TYPE_VIRTIO_DMM,
+    .parent = TYPE_VIRTIO_DEVICE,
+    .instance_size = sizeof(VirtIODMM),
+    .instance_init = virtio_dmm_instance_init,
+    .class_init = virtio_dmm_class_init,
+    .class_size = sizeof(VirtIODMMClass),
+};
+
+static void virtio_dmm_register_types(void)
+{
+    type_register_static(&virtio_dmm_info);
+    type_register_static(&virtio_dmm_system_reset_info);
+}
+
+type_init(virtio_dmm_register_types)

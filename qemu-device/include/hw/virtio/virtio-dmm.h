@@ -1,0 +1,88 @@
+/*
+ * virtio-dmm: dynamic memory device
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef HW_VIRTIO_DMM_H
+#define HW_VIRTIO_DMM_H
+
+#include "hw/resettable.h"
+#include "hw/virtio/virtio.h"
+#include "qapi/qapi-types-misc.h"
+#include "qapi/qapi-types-machine.h"
+#include "system/hostmem.h"
+#include "qom/object.h"
+
+#define TYPE_VIRTIO_DMM "virtio-dmm"
+
+OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
+
+#define VIRTIO_DMM_MEMDEV_PROP          "memdev"
+#define VIRTIO_DMM_NODE_PROP            "node"
+#define VIRTIO_DMM_ADDR_PROP            "memaddr"
+#define VIRTIO_DMM_BLOCK_SIZE_PROP      "block-size"
+#define VIRTIO_DMM_REQUESTED_SIZE_PROP  "requested-size"
+#define VIRTIO_DMM_PLUGGED_SIZE_PROP    "plugged-size"
+#define VIRTIO_DMM_BOOT_SIZE_PROP       "boot-size"
+
+#define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
+
+OBJECT_DECLARE_SIMPLE_TYPE(VirtIODMMSystemReset, VIRTIO_DMM_SYSTEM_RESET)
+
+struct dmm_dev;
+
+/* Resets with the machine only, never with the device. */
+struct VirtIODMMSystemReset {
+    Object parent;
+
+    ResettableState reset_state;
+    VirtIODMM *vdmm;
+};
+
+struct VirtIODMM {
+    VirtIODevice parent_obj;
+
+    /* the request virtqueue */
+    VirtQueue *vq;
+
+    /* the region's backend; set by the user, mapped while realized */
+    HostMemoryBackend *memdev;
+    /* NUMA node of the region */
+    uint32_t node;
+    /* guest-physical address of the region, assigned by the machine */
+    uint64_t addr;
+    /* unit of plug and unplug */
+    uint64_t block_size;
+    /* requested-size given on the command line, before realize */
+    uint64_t initial_requested_size;
+
+    /* device logic: block states and sizes (hw/virtio/dmm/dmm_dev.h) */
+    struct dmm_dev *dmm;
+
+    /* Migration: copies of dmm's state, valid in pre_save/post_load. */
+    uint32_t mig_nb_blocks;
+    uint8_t *mig_state;
+    uint64_t mig_requested_size;
+    uint64_t mig_plugged_size;
+
+    /* unplugs everything on machine reset (not on device reset) */
+    VirtIODMMSystemReset *system_reset;
+
+    /* notified with a uint64_t * of the new plugged size */
+    NotifierList size_change_notifiers;
+};
+
+struct VirtIODMMClass {
+    /* private */
+    VirtioDeviceClass parent_class;
+
+    /* public */
+    void (*fill_device_info)(const VirtIODMM *vdmm, VirtioDMMDeviceInfo *vi);
+    MemoryRegion *(*get_memory_region)(VirtIODMM *vdmm, Error **errp);
+    void (*add_size_change_notifier)(VirtIODMM *vdmm, Notifier *notifier);
+    void (*unplug_request_check)(VirtIODMM *vdmm, Error **errp);
+};
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the guest driver against the pinned guest kernel's headers.
+# Linux 6.12 writes objects next to the sources (no MO=), so the sources the
+# root Kbuild needs are mirrored into build/kmod first; the tree stays clean.
+#   scripts/build-module.sh [extra make arguments, e.g. C=2]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+KMOD=$BUILD/kmod
+KDIR=/lib/modules/$KVER/build
+
+main() {
+	[ -d "$KDIR" ] || die "$KDIR missing: run scripts/setup-host.sh"
+	mkdir -p "$KMOD"
+	rsync -a --checksum --delete --exclude='*.o' --exclude='*.ko' \
+		--exclude='.*.cmd' --exclude='*.mod*' --exclude='modules.order' \
+		--exclude='Module.symvers' --exclude='.tmp*' \
+		"$TOP/drivers" "$TOP/Kbuild" "$KMOD/"
+	mkdir -p "$KMOD/virtio-dmm-device"
+	rsync -a --checksum --delete "$TOP/virtio-dmm-device/include" \
+		"$KMOD/virtio-dmm-device/"
+	make -C "$KDIR" M="$KMOD" W=1 "$@" modules
+	log "module: $KMOD/drivers/dmm/virtio_dmm.ko"
+}
+
+main "$@"

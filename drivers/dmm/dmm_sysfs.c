@@ -14,29 +14,82 @@ static struct virtio_dmm *dev_to_dmm(struct device *dev)
 	return dev_to_virtio(dev)->priv;
 }
 
-/* Show a u64 field of the device under hotplug_mutex. */
-#define DMM_ATTR_U64(_name, _fmt)					\
-static ssize_t _name##_show(struct device *dev,				\
-			    struct device_attribute *attr, char *buf)	\
-{									\
-	struct virtio_dmm *vm = dev_to_dmm(dev);			\
-	u64 val;							\
-									\
-	mutex_lock(&vm->hotplug_mutex);					\
-	val = vm->_name;						\
-	mutex_unlock(&vm->hotplug_mutex);				\
-	return sysfs_emit(buf, _fmt "\n", val);				\
-}									\
-static DEVICE_ATTR_RO(_name)
+/* Show the u64 at @off in struct virtio_dmm, read under hotplug_mutex. */
+static ssize_t dmm_show_u64(struct device *dev, char *buf, size_t off,
+			    bool hex)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	u64 val;
 
-DMM_ATTR_U64(plugged_size, "%llu");
-DMM_ATTR_U64(requested_size, "%llu");
-DMM_ATTR_U64(block_size, "%llu");
-DMM_ATTR_U64(region_addr, "0x%llx");
-DMM_ATTR_U64(region_size, "%llu");
-DMM_ATTR_U64(boot_size, "%llu");
-DMM_ATTR_U64(plug_failures, "%llu");
-DMM_ATTR_U64(unplug_failures, "%llu");
+	mutex_lock(&vm->hotplug_mutex);
+	val = *(u64 *)((char *)vm + off);
+	mutex_unlock(&vm->hotplug_mutex);
+	return sysfs_emit(buf, hex ? "0x%llx\n" : "%llu\n", val);
+}
+
+static ssize_t plugged_size_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, plugged_size),
+			    false);
+}
+static DEVICE_ATTR_RO(plugged_size);
+
+static ssize_t requested_size_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, requested_size),
+			    false);
+}
+static DEVICE_ATTR_RO(requested_size);
+
+static ssize_t block_size_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, block_size),
+			    false);
+}
+static DEVICE_ATTR_RO(block_size);
+
+static ssize_t region_addr_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, region_addr),
+			    true);
+}
+static DEVICE_ATTR_RO(region_addr);
+
+static ssize_t region_size_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, region_size),
+			    false);
+}
+static DEVICE_ATTR_RO(region_size);
+
+static ssize_t boot_size_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, boot_size),
+			    false);
+}
+static DEVICE_ATTR_RO(boot_size);
+
+static ssize_t plug_failures_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, plug_failures),
+			    false);
+}
+static DEVICE_ATTR_RO(plug_failures);
+
+static ssize_t unplug_failures_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, unplug_failures),
+			    false);
+}
+static DEVICE_ATTR_RO(unplug_failures);
 
 static const char * const dmm_status_names[] = {
 	[DMM_STATUS_IDLE] = "idle",

@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Static checks of the guest driver: checkpatch.pl --strict on every driver
+# file and the uapi header, and sparse (make C=2).  Any warning fails.
+# checkpatch.pl comes from the linux-source-6.12 package, extracted once.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+CP=$BUILD/checkpatch
+TARBALL=/usr/src/linux-source-6.12.tar.xz
+
+extract_checkpatch() {
+	[ -x "$CP/scripts/checkpatch.pl" ] && return 0
+	[ -f "$TARBALL" ] || die "$TARBALL missing: run scripts/setup-host.sh"
+	log "check: extracting checkpatch.pl from $TARBALL"
+	mkdir -p "$CP"
+	tar -xJf "$TARBALL" -C "$CP" --strip-components=1 \
+		linux-source-6.12/scripts/checkpatch.pl \
+		linux-source-6.12/scripts/spelling.txt \
+		linux-source-6.12/scripts/const_structs.checkpatch
+}
+
+run_checkpatch() {
+	local f rc=0
+	for f in "$TOP"/drivers/dmm/*.[ch] \
+		 "$TOP"/virtio-dmm-device/include/uapi/linux/virtio_dmm.h; do
+		if ! "$CP/scripts/checkpatch.pl" --strict --no-tree --quiet \
+			--show-types -f "$f"; then
+			rc=1
+		fi
+	done
+	return $rc
+}
+
+# sparse: rebuild every object with C=2 and fail on any sparse line.
+run_sparse() {
+	local out
+	out=$("$TOP/scripts/build-module.sh" C=2 2>&1) || {
+		echo "$out"
+		return 1
+	}
+	if echo "$out" | grep -E '\.(c|h):[0-9]+:[0-9]+: (warning|error)'; then
+		return 1
+	fi
+}
+
+main() {
+	local rc=0
+	extract_checkpatch
+	log "check: checkpatch --strict"
+	run_checkpatch || rc=1
+	log "check: sparse (C=2)"
+	run_sparse || rc=1
+	[ $rc = 0 ] && log "check: clean"
+	return $rc
+}
+
+main "$@"

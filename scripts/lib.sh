@@ -14,6 +14,7 @@ QEMU_DSC_VER=1:10.0.13+ds-0+deb13u1
 QEMU_SRC=$BUILD/qemu-src
 QEMU_BUILD=$BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
+QEMU_QTEST=$QEMU_BUILD/tests/qtest/virtio-dmm-test
 
 # Pinned guest kernel (Debian bookworm-backports).
 KVER=6.12.117+deb12-amd64

@@ -31,7 +31,9 @@ write_sources() {
 	# The pinned guest kernel comes from bookworm-security, which keeps
 	# several versions (backports keeps only its newest).
 	if ! have_suite bookworm-security; then
-		security=$(printf '%s\n' "" \
+		# A blank line separates deb822 stanzas ($(...) strips the
+		# newline the stanza above ends with, hence two).
+		security=$(printf '%s\n' "" "" \
 			"Types: deb" \
 			"URIs: http://deb.debian.org/debian-security" \
 			"Suites: bookworm-security" \

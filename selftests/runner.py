@@ -76,7 +76,8 @@ class Results:
         for line in out.splitlines():
             m = self.TAP.match(line.strip())
             if not m:
-                if line.startswith("#") and "[RUN]" not in line:
+                if line.startswith("#") and "[RUN]" not in line and \
+                        "starting QEMU" not in line:
                     self.diag("  " + line.lstrip("# "))
                 continue
             seen += 1
@@ -131,6 +132,16 @@ def suite_driver_checks(r):
                        text=True, timeout=600)
     r.ok(p.returncode == 0, "driver: checkpatch --strict and sparse clean",
          p.stdout[-4000:])
+
+
+def suite_qtest(r):
+    """QEMU's own test: malformed requests straight into the virtqueue."""
+    qbuild = os.path.join(dmmvm.BUILD, "qemu-build")
+    env = dict(os.environ, QTEST_QEMU_BINARY="./qemu-system-x86_64")
+    p = subprocess.run(["timeout", "300", "tests/qtest/virtio-dmm-test",
+                        "--tap"], cwd=qbuild, env=env, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    r.tap("qtest", p.returncode, p.stdout)
 
 
 # --- guest suites ---
@@ -309,6 +320,7 @@ def suite_coarse(r):
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
+    "qtest": suite_qtest,
     "coarse": suite_coarse,
 }
 

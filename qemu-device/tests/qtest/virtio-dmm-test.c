@@ -1,0 +1,319 @@
+/*
+ * QTest for virtio-dmm: requests straight into the virtqueue
+ *
+ * Valid requests are answered, invalid ones get ERROR or NACK and change
+ * nothing, protocol violations mark the device broken without taking QEMU
+ * down, and a machine reset unplugs everything.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "libqos/libqos-pc.h"
+#include "libqos/virtio.h"
+#include "libqos/virtio-pci.h"
+#include "standard-headers/linux/virtio_config.h"
+#include <linux/virtio_dmm.h>
+
+#define DMM_TIMEOUT_US  (10 * 1000 * 1000)
+#define BOOT_SIZE       (512 * 1024 * 1024ULL)
+#define BLOCK_SIZE      (128 * 1024 * 1024ULL)
+#define REGION_SIZE     (1024 * 1024 * 1024ULL)
+
+typedef struct DMMTest {
+    QOSState *qs;
+    QVirtioPCIDevice *dev;
+    QVirtQueue *vq;
+    uint64_t region;
+} DMMTest;
+
+static DMMTest *dmm_start(void)
+{
+    DMMTest *t = g_new0(DMMTest, 1);
+    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
+    uint64_t features;
+
+    t->qs = qtest_pc_boot("-m 512M,slots=2,maxmem=4G -nodefaults"
+                          " -object memory-backend-ram,id=mem0,size=1G,"
+                          "reserve=off"
+                          " -device virtio-dmm-pci,id=dmm0,memdev=mem0,"
+                          "addr=04.0");
+    t->dev = virtio_pci_new(t->qs->pcibus, &addr);
+    g_assert(t->dev);
+    qvirtio_pci_device_enable(t->dev);
+    qvirtio_start_device(&t->dev->vdev);
+    features = qvirtio_get_features(&t->dev->vdev);
+    g_assert(features & (1ULL << VIRTIO_F_VERSION_1));
+    qvirtio_set_features(&t->dev->vdev, 1ULL << VIRTIO_F_VERSION_1);
+    t->vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc, 0);
+    qvirtio_set_driver_ok(&t->dev->vdev);
+    t->region = qvirtio_config_readq(&t->dev->vdev,
+                    offsetof(struct virtio_dmm_config, region_addr));
+    return t;
+}
+
+static void dmm_stop(DMMTest *t)
+{
+    qvirtqueue_cleanup(t->dev->vdev.bus, t->vq, &t->qs->alloc);
+    qos_object_destroy(&t->dev->obj);
+    qtest_shutdown(t->qs);
+    g_free(t);
+}
+
+static uint64_t dmm_qom_size(DMMTest *t, const char *prop)
+{
+    QDict *rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'qom-get', 'arguments':"
+                           " { 'path': 'dmm0', 'property': %s } }", prop);
+    uint64_t v;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    v = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    return v;
+}
+
+static void dmm_set_requested(DMMTest *t, uint64_t size)
+{
+    QDict *rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'qom-set', 'arguments':"
+                           " { 'path': 'dmm0', 'property': 'requested-size',"
+                           " 'value': %" PRIu64 " } }", size);
+
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+/*
+ * Put @req_len bytes of @req and a @resp_len response buffer on the queue.
+ * Returns the head of the chain.
+ */
+static uint32_t dmm_post(DMMTest *t, const void *req, size_t req_len,
+                         size_t resp_len, uint64_t *resp_addr)
+{
+    QTestState *qts = t->qs->qts;
+    uint64_t req_addr = guest_alloc(&t->qs->alloc, req_len);
+    uint32_t head;
+
+    *resp_addr = guest_alloc(&t->qs->alloc, resp_len);
+    qtest_memwrite(qts, req_addr, req, req_len);
+    qtest_memset(qts, *resp_addr, 0xff, resp_len);
+    head = qvirtqueue_add(qts, t->vq, req_addr, req_len, false, true);
+    qvirtqueue_add(qts, t->vq, *resp_addr, resp_len, true, false);
+    qvirtqueue_kick(qts, &t->dev->vdev, t->vq, head);
+    return head;
+}
+
+/* Send a well-formed request and return the response type. */
+static uint16_t dmm_send(DMMTest *t, const struct virtio_dmm_req *req,
+                         struct virtio_dmm_resp *resp)
+{
+    uint64_t resp_addr;
+    uint32_t head, len;
+
+    head = dmm_post(t, req, sizeof(*req), sizeof(*resp), &resp_addr);
+    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->vq, head, &len,
+                           DMM_TIMEOUT_US);
+    g_assert_cmpuint(len, ==, sizeof(*resp));
+    qtest_memread(t->qs->qts, resp_addr, resp, sizeof(*resp));
+    return le16_to_cpu(resp->type);
+}
+
+static uint16_t dmm_range(DMMTest *t, uint16_t type, uint64_t addr,
+                          uint64_t nb_blocks)
+{
+    struct virtio_dmm_req req = {
+        .type = cpu_to_le16(type),
+        .u.plug.addr = cpu_to_le64(addr),
+        .u.plug.nb_blocks = cpu_to_le64(nb_blocks),
+    };
+    struct virtio_dmm_resp resp;
+
+    return dmm_send(t, &req, &resp);
+}
+
+static uint16_t dmm_state(DMMTest *t, uint64_t addr, uint64_t nb_blocks)
+{
+    struct virtio_dmm_req req = {
+        .type = cpu_to_le16(VIRTIO_DMM_REQ_STATE),
+        .u.state.addr = cpu_to_le64(addr),
+        .u.state.nb_blocks = cpu_to_le64(nb_blocks),
+    };
+    struct virtio_dmm_resp resp;
+
+    g_assert_cmpuint(dmm_send(t, &req, &resp), ==, VIRTIO_DMM_RESP_ACK);
+    return le16_to_cpu(resp.u.state.state);
+}
+
+static void test_config(void)
+{
+    DMMTest *t = dmm_start();
+    QVirtioDevice *d = &t->dev->vdev;
+
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, block_size)), ==,
+                    BLOCK_SIZE);
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, region_size)), ==,
+                    REGION_SIZE);
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, boot_size)), ==,
+                    BOOT_SIZE);
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, requested_size)), ==,
+                    BOOT_SIZE);
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, plugged_size)), ==, 0);
+    g_assert_cmphex(t->region % BLOCK_SIZE, ==, 0);
+    dmm_stop(t);
+}
+
+static void test_plug_unplug(void)
+{
+    DMMTest *t = dmm_start();
+
+    dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 2), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 2 * BLOCK_SIZE);
+    g_assert_cmpuint(dmm_state(t, t->region, 2), ==,
+                     VIRTIO_DMM_STATE_PLUGGED);
+    g_assert_cmpuint(dmm_state(t, t->region, 3), ==, VIRTIO_DMM_STATE_MIXED);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG,
+                               t->region + BLOCK_SIZE, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_state(t, t->region, 8), ==,
+                     VIRTIO_DMM_STATE_UNPLUGGED);
+    dmm_stop(t);
+}
+
+/* Every rule a request can break: answered, and nothing changes. */
+static void test_bad_requests(void)
+{
+    DMMTest *t = dmm_start();
+    const uint64_t r = t->region;
+    struct virtio_dmm_req req = { .type = cpu_to_le16(VIRTIO_DMM_REQ_PLUG) };
+    struct virtio_dmm_resp resp;
+
+    /* nothing may be plugged beyond requested-size */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_NACK);
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 2), ==,
+                     VIRTIO_DMM_RESP_NACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r + 4096, 1), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r - BLOCK_SIZE, 1),
+                     ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r + REGION_SIZE, 1),
+                     ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 0), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, UINT64_MAX), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, UINT64_MAX -
+                               BLOCK_SIZE + 1, 2), ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG,
+                               r + REGION_SIZE - BLOCK_SIZE, 2), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, 0x77, r, 1), ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    req.padding[1] = cpu_to_le16(1);
+    req.u.plug.addr = cpu_to_le64(r);
+    req.u.plug.nb_blocks = cpu_to_le64(1);
+    g_assert_cmpuint(dmm_send(t, &req, &resp), ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+
+    /* plugged twice, unplugged with an unplugged neighbour */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 2), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_state(t, r, 1), ==, VIRTIO_DMM_STATE_PLUGGED);
+    dmm_stop(t);
+}
+
+/* Wait until the device status has @bit set (or time out). */
+static uint8_t dmm_wait_status(DMMTest *t, uint8_t bit)
+{
+    QVirtioDevice *d = &t->dev->vdev;
+    gint64 start = g_get_monotonic_time();
+    uint8_t status;
+
+    while (!((status = d->bus->get_status(d)) & bit) &&
+           g_get_monotonic_time() - start < DMM_TIMEOUT_US) {
+        qtest_clock_step(t->qs->qts, 100);
+    }
+    return status;
+}
+
+/*
+ * A request too short, or no room for the response: the device is marked
+ * broken (NEEDS_RESET), the element dropped, QEMU keeps running.
+ */
+static void violation(size_t req_len, size_t resp_len)
+{
+    DMMTest *t = dmm_start();
+    uint8_t buf[sizeof(struct virtio_dmm_req)] = { 0 };
+    uint64_t resp_addr;
+    uint8_t status;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    dmm_post(t, buf, req_len, resp_len, &resp_addr);
+    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    dmm_stop(t);
+}
+
+static void test_short_request(void)
+{
+    violation(8, sizeof(struct virtio_dmm_resp));
+}
+
+static void test_short_response(void)
+{
+    violation(sizeof(struct virtio_dmm_req), 2);
+}
+
+static void test_machine_reset(void)
+{
+    DMMTest *t = dmm_start();
+    QDict *rsp;
+
+    dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 2), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'system_reset' }");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(t->qs->qts, "RESET");
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==,
+                     BOOT_SIZE + 2 * BLOCK_SIZE);
+    dmm_stop(t);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    qtest_add_func("virtio-dmm/config", test_config);
+    qtest_add_func("virtio-dmm/plug-unplug", test_plug_unplug);
+    qtest_add_func("virtio-dmm/bad-requests", test_bad_requests);
+    qtest_add_func("virtio-dmm/short-request", test_short_request);
+    qtest_add_func("virtio-dmm/short-response", test_short_response);
+    qtest_add_func("virtio-dmm/machine-reset", test_machine_reset);
+
+    return g_test_run();
+}

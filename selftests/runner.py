@@ -295,6 +295,16 @@ def suite_coarse(r):
             g.run("insmod /lib/modules/virtio_dmm.ko", check=True)
             g.wait_plugged(512 * MiB)
 
+        # 5b. with nothing plugged, unload works and a reload starts over
+        grow(r, g, boot, "shrink to 512 MiB before unload")
+        rc, out = g.run("rmmod virtio_dmm")
+        r.ok(rc == 0 and g.run("test -e /sys/bus/virtio/drivers/virtio_dmm"
+                               )[0] != 0,
+             "unload with nothing plugged works", out)
+        rc, out = g.run("insmod /lib/modules/virtio_dmm.ko")
+        r.ok(rc == 0, "reload the driver", out)
+        grow(r, g, boot + 512 * MiB, "after reload: grow to 1 GiB")
+
         # 6. reboot with memory plugged
         g.qmp.events.clear()
         g.agent.sock.sendall(b"reboot -f\n")
@@ -317,11 +327,34 @@ def suite_coarse(r):
              "\n".join(problems[:40]))
 
 
+def suite_bad_config(r):
+    """Issue 2: a device configuration the driver cannot use adds nothing."""
+    # 64 MiB blocks are valid for the device but smaller than a Linux memory
+    # block on x86-64 (128 MiB): the driver must refuse the device.
+    with Guest("badcfg", mem="512M", maxmem="2G", region="1G",
+               block_size="64M", requested="1G") as g:
+        rc, out = g.run("dmesg | grep virtio_dmm")
+        r.diag(out.strip())
+        r.ok("block size 0x4000000" in out and "memory block size" in out,
+             "bad block size: dev_err names the value")
+        rc, _ = g.run("ls /sys/bus/virtio/drivers/virtio_dmm/virtio*")
+        r.ok(rc != 0, "bad block size: the driver did not bind")
+        rc, out = g.run("grep -c virtio_dmm /proc/iomem")
+        r.ok(out.strip() == "0", "bad block size: no memory was added", out)
+        time.sleep(1)
+        r.ok(g.dmm_info()["plugged-size"] == 0,
+             "bad block size: the device has nothing plugged")
+        problems = g.kernel_problems()
+        r.ok(not problems, "bad block size: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
     "qtest": suite_qtest,
     "coarse": suite_coarse,
+    "bad-config": suite_bad_config,
 }
 
 

@@ -206,6 +206,23 @@ static void dmm_remove(struct virtio_device *vdev)
 	vdev->priv = NULL;
 }
 
+#ifdef CONFIG_PM_SLEEP
+/*
+ * Hibernation would reset the device and restore a kernel image that
+ * believes in memory the device may have unplugged meanwhile: refuse it.
+ */
+static int dmm_freeze(struct virtio_device *vdev)
+{
+	dev_err(&vdev->dev, "hibernation is not supported with virtio-dmm\n");
+	return -EPERM;
+}
+
+static int dmm_restore(struct virtio_device *vdev)
+{
+	return -EPERM;
+}
+#endif
+
 static unsigned int dmm_features[] = {
 	VIRTIO_DMM_F_NODE_ID,
 };
@@ -226,6 +243,10 @@ static struct virtio_driver dmm_driver = {
 	.probe = dmm_probe,
 	.remove = dmm_remove,
 	.config_changed = dmm_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = dmm_freeze,
+	.restore = dmm_restore,
+#endif
 };
 
 module_virtio_driver(dmm_driver);

@@ -272,16 +272,31 @@ static uint16_t dmm_state_of(const struct dmm_dev *d, uint64_t first,
 	return n ? VIRTIO_DMM_STATE_MIXED : VIRTIO_DMM_STATE_UNPLUGGED;
 }
 
-int dmm_unplug_all(struct dmm_dev *d)
+static int dmm_discard_region(struct dmm_dev *d)
 {
-	int ret = 0;
-
 	if (d->ops->discard(d->opaque, 0, d->p.region_size)) {
 		d->stats.backend_errors++;
-		ret = -EIO;
+		return -EIO;
 	}
+	return 0;
+}
+
+static void dmm_forget_all(struct dmm_dev *d)
+{
 	memset(d->state, DMM_BLOCK_UNPLUGGED, d->nb_blocks);
 	dmm_set_plugged_size(d, 0);
+}
+
+/*
+ * Machine reset: every block becomes unplugged even if the discard fails
+ * (the next guest starts from nothing either way); the failure is returned
+ * for the VMM to report.
+ */
+int dmm_unplug_all(struct dmm_dev *d)
+{
+	int ret = dmm_discard_region(d);
+
+	dmm_forget_all(d);
 	return ret;
 }
 
@@ -308,10 +323,12 @@ static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
 		return d->busy ? VIRTIO_DMM_RESP_BUSY :
 				 dmm_unplug(d, first, count);
 	case VIRTIO_DMM_REQ_UNPLUG_ALL:
+		/* As a request, a failed discard answers ERROR, changes nothing. */
 		if (d->busy)
 			return VIRTIO_DMM_RESP_BUSY;
-		if (dmm_unplug_all(d))
+		if (dmm_discard_region(d))
 			return VIRTIO_DMM_RESP_ERROR;
+		dmm_forget_all(d);
 		d->stats.unplugs++;
 		return VIRTIO_DMM_RESP_ACK;
 	case VIRTIO_DMM_REQ_STATE:

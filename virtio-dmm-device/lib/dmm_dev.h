@@ -102,7 +102,11 @@ int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
 int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
 		       struct virtio_dmm_resp *resp);
 
-/* Unplug every block and discard the region (machine reset, UNPLUG_ALL). */
+/*
+ * Machine reset: discard the region and mark every block unplugged, even if
+ * the discard fails (then -EIO).  The UNPLUG_ALL request instead changes
+ * nothing when the discard fails.
+ */
 int dmm_unplug_all(struct dmm_dev *d);
 
 /* Fill @cfg as the guest sees it (little-endian). */

@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * Unit tests of the portable virtio-dmm device library, against a fake
+ * backend that records what the library asks of its VMM.  Prints TAP.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dmm_dev.h"
+
+#define MiB (1ULL << 20)
+#define BS (128 * MiB)
+#define REGION_ADDR (4096 * MiB)
+#define REGION_SIZE (8 * BS)
+#define BOOT (512 * MiB)
+
+/* --- the fake backend --- */
+
+struct fake {
+	int populates, discards, changes;
+	uint64_t last_off, last_len, last_plugged;
+	int fail_populate, fail_discard;
+	int out_of_region;
+};
+
+static int fake_check(struct fake *f, uint64_t off, uint64_t len)
+{
+	if (off > REGION_SIZE || len > REGION_SIZE - off)
+		f->out_of_region++;
+	f->last_off = off;
+	f->last_len = len;
+	return 0;
+}
+
+static int fake_populate(void *opaque, uint64_t off, uint64_t len)
+{
+	struct fake *f = opaque;
+
+	f->populates++;
+	fake_check(f, off, len);
+	return f->fail_populate ? -ENOMEM : 0;
+}
+
+static int fake_discard(void *opaque, uint64_t off, uint64_t len)
+{
+	struct fake *f = opaque;
+
+	f->discards++;
+	fake_check(f, off, len);
+	return f->fail_discard ? -EIO : 0;
+}
+
+static void fake_changed(void *opaque, uint64_t plugged)
+{
+	struct fake *f = opaque;
+
+	f->changes++;
+	f->last_plugged = plugged;
+}
+
+static const struct dmm_backend_ops fake_ops = {
+	.populate = fake_populate,
+	.discard = fake_discard,
+	.plugged_changed = fake_changed,
+};
+
+/* --- TAP --- */
+
+static int test_no, failures;
+static const char *cur_test;
+static int cur_failed;
+
+static void check(int cond, const char *what, int line)
+{
+	if (!cond && !cur_failed) {
+		printf("# %s: line %d: %s\n", cur_test, line, what);
+		cur_failed = 1;
+	}
+}
+
+#define CHECK(c) check(!!(c), #c, __LINE__)
+
+static void run(const char *name, void (*fn)(void))
+{
+	cur_test = name;
+	cur_failed = 0;
+	fn();
+	test_no++;
+	failures += cur_failed;
+	printf("%sok %d - %s\n", cur_failed ? "not " : "", test_no, name);
+}
+
+/* --- helpers --- */
+
+static struct dmm_dev dev;
+static struct fake fk;
+static char err[256];
+
+static void setup(uint64_t requested)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+	};
+
+	dmm_dev_fini(&dev);
+	memset(&fk, 0, sizeof(fk));
+	if (dmm_dev_init(&dev, &p, &fake_ops, &fk, err, sizeof(err)))
+		abort();
+	if (dmm_set_requested_size(&dev, requested, err, sizeof(err)))
+		abort();
+}
+
+static uint16_t le16(const void *p)
+{
+	const uint8_t *b = p;
+
+	return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static void put16(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+
+	b[0] = v & 0xff;
+	b[1] = v >> 8;
+}
+
+static void put64(void *p, uint64_t v)
+{
+	uint8_t *b = p;
+
+	for (int i = 0; i < 8; i++, v >>= 8)
+		b[i] = v & 0xff;
+}
+
+static struct virtio_dmm_req mkreq(uint16_t type, uint64_t addr, uint64_t nb)
+{
+	struct virtio_dmm_req r;
+
+	memset(&r, 0, sizeof(r));
+	put16(&r.type, type);
+	put64(&r.u.plug.addr, addr);
+	put64(&r.u.plug.nb_blocks, nb);
+	return r;
+}
+
+static struct virtio_dmm_resp last_resp;
+
+static uint16_t req(uint16_t type, uint64_t addr, uint64_t nb)
+{
+	struct virtio_dmm_req r = mkreq(type, addr, nb);
+
+	if (dmm_handle_request(&dev, &r, sizeof(r), &last_resp) !=
+	    (int)sizeof(last_resp))
+		return 0xffff;
+	return le16(&last_resp.type);
+}
+
+static uint64_t blk(unsigned int i)
+{
+	return REGION_ADDR + i * BS;
+}
+
+/* The request must be answered @resp and change nothing. */
+static void expect_refused(uint16_t resp, uint16_t type, uint64_t addr,
+			   uint64_t nb, int line)
+{
+	uint8_t before[REGION_SIZE / BS];
+	uint64_t plugged = dev.plugged_size;
+	int pops = fk.populates, dis = fk.discards, chg = fk.changes;
+
+	memcpy(before, dev.state, sizeof(before));
+	check(req(type, addr, nb) == resp, "response", line);
+	check(!memcmp(before, dev.state, sizeof(before)), "state unchanged",
+	      line);
+	check(dev.plugged_size == plugged, "plugged_size unchanged", line);
+	check(fk.populates == pops && fk.discards == dis && fk.changes == chg,
+	      "no backend call", line);
+}
+
+#define EXPECT_ERROR(t, a, n) \
+	expect_refused(VIRTIO_DMM_RESP_ERROR, t, a, n, __LINE__)
+#define EXPECT_NACK(t, a, n) \
+	expect_refused(VIRTIO_DMM_RESP_NACK, t, a, n, __LINE__)
+#define EXPECT_BUSY(t, a, n) \
+	expect_refused(VIRTIO_DMM_RESP_BUSY, t, a, n, __LINE__)
+
+/* --- tests: requests --- */
+
+static void t_plug_ack(void)
+{
+	setup(BOOT + 3 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.plugged_size == 2 * BS);
+	CHECK(dev.state[0] == DMM_BLOCK_PLUGGED && dev.state[1] ==
+	      DMM_BLOCK_PLUGGED && dev.state[2] == DMM_BLOCK_UNPLUGGED);
+	CHECK(fk.populates == 1 && fk.last_off == 0 && fk.last_len == 2 * BS);
+	CHECK(fk.changes == 1 && fk.last_plugged == 2 * BS);
+	CHECK(dev.stats.plugs == 1 && dev.stats.requests == 1);
+}
+
+static void t_plug_last_block(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(7), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.last_off == 7 * BS && !fk.out_of_region);
+}
+
+static void t_plug_nack_beyond_requested(void)
+{
+	setup(BOOT + BS);
+	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(0), 2);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
+	CHECK(dev.stats.nacks == 2);
+}
+
+static void t_plug_nack_at_boot_size(void)
+{
+	setup(BOOT);
+	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(0), 1);
+}
+
+static void t_plug_twice_error(void)
+{
+	setup(BOOT + 4 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0), 2);	/* overlaps */
+}
+
+static void t_bad_ranges(void)
+{
+	setup(BOOT + REGION_SIZE);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0) + 4096, 1);	/* unaligned */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0) - BS, 1);	/* below */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, 0, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(8), 1);		/* past end */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(7), 2);		/* crosses end */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0), 0);		/* no blocks */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0), 9);		/* too many */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(1), UINT64_MAX);	/* overflow */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(1), UINT64_MAX / BS + 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, UINT64_MAX - BS + 1, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(0) + 4096, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE, blk(8), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE, blk(0), 0);
+	CHECK(dev.stats.errors == 13);
+}
+
+static void t_bad_type_and_padding(void)
+{
+	struct virtio_dmm_req r = mkreq(VIRTIO_DMM_REQ_PLUG, blk(0), 1);
+	struct virtio_dmm_resp resp;
+
+	setup(BOOT + BS);
+	EXPECT_ERROR(4, blk(0), 1);
+	EXPECT_ERROR(0xffff, blk(0), 1);
+	put16(&r.padding[2], 1);
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &resp) ==
+	      (int)sizeof(resp));
+	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(dev.plugged_size == 0 && fk.populates == 0);
+}
+
+static void t_short_request(void)
+{
+	struct virtio_dmm_req r = mkreq(VIRTIO_DMM_REQ_PLUG, blk(0), 1);
+	struct virtio_dmm_resp resp;
+
+	setup(BOOT + BS);
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r) - 1, &resp) == -EINVAL);
+	CHECK(dmm_handle_request(&dev, &r, 0, &resp) == -EINVAL);
+	CHECK(dev.plugged_size == 0 && fk.populates == 0 &&
+	      dev.stats.requests == 0);
+}
+
+static void t_unplug(void)
+{
+	setup(BOOT + 3 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 3) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.plugged_size == 2 * BS && dev.state[1] ==
+	      DMM_BLOCK_UNPLUGGED);
+	CHECK(fk.discards == 1 && fk.last_off == BS && fk.last_len == BS);
+	CHECK(fk.last_plugged == 2 * BS && dev.stats.unplugs == 1);
+}
+
+static void t_unplug_unplugged_error(void)
+{
+	setup(BOOT + 3 * BS);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(0), 2);	/* mixed */
+}
+
+/* The guest may give memory back even above requested_size's reach. */
+static void t_unplug_after_shrink(void)
+{
+	setup(BOOT + 2 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_set_requested_size(&dev, BOOT, err, sizeof(err)));
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.plugged_size == 0);
+}
+
+static void t_unplug_all(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(2), 3) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.plugged_size == 0 && fk.last_off == 0 &&
+	      fk.last_len == REGION_SIZE);
+	CHECK(dmm_count_plugged(&dev, 0, dev.nb_blocks) == 0);
+	CHECK(fk.last_plugged == 0);
+	/* Nothing plugged: ACK again, no size-change notification. */
+	fk.changes = 0;
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.changes == 0);
+}
+
+static void t_state(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(1), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_PLUGGED);
+	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_MIXED);
+	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(3), 5) == VIRTIO_DMM_RESP_ACK);
+	CHECK(le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_UNPLUGGED);
+}
+
+static void t_busy(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	dev.busy = true;
+	EXPECT_BUSY(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
+	EXPECT_BUSY(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1);
+	EXPECT_BUSY(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0);
+	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	/* Malformed stays ERROR while busy. */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0) + 1, 1);
+	CHECK(dev.stats.busy == 3);
+}
+
+static void t_populate_failure(void)
+{
+	setup(BOOT + REGION_SIZE);
+	fk.fail_populate = 1;
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(dev.plugged_size == 0 && dev.state[0] == DMM_BLOCK_UNPLUGGED);
+	CHECK(fk.discards == 1);	/* half-populated memory given back */
+	CHECK(fk.changes == 0 && dev.stats.backend_errors == 1);
+}
+
+static void t_unplug_all_discard_failure(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	fk.fail_discard = 1;
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(dev.plugged_size == 2 * BS && dev.state[1] == DMM_BLOCK_PLUGGED);
+	/* ...but a machine reset forgets every block regardless. */
+	CHECK(dmm_unplug_all(&dev) == -EIO && dev.plugged_size == 0);
+}
+
+static void t_discard_failure(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	fk.fail_discard = 1;
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(dev.plugged_size == 2 * BS && dev.state[0] == DMM_BLOCK_PLUGGED);
+	CHECK(dev.stats.backend_errors == 1);
+}
+
+/* --- tests: sizes, init, config, migration --- */
+
+static void t_requested_size_rules(void)
+{
+	setup(BOOT);
+	CHECK(dmm_set_requested_size(&dev, BOOT - BS, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "0x18000000") && strstr(err, "below"));
+	CHECK(dmm_set_requested_size(&dev, BOOT + REGION_SIZE + BS, err,
+				     sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "exceeds"));
+	CHECK(dmm_set_requested_size(&dev, BOOT + MiB, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "multiple of block-size"));
+	CHECK(dmm_set_requested_size(&dev, UINT64_MAX, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(dev.requested_size == BOOT);
+	CHECK(!dmm_set_requested_size(&dev, BOOT + REGION_SIZE, err,
+				      sizeof(err)));
+	CHECK(dev.requested_size == BOOT + REGION_SIZE);
+	CHECK(!dmm_check_requested_size(&dev, BOOT, NULL, 0));
+}
+
+static int try_init(uint64_t bs, uint64_t addr, uint64_t size, uint64_t boot,
+		    const struct dmm_backend_ops *ops)
+{
+	struct dmm_params p = {
+		.block_size = bs, .region_addr = addr, .region_size = size,
+		.boot_size = boot,
+	};
+	struct dmm_dev d;
+	int rc = dmm_dev_init(&d, &p, ops, NULL, err, sizeof(err));
+
+	if (!rc)
+		dmm_dev_fini(&d);
+	return rc;
+}
+
+static void t_init_rules(void)
+{
+	const struct dmm_backend_ops no_discard = { .populate = fake_populate };
+
+	CHECK(!try_init(BS, REGION_ADDR, REGION_SIZE, BOOT, &fake_ops));
+	CHECK(try_init(3 * MiB, 0, 6 * MiB, BOOT, &fake_ops) == -EINVAL);
+	CHECK(strstr(err, "0x300000"));
+	CHECK(try_init(2048, 0, 4096, BOOT, &fake_ops) == -EINVAL);
+	CHECK(try_init(0, 0, BS, BOOT, &fake_ops) == -EINVAL);
+	CHECK(try_init(BS, REGION_ADDR, 0, BOOT, &fake_ops) == -EINVAL);
+	CHECK(try_init(BS, REGION_ADDR, BS + MiB, BOOT, &fake_ops) == -EINVAL);
+	CHECK(try_init(BS, REGION_ADDR + MiB, BS, BOOT, &fake_ops) == -EINVAL);
+	CHECK(try_init(BS, UINT64_MAX - BS + 1, 2 * BS, BOOT, &fake_ops) ==
+	      -EINVAL);
+	CHECK(try_init(BS, 0, BS, UINT64_MAX - 1, &fake_ops) == -EINVAL);
+	CHECK(try_init(4096, 0, (DMM_MAX_BLOCKS + 1) * 4096, BOOT,
+		       &fake_ops) == -EINVAL);
+	CHECK(try_init(BS, REGION_ADDR, BS, BOOT, NULL) == -EINVAL);
+	CHECK(try_init(BS, REGION_ADDR, BS, BOOT, &no_discard) == -EINVAL);
+}
+
+static void t_init_defaults(void)
+{
+	setup(BOOT);
+	CHECK(dev.nb_blocks == 8 && dev.plugged_size == 0 &&
+	      dev.requested_size == BOOT);
+	CHECK(dmm_count_plugged(&dev, 0, 8) == 0);
+}
+
+static void t_fill_config(void)
+{
+	struct virtio_dmm_config cfg;
+	const uint8_t *b = (const uint8_t *)&cfg;
+
+	setup(BOOT + 2 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	dmm_fill_config(&dev, 0x0102, &cfg);
+	CHECK(sizeof(cfg) == 56);
+	/* block_size 0x08000000 little-endian at offset 0 */
+	CHECK(b[0] == 0 && b[3] == 0x08 && b[7] == 0);
+	CHECK(b[8] == 0x02 && b[9] == 0x01);		/* node_id */
+	CHECK(b[16 + 4] == 0x01);			/* region_addr 4 GiB */
+	CHECK(b[24 + 3] == 0x40);			/* region_size 1 GiB */
+	CHECK(b[32 + 3] == 0x20);			/* boot 512 MiB */
+	CHECK(b[40 + 3] == 0x30);			/* requested 768 MiB */
+	CHECK(b[48 + 3] == 0x08);			/* plugged 128 MiB */
+}
+
+static void t_struct_sizes(void)
+{
+	CHECK(sizeof(struct virtio_dmm_req) == 24);
+	CHECK(sizeof(struct virtio_dmm_resp) == 16);
+	CHECK(sizeof(struct virtio_dmm_config) == 56);
+}
+
+static void t_loaded_state(void)
+{
+	setup(BOOT + 2 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	dev.state[5] = 7;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "block 5"));
+	dev.state[5] = DMM_BLOCK_UNPLUGGED;
+	dev.plugged_size = BS;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+	dev.plugged_size = 2 * BS;
+	dev.requested_size = BOOT + 1;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{ "PLUG is acknowledged and accounted", t_plug_ack },
+		{ "PLUG of the last block stays in the region", t_plug_last_block },
+		{ "PLUG beyond requested size is NACKed", t_plug_nack_beyond_requested },
+		{ "PLUG at boot size is NACKed", t_plug_nack_at_boot_size },
+		{ "PLUG of plugged blocks is an ERROR", t_plug_twice_error },
+		{ "bad ranges are ERRORs and change nothing", t_bad_ranges },
+		{ "bad type and padding are ERRORs", t_bad_type_and_padding },
+		{ "short request is a protocol violation", t_short_request },
+		{ "UNPLUG discards and accounts", t_unplug },
+		{ "UNPLUG of unplugged or mixed blocks is an ERROR", t_unplug_unplugged_error },
+		{ "UNPLUG allowed after requested size shrank", t_unplug_after_shrink },
+		{ "UNPLUG_ALL discards the whole region", t_unplug_all },
+		{ "STATE reports plugged, mixed, unplugged", t_state },
+		{ "BUSY for state changes, STATE still answered", t_busy },
+		{ "populate failure: ERROR, nothing plugged", t_populate_failure },
+		{ "discard failure: ERROR, still plugged", t_discard_failure },
+		{ "UNPLUG_ALL discard failure: ERROR, reset still clears", t_unplug_all_discard_failure },
+		{ "requested-size rules and messages", t_requested_size_rules },
+		{ "init parameter rules", t_init_rules },
+		{ "init defaults", t_init_defaults },
+		{ "config is little-endian at fixed offsets", t_fill_config },
+		{ "wire structure sizes", t_struct_sizes },
+		{ "loaded state is checked", t_loaded_state },
+	};
+	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
+
+	printf("TAP version 13\n1..%u\n", n);
+	for (i = 0; i < n; i++)
+		run(tests[i].name, tests[i].fn);
+	dmm_dev_fini(&dev);
+	printf("# %d passed, %d failed\n", test_no - failures, failures);
+	return failures ? 1 : 0;
+}

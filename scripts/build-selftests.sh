@@ -9,15 +9,11 @@ set -euo pipefail
 KSFT=$BUILD/kselftest
 OUT=$BUILD/selftests
 SRC=$TOP/selftests/dmm
-TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 extract_kselftest() {
-	[ -f "$KSFT/kselftest.h" ] && return 0
-	[ -f "$TARBALL" ] || die "$TARBALL missing: run scripts/setup-host.sh"
-	log "selftests: extracting kselftest.h from $TARBALL"
-	mkdir -p "$KSFT"
-	tar -xJf "$TARBALL" -C "$KSFT" --strip-components=4 \
-		linux-source-6.12/tools/testing/selftests/kselftest.h
+	[ -f "$KSFT/tools/testing/selftests/kselftest.h" ] && return 0
+	log "selftests: extracting kselftest.h from $LINUX_SOURCE"
+	extract_linux_source "$KSFT" tools/testing/selftests/kselftest.h
 }
 
 main() {
@@ -31,7 +27,8 @@ main() {
 			continue
 		fi
 		log "selftests: $(basename "$bin")"
-		gcc -static -O2 -Wall -Wextra -Werror -I"$KSFT" -o "$bin" "$c"
+		gcc -static -O2 -Wall -Wextra -Werror \
+			-I"$KSFT/tools/testing/selftests" -o "$bin" "$c"
 	done
 }
 

@@ -8,17 +8,12 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 CP=$BUILD/checkpatch
-TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 extract_checkpatch() {
 	[ -x "$CP/scripts/checkpatch.pl" ] && return 0
-	[ -f "$TARBALL" ] || die "$TARBALL missing: run scripts/setup-host.sh"
-	log "check: extracting checkpatch.pl from $TARBALL"
-	mkdir -p "$CP"
-	tar -xJf "$TARBALL" -C "$CP" --strip-components=1 \
-		linux-source-6.12/scripts/checkpatch.pl \
-		linux-source-6.12/scripts/spelling.txt \
-		linux-source-6.12/scripts/const_structs.checkpatch
+	log "check: extracting checkpatch.pl from $LINUX_SOURCE"
+	extract_linux_source "$CP" scripts/checkpatch.pl scripts/spelling.txt \
+		scripts/const_structs.checkpatch
 }
 
 run_checkpatch() {

@@ -77,6 +77,21 @@ def use_kvm():
         return False
 
 
+def connect_unix(path, timeout):
+    """Connect to a unix socket QEMU is about to create."""
+    deadline = time.time() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            sock.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class QMPError(Exception):
     """A QMP command answered with an error: .cls and .desc say which."""
 
@@ -90,17 +105,7 @@ class QMP:
     """Minimal QMP client: commands, and events kept in .events."""
 
     def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect_unix(path, timeout)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.events = []
@@ -165,17 +170,7 @@ class Agent:
     END = re.compile(rb"@@DMM-END (\d+)@@\r?\n")
 
     def __init__(self, path, timeout):
-        deadline = time.time() + 10
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect_unix(path, 10)
         self.buf = b""
         self.wait_ready(timeout)
 

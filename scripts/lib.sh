@@ -27,3 +27,18 @@ die() { log "error: $*"; exit 1; }
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
+
+LINUX_SOURCE=/usr/src/linux-source-6.12.tar.xz
+
+# Extract FILE... (paths inside the kernel tree) from the linux-source-6.12
+# package's tarball into DIR, keeping their paths.  Reads the whole tarball
+# (about 10 s): callers do it once and keep the result under build/.
+extract_linux_source() {
+	local dir=$1
+	shift
+	[ -f "$LINUX_SOURCE" ] ||
+		die "$LINUX_SOURCE missing: run scripts/setup-host.sh"
+	mkdir -p "$dir"
+	tar -xJf "$LINUX_SOURCE" -C "$dir" --strip-components=1 \
+		"${@/#/linux-source-6.12/}"
+}

@@ -169,10 +169,11 @@ class Agent:
     READY = b"@@DMM-READY@@"
     END = re.compile(rb"@@DMM-END (\d+)@@\r?\n")
 
-    def __init__(self, path, timeout):
+    def __init__(self, path, timeout, wait_ready=True):
         self.sock = connect_unix(path, 10)
         self.buf = b""
-        self.wait_ready(timeout)
+        if wait_ready:
+            self.wait_ready(timeout)
 
     def _fill(self, deadline):
         self.sock.settimeout(max(0.01, deadline - time.time()))
@@ -210,7 +211,7 @@ class Guest:
     def __init__(self, name, mem="512M", maxmem="4G", region="3G",
                  block_size="128M", requested=None, smp=2, dmm=True,
                  extra_args=(), append="", modules=None, timeout=900,
-                 boot_timeout=120):
+                 boot_timeout=120, incoming=None):
         self.name = name
         self.mem = parse_size(mem)
         self.maxmem = parse_size(maxmem)
@@ -224,6 +225,8 @@ class Guest:
         self.modules = modules
         self.timeout = timeout
         self.boot_timeout = boot_timeout
+        # a migration URI: this guest is the destination of a migration
+        self.incoming = incoming
         self.proc = None
         self.qmp = None
         self.agent = None
@@ -261,6 +264,8 @@ class Guest:
             args += ["-object", "memory-backend-ram,id=dmm-mem,size=%dM,"
                      "reserve=off" % (self.region // MiB),
                      "-device", dev]
+        if self.incoming:
+            args += ["-incoming", self.incoming]
         return args + self.extra_args
 
     def start(self):
@@ -278,7 +283,9 @@ class Guest:
         self._watchdog.start()
         try:
             self.qmp = QMP(self.qmp_path)
-            self.agent = Agent(self.agent_path, self.boot_timeout)
+            # A migration destination runs a guest that booted elsewhere.
+            self.agent = Agent(self.agent_path, self.boot_timeout,
+                               wait_ready=not self.incoming)
         except Exception:
             self.stop()
             raise
@@ -300,6 +307,18 @@ class Guest:
 
     def out(self, cmd, timeout=120):
         return self.run(cmd, timeout, check=True)[1]
+
+    def migrate_to(self, dest, timeout=300):
+        """Migrate this guest to @dest (a started Guest with incoming=)."""
+        self.qmp.cmd("migrate", uri=dest.incoming)
+        deadline = time.time() + timeout
+        while True:
+            st = self.qmp.cmd("query-migrate").get("status")
+            if st == "completed":
+                return
+            if st in ("failed", "cancelled") or time.time() > deadline:
+                raise RuntimeError("migration %s" % st)
+            time.sleep(0.1)
 
     def wait_reboot(self):
         """After the guest rebooted: wait for the agent to come back."""

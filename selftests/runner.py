@@ -349,12 +349,71 @@ def suite_bad_config(r):
              "\n".join(problems[:40]))
 
 
+def wait_guest_file(g, path, text, timeout=120):
+    """Wait until guest file @path contains @text; returns its content."""
+    deadline = time.time() + timeout
+    while True:
+        out = g.run("cat %s 2>/dev/null" % path)[1]
+        if text in out or time.time() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def suite_migrate(r):
+    """Live migration with memory plugged: state and data survive."""
+    mig = "unix:" + os.path.join(dmmvm.RUN, "migrate.sock")
+    src = Guest("mig-src", mem="512M", maxmem="4G", region="3G").start()
+    dst = None
+    try:
+        grow(r, src, 1536 * MiB, "source: grow to 1.5 GiB")
+        src.run("dmm_memfill -s %d -r %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+                % (GiB, 512 * MiB))
+        out = wait_guest_file(src, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "source: 1 GiB filled and held", out)
+
+        dst = Guest("mig-dst", mem="512M", maxmem="4G", region="3G",
+                    incoming=mig).start()
+        t0 = time.time()
+        src.migrate_to(dst)
+        r.figure("migration of a 1.5 GiB guest (1 GiB plugged, filled)",
+                 "%.1f s" % (time.time() - t0))
+        src.stop()
+        info = dst.dmm_info()
+        r.ok(info["plugged-size"] == GiB and
+             info["requested-size"] == 1536 * MiB,
+             "destination: QMP shows 1 GiB plugged of 1.5 GiB requested",
+             info)
+        r.ok(dst.sysfs("plugged_size") == str(GiB) and
+             dst.sysfs("status") == "idle",
+             "destination: the guest still has 1 GiB plugged, idle")
+        gtap(r, dst, "dmm_state_check %d" % GiB)
+        dst.run("touch /tmp/go")
+        out = wait_guest_file(dst, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (across migration)", 0, out)
+
+        rss = dst.rss()
+        grow(r, dst, 512 * MiB, "destination: shrink to 512 MiB")
+        time.sleep(0.5)
+        r.ok(rss - dst.rss() >= 768 * MiB,
+             "destination: QEMU RSS fell by %d MiB" % ((rss - dst.rss())
+                                                      // MiB))
+        grow(r, dst, 2 * GiB, "destination: grow to 2 GiB")
+        problems = dst.kernel_problems() + src.kernel_problems()
+        r.ok(not problems, "migration: no warnings or oopses",
+             "\n".join(problems[:40]))
+    finally:
+        src.stop()
+        if dst:
+            dst.stop()
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
     "qtest": suite_qtest,
     "coarse": suite_coarse,
     "bad-config": suite_bad_config,
+    "migrate": suite_migrate,
 }
 
 

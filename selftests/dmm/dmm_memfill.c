@@ -11,6 +11,9 @@
  *   dmm_memfill -l BYTES    fill MemAvailable minus BYTES
  *   -r MIN                  require at least MIN bytes in the region
  *   -p SEED                 pattern seed (default: pid)
+ *   -w FILE                 after filling, wait until FILE exists, then
+ *                           verify (keeps the memory in use meanwhile,
+ *                           e.g. across a migration or a resize)
  */
 #include <inttypes.h>
 #include <sys/mman.h>
@@ -71,18 +74,20 @@ static int64_t bytes_in_range(void *p, uint64_t len, uint64_t start,
 int main(int argc, char **argv)
 {
 	uint64_t size = 0, leave = 0, seed = getpid(), bad;
+	const char *wait_file = NULL;
 	int64_t need_region = -1, in;
 	uint64_t *p;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:l:r:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:l:r:p:w:")) != -1) {
 		switch (opt) {
 		case 's': size = strtoull(optarg, NULL, 0); break;
 		case 'l': leave = strtoull(optarg, NULL, 0); break;
 		case 'r': need_region = strtoll(optarg, NULL, 0); break;
 		case 'p': seed = strtoull(optarg, NULL, 0); break;
+		case 'w': wait_file = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED]\n",
+			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED] [-w FILE]\n",
 				argv[0]);
 			return KSFT_FAIL;
 		}
@@ -106,6 +111,11 @@ int main(int argc, char **argv)
 		ksft_exit_fail_msg("cannot map %" PRIu64 " bytes\n", size);
 	fill(p, size / 8, seed);
 	ksft_test_result_pass("fill %" PRIu64 " MiB\n", size / MiB);
+	if (wait_file) {
+		ksft_print_msg("filled; waiting for %s\n", wait_file);
+		while (access(wait_file, F_OK))
+			usleep(100000);
+	}
 
 	bad = verify(p, size / 8, seed);
 	if (bad == size / 8)

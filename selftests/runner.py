@@ -407,6 +407,41 @@ def suite_migrate(r):
             dst.stop()
 
 
+def suite_free_page_reporting(r):
+    """Issue 4 (part): freed guest memory leaves the host without a resize."""
+    with Guest("fpr", mem="512M", maxmem="4G", region="3G") as g:
+        grow(r, g, 2 * GiB, "grow to 2 GiB")
+        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &" % GiB)
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "1 GiB allocated, touched and held", out)
+        peak = g.rss()
+        reported0 = int(g.sysfs("reported_bytes"))
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (then freed)", 0, out)
+        t0 = time.time()
+        while g.rss() > peak - 900 * MiB and time.time() - t0 < 60:
+            time.sleep(0.25)
+        secs, fell = time.time() - t0, peak - g.rss()
+        r.figure("free page reporting: RSS fall after freeing 1 GiB",
+                 "%d MiB in %.1f s" % (fell // MiB, secs))
+        r.ok(fell >= 900 * MiB, "QEMU RSS fell by %d MiB (>= 900) without "
+             "a resize" % (fell // MiB))
+        reported = int(g.sysfs("reported_bytes")) - reported0
+        qom = g.qmp.cmd("qom-get", path="dmm0", property="reported-size")
+        r.ok(reported >= 900 * MiB and qom >= reported,
+             "guest reported %d MiB, the device discarded %d MiB"
+             % (reported // MiB, qom // MiB))
+        r.ok(g.qmp.cmd("qom-get", path="dmm0", property="refused-reports")
+             == 0, "the device refused no report from a correct guest")
+        r.ok(g.dmm_info()["plugged-size"] == 1536 * MiB,
+             "no memory was unplugged: plugged size unchanged")
+        gtap(r, g, "dmm_memfill -s %d" % GiB, 600)
+        problems = g.kernel_problems()
+        r.ok(not problems, "free page reporting: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -414,6 +449,7 @@ SUITES = {
     "coarse": suite_coarse,
     "bad-config": suite_bad_config,
     "migrate": suite_migrate,
+    "free-page-reporting": suite_free_page_reporting,
 }
 
 

@@ -17,7 +17,9 @@
 #define _DRIVERS_DMM_DMM_H
 
 #include <linux/bitmap.h>
+#include <linux/atomic.h>
 #include <linux/mutex.h>
+#include <linux/page_reporting.h>
 #include <linux/types.h>
 #include <linux/virtio.h>
 #include <linux/wait.h>
@@ -48,6 +50,15 @@ struct virtio_dmm {
 	/* request and response buffers (not on the stack: DMA) */
 	struct virtio_dmm_req req;
 	struct virtio_dmm_resp resp;
+
+	/* free page reporting (VIRTIO_DMM_F_FREE_PAGE_REPORTING) */
+	struct virtqueue *report_vq;	/* NULL if not negotiated */
+	wait_queue_head_t report_done;	/* the device returned a batch */
+#if IS_ENABLED(CONFIG_PAGE_REPORTING)
+	struct page_reporting_dev_info pr_info;
+#endif
+	bool reporting;			/* registered with the framework */
+	atomic64_t reported_bytes;	/* bytes of free pages reported */
 
 	/* Fixed device configuration, read and checked at probe. */
 	u64 block_size;
@@ -97,6 +108,7 @@ int dmm_read_config(struct virtio_dmm *vm);
 void dmm_read_requested_size(struct virtio_dmm *vm);
 u64 dmm_read_device_plugged_size(struct virtio_dmm *vm);
 void dmm_vq_done(struct virtqueue *vq);
+int dmm_find_vqs(struct virtio_dmm *vm);
 
 /* dmm_coarse.c: whole blocks */
 int dmm_coarse_init(struct virtio_dmm *vm);
@@ -104,6 +116,17 @@ void dmm_coarse_exit(struct virtio_dmm *vm);
 int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug_all(struct virtio_dmm *vm);
+
+/* dmm_report.c: free page reporting */
+#if IS_ENABLED(CONFIG_PAGE_REPORTING)
+void dmm_report_vq_done(struct virtqueue *vq);
+void dmm_report_init(struct virtio_dmm *vm);
+void dmm_report_exit(struct virtio_dmm *vm);
+#else
+#define dmm_report_vq_done NULL
+static inline void dmm_report_init(struct virtio_dmm *vm) { }
+static inline void dmm_report_exit(struct virtio_dmm *vm) { }
+#endif
 
 /* dmm_sysfs.c */
 extern const struct attribute_group *dmm_groups[];

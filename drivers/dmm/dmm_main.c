@@ -139,18 +139,16 @@ static int dmm_probe(struct virtio_device *vdev)
 	vm->vdev = vdev;
 	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
 	init_waitqueue_head(&vm->host_resp);
+	init_waitqueue_head(&vm->report_done);
 	mutex_init(&vm->hotplug_mutex);
 	INIT_DELAYED_WORK(&vm->work, dmm_run);
 
 	rc = dmm_read_config(vm);
 	if (rc)
 		goto out_free;
-	vm->vq = virtio_find_single_vq(vdev, dmm_vq_done, "requests");
-	if (IS_ERR(vm->vq)) {
-		rc = PTR_ERR(vm->vq);
-		dev_err(&vdev->dev, "no request virtqueue: %d\n", rc);
+	rc = dmm_find_vqs(vm);
+	if (rc)
 		goto out_free;
-	}
 	rc = dmm_coarse_init(vm);
 	if (rc)
 		goto out_del_vqs;
@@ -163,6 +161,7 @@ static int dmm_probe(struct virtio_device *vdev)
 	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d\n",
 		 vm->region_addr, vm->region_addr + vm->region_size - 1,
 		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid);
+	dmm_report_init(vm);
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
 	return 0;
@@ -188,6 +187,7 @@ static void dmm_remove(struct virtio_device *vdev)
 {
 	struct virtio_dmm *vm = vdev->priv;
 
+	dmm_report_exit(vm);
 	WRITE_ONCE(vm->removing, true);
 	cancel_delayed_work_sync(&vm->work);
 
@@ -225,6 +225,9 @@ static int dmm_restore(struct virtio_device *vdev)
 
 static unsigned int dmm_features[] = {
 	VIRTIO_DMM_F_NODE_ID,
+#if IS_ENABLED(CONFIG_PAGE_REPORTING)
+	VIRTIO_DMM_F_FREE_PAGE_REPORTING,
+#endif
 };
 
 static const struct virtio_device_id dmm_id_table[] = {

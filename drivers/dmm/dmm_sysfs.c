@@ -91,6 +91,14 @@ static ssize_t unplug_failures_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(unplug_failures);
 
+static ssize_t reported_bytes_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  atomic64_read(&dev_to_dmm(dev)->reported_bytes));
+}
+static DEVICE_ATTR_RO(reported_bytes);
+
 static const char * const dmm_status_names[] = {
 	[DMM_STATUS_IDLE] = "idle",
 	[DMM_STATUS_BUSY] = "busy",
@@ -143,6 +151,7 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_retry_interval_ms.attr,
 	&dev_attr_plug_failures.attr,
 	&dev_attr_unplug_failures.attr,
+	&dev_attr_reported_bytes.attr,
 	NULL,
 };
 

@@ -23,6 +23,34 @@ void dmm_vq_done(struct virtqueue *vq)
 }
 
 /*
+ * The request queue, and the report queue if free page reporting was
+ * negotiated (it is then virtqueue 1).
+ */
+int dmm_find_vqs(struct virtio_dmm *vm)
+{
+	struct virtqueue_info info[] = {
+		[VIRTIO_DMM_VQ_REQUEST] = { "requests", dmm_vq_done },
+		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_report_vq_done },
+	};
+	struct virtqueue *vqs[ARRAY_SIZE(info)];
+	unsigned int nvqs = 1;
+	int rc;
+
+	if (IS_ENABLED(CONFIG_PAGE_REPORTING) &&
+	    virtio_has_feature(vm->vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING))
+		nvqs = 2;
+	rc = virtio_find_vqs(vm->vdev, nvqs, vqs, info, NULL);
+	if (rc) {
+		dev_err(&vm->vdev->dev, "finding %u virtqueues failed: %d\n",
+			nvqs, rc);
+		return rc;
+	}
+	vm->vq = vqs[VIRTIO_DMM_VQ_REQUEST];
+	vm->report_vq = nvqs > 1 ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
+	return 0;
+}
+
+/*
  * Send vm->req and wait for the answer in vm->resp.
  * Must be called with hotplug_mutex held: one request is in flight.
  */

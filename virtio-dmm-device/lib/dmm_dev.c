@@ -185,6 +185,20 @@ uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
 	return n;
 }
 
+bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
+			  uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!len || offset >= d->p.region_size ||
+	    len > d->p.region_size - offset)
+		return false;
+	first = offset / d->p.block_size;
+	last = (offset + len - 1) / d->p.block_size;
+	return dmm_count_plugged(d, first, last - first + 1) ==
+	       last - first + 1;
+}
+
 static void dmm_set_plugged_size(struct dmm_dev *d, uint64_t size)
 {
 	if (size == d->plugged_size)

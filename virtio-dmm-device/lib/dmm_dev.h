@@ -119,6 +119,14 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
  */
 int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen);
 
+/*
+ * Is [offset, offset + len) of the region non-empty and made only of
+ * plugged blocks?  For ranges the guest reports (free pages): only plugged
+ * memory is the guest's to report.
+ */
+bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
+			  uint64_t len);
+
 /* Number of plugged blocks in [first, first + count); count checked by caller. */
 uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
 			   uint64_t count);

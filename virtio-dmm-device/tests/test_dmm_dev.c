@@ -489,6 +489,22 @@ static void t_loaded_state(void)
 	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
 }
 
+static void t_range_is_plugged(void)
+{
+	setup(BOOT + REGION_SIZE);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dmm_range_is_plugged(&dev, BS, 2 * BS));
+	CHECK(dmm_range_is_plugged(&dev, BS + 4096, 4096));
+	CHECK(dmm_range_is_plugged(&dev, 2 * BS - 4096, 8192));	/* spans 2 */
+	CHECK(!dmm_range_is_plugged(&dev, BS - 4096, 8192));	/* into 0 */
+	CHECK(!dmm_range_is_plugged(&dev, 3 * BS - 4096, 8192));	/* into 3 */
+	CHECK(!dmm_range_is_plugged(&dev, 0, 4096));
+	CHECK(!dmm_range_is_plugged(&dev, BS, 0));
+	CHECK(!dmm_range_is_plugged(&dev, REGION_SIZE, 4096));
+	CHECK(!dmm_range_is_plugged(&dev, BS, UINT64_MAX));
+	CHECK(!dmm_range_is_plugged(&dev, UINT64_MAX - 1, 4096));
+}
+
 int main(void)
 {
 	static const struct {
@@ -518,6 +534,7 @@ int main(void)
 		{ "config is little-endian at fixed offsets", t_fill_config },
 		{ "wire structure sizes", t_struct_sizes },
 		{ "loaded state is checked", t_loaded_state },
+		{ "reported ranges must be plugged", t_range_is_plugged },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

@@ -37,6 +37,8 @@
 /* Sub-blocks of later versions are 2 MiB: never go below that. */
 #define VIRTIO_DMM_MIN_BLOCK_SIZE       (2 * MiB)
 #define VIRTIO_DMM_VQ_SIZE              128
+/* the kernel's page reporting sends up to 32 ranges at a time */
+#define VIRTIO_DMM_REPORT_VQ_SIZE       32
 
 /* --- backend of the device library --- */
 
@@ -130,6 +132,66 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
     }
 }
 
+/* --- free page reporting --- */
+
+/*
+ * May the guest's free range at @host (@len bytes) be discarded?  Only if it
+ * is boot RAM, or lies entirely in plugged blocks of our region: a report
+ * of anything else (device memory, ROM, unplugged blocks) is ignored.
+ */
+static bool virtio_dmm_report_ok(VirtIODMM *vdmm, void *host, size_t len,
+                                 RAMBlock **rb, ram_addr_t *offset)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    *rb = qemu_ram_block_from_host(host, false, offset);
+    if (!*rb || !len || !QEMU_IS_ALIGNED(*offset | len,
+                                         qemu_ram_pagesize(*rb)) ||
+        *offset + len > qemu_ram_get_used_length(*rb)) {
+        return false;
+    }
+    if (*rb == virtio_dmm_rb(vdmm)) {
+        return dmm_range_is_plugged(vdmm->dmm, *offset, len);
+    }
+    return ms->ram && *rb == ms->ram->ram_block;
+}
+
+/*
+ * The guest lends us free pages until we return the buffer: discard them.
+ * Discarding is skipped when it is not allowed (VFIO, postcopy, background
+ * snapshot): the report is then only acknowledged.
+ */
+static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    bool inhibited = ram_block_discard_is_disabled() ||
+                     migration_in_incoming_postcopy() ||
+                     migration_in_bg_snapshot();
+    VirtQueueElement *elem;
+    ram_addr_t offset;
+    unsigned int i;
+    RAMBlock *rb;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        for (i = 0; i < elem->in_num; i++) {
+            void *host = elem->in_sg[i].iov_base;
+            size_t len = elem->in_sg[i].iov_len;
+
+            if (inhibited ||
+                !virtio_dmm_report_ok(vdmm, host, len, &rb, &offset) ||
+                ram_block_discard_range(rb, offset, len)) {
+                vdmm->refused_reports++;
+                trace_virtio_dmm_report_refused(elem->in_addr[i], len);
+                continue;
+            }
+            vdmm->reported_bytes += len;
+        }
+        virtqueue_push(vq, elem, 0);
+        virtio_notify(vdev, vq);
+        g_free(elem);
+    }
+}
+
 /* --- configuration and features --- */
 
 static void virtio_dmm_get_config(VirtIODevice *vdev, uint8_t *config_data)
@@ -147,6 +209,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
 
     if (ms->numa_state && ms->numa_state->num_nodes) {
         virtio_add_feature(&features, VIRTIO_DMM_F_NODE_ID);
+    }
+    if (VIRTIO_DMM(vdev)->free_page_reporting) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     }
     return features;
 }
@@ -276,6 +341,10 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
     vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
                                 virtio_dmm_handle_request);
+    if (vdmm->free_page_reporting) {
+        vdmm->report_vq = virtio_add_queue(vdev, VIRTIO_DMM_REPORT_VQ_SIZE,
+                                           virtio_dmm_handle_report);
+    }
     host_memory_backend_set_mapped(vdmm->memdev, true);
     vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
 
@@ -304,7 +373,11 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
     host_memory_backend_set_mapped(vdmm->memdev, false);
-    virtio_del_queue(vdev, 0);
+    if (vdmm->report_vq) {
+        virtio_del_queue(vdev, VIRTIO_DMM_VQ_REPORT);
+        vdmm->report_vq = NULL;
+    }
+    virtio_del_queue(vdev, VIRTIO_DMM_VQ_REQUEST);
     virtio_cleanup(vdev);
     dmm_dev_fini(vdmm->dmm);
     g_free(vdmm->dmm);
@@ -527,6 +600,14 @@ static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
     visit_type_size(v, name, &value, errp);
 }
 
+static void virtio_dmm_get_u64(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    uint64_t value = *(uint64_t *)opaque;
+
+    visit_type_uint64(v, name, &value, errp);
+}
+
 static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_UINT64(VIRTIO_DMM_ADDR_PROP, VirtIODMM, addr, 0),
     DEFINE_PROP_UINT32(VIRTIO_DMM_NODE_PROP, VirtIODMM, node, 0),
@@ -534,6 +615,8 @@ static const Property virtio_dmm_properties[] = {
                      VIRTIO_DMM_DEFAULT_BLOCK_SIZE),
     DEFINE_PROP_LINK(VIRTIO_DMM_MEMDEV_PROP, VirtIODMM, memdev,
                      TYPE_MEMORY_BACKEND, HostMemoryBackend *),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_FPR_PROP, VirtIODMM, free_page_reporting,
+                     true),
 };
 
 static void virtio_dmm_instance_init(Object *obj)
@@ -548,6 +631,12 @@ static void virtio_dmm_instance_init(Object *obj)
                         virtio_dmm_get_plugged_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
                         virtio_dmm_get_boot_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_REPORTED_PROP, "size",
+                        virtio_dmm_get_u64, NULL, NULL,
+                        &vdmm->reported_bytes);
+    object_property_add(obj, VIRTIO_DMM_REFUSED_PROP, "uint64",
+                        virtio_dmm_get_u64, NULL, NULL,
+                        &vdmm->refused_reports);
 }
 
 static void virtio_dmm_class_init(ObjectClass *klass, void *data)

@@ -28,10 +28,11 @@ typedef struct DMMTest {
     QOSState *qs;
     QVirtioPCIDevice *dev;
     QVirtQueue *vq;
+    QVirtQueue *report_vq;
     uint64_t region;
 } DMMTest;
 
-static DMMTest *dmm_start(void)
+static DMMTest *dmm_start_features(uint64_t extra)
 {
     DMMTest *t = g_new0(DMMTest, 1);
     QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
@@ -48,16 +49,29 @@ static DMMTest *dmm_start(void)
     qvirtio_start_device(&t->dev->vdev);
     features = qvirtio_get_features(&t->dev->vdev);
     g_assert(features & (1ULL << VIRTIO_F_VERSION_1));
-    qvirtio_set_features(&t->dev->vdev, 1ULL << VIRTIO_F_VERSION_1);
+    g_assert((features & extra) == extra);
+    qvirtio_set_features(&t->dev->vdev, (1ULL << VIRTIO_F_VERSION_1) | extra);
     t->vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc, 0);
+    if (extra & (1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING)) {
+        t->report_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+                                        VIRTIO_DMM_VQ_REPORT);
+    }
     qvirtio_set_driver_ok(&t->dev->vdev);
     t->region = qvirtio_config_readq(&t->dev->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
     return t;
 }
 
+static DMMTest *dmm_start(void)
+{
+    return dmm_start_features(0);
+}
+
 static void dmm_stop(DMMTest *t)
 {
+    if (t->report_vq) {
+        qvirtqueue_cleanup(t->dev->vdev.bus, t->report_vq, &t->qs->alloc);
+    }
     qvirtqueue_cleanup(t->dev->vdev.bus, t->vq, &t->qs->alloc);
     qos_object_destroy(&t->dev->obj);
     qtest_shutdown(t->qs);
@@ -304,6 +318,67 @@ static void test_machine_reset(void)
     dmm_stop(t);
 }
 
+/* Report [gpa, gpa + len) as free; returns when the device gave it back. */
+static void dmm_report(DMMTest *t, uint64_t gpa, uint32_t len)
+{
+    uint32_t head;
+
+    head = qvirtqueue_add(t->qs->qts, t->report_vq, gpa, len, true, false);
+    qvirtqueue_kick(t->qs->qts, &t->dev->vdev, t->report_vq, head);
+    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->report_vq, head,
+                           NULL, DMM_TIMEOUT_US);
+}
+
+/*
+ * Reports are advice: ranges of boot RAM and of plugged blocks are
+ * discarded; unplugged blocks are refused and stay unplugged.
+ */
+static void test_free_page_reports(void)
+{
+    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
+    uint64_t boot_page = guest_alloc(&t->qs->alloc, 2 * 1024 * 1024);
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+
+    /* unplugged block: refused */
+    dmm_report(t, t->region + BLOCK_SIZE, 2 * 1024 * 1024);
+    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
+    /* straddling a plugged and an unplugged block: refused */
+    dmm_report(t, t->region + BLOCK_SIZE - 4096, 8192);
+    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 2);
+
+    /* plugged block and boot RAM: discarded */
+    dmm_report(t, t->region, 2 * 1024 * 1024);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 2 * 1024 * 1024);
+    qtest_writeq(t->qs->qts, boot_page, 0x1122334455667788ULL);
+    dmm_report(t, boot_page & ~0xfffULL, 4096);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==,
+                     2 * 1024 * 1024 + 4096);
+    /* nothing about the blocks changed */
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_state(t, t->region, 2), ==, VIRTIO_DMM_STATE_MIXED);
+    dmm_stop(t);
+}
+
+/*
+ * A report of something that is not RAM (the local APIC's page) reaches the
+ * device as a bounce buffer: refused, nothing discarded, device healthy.
+ */
+static void test_report_outside_ram(void)
+{
+    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
+    QVirtioDevice *d = &t->dev->vdev;
+
+    dmm_report(t, 0xfee00000ULL, 4096);
+    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
+    g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
+    dmm_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -314,6 +389,8 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/short-request", test_short_request);
     qtest_add_func("virtio-dmm/short-response", test_short_response);
     qtest_add_func("virtio-dmm/machine-reset", test_machine_reset);
+    qtest_add_func("virtio-dmm/free-page-reports", test_free_page_reports);
+    qtest_add_func("virtio-dmm/report-outside-ram", test_report_outside_ram);
 
     return g_test_run();
 }

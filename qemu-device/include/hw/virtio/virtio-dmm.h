@@ -26,6 +26,9 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_REQUESTED_SIZE_PROP  "requested-size"
 #define VIRTIO_DMM_PLUGGED_SIZE_PROP    "plugged-size"
 #define VIRTIO_DMM_BOOT_SIZE_PROP       "boot-size"
+#define VIRTIO_DMM_FPR_PROP             "free-page-reporting"
+#define VIRTIO_DMM_REPORTED_PROP        "reported-size"
+#define VIRTIO_DMM_REFUSED_PROP         "refused-reports"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
 
@@ -46,6 +49,13 @@ struct VirtIODMM {
 
     /* the request virtqueue */
     VirtQueue *vq;
+    /* free page reporting: offered to the guest, and its virtqueue */
+    bool free_page_reporting;
+    VirtQueue *report_vq;
+    /* bytes of reported free pages discarded */
+    uint64_t reported_bytes;
+    /* reported ranges ignored: not guest RAM, unplugged, or no discard */
+    uint64_t refused_reports;
 
     /* the region's backend; set by the user, mapped while realized */
     HostMemoryBackend *memdev;

@@ -50,6 +50,19 @@
 
 /* node_id in the configuration is an ACPI proximity domain (PXM). */
 #define VIRTIO_DMM_F_NODE_ID		0
+/*
+ * Free page reporting on virtqueue 1 (reportq): the driver passes free
+ * pages it will not touch until the device has returned the buffer, as
+ * device-writable buffers; the device may discard them.  A later access
+ * reads zeros.  Ranges outside guest RAM or in unplugged blocks are
+ * ignored.
+ */
+#define VIRTIO_DMM_F_FREE_PAGE_REPORTING	1
+
+/* --- virtqueues --- */
+
+#define VIRTIO_DMM_VQ_REQUEST		0	/* requests, always */
+#define VIRTIO_DMM_VQ_REPORT		1	/* F_FREE_PAGE_REPORTING */
 
 /* --- requests (driver to device, request virtqueue) --- */
 

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: free page reporting.
+ *
+ * The kernel's page reporting framework hands us batches of free pages it
+ * has taken out of the allocator; we lend them to the device on the
+ * report virtqueue and wait for it to give them back.  The device discards
+ * them, so a page freed in the guest stops costing the host.  Nothing can
+ * write the pages while the device holds them: no write is lost.
+ */
+#include <linux/page_reporting.h>
+#include <linux/virtio_config.h>
+
+#include "dmm.h"
+
+void dmm_report_vq_done(struct virtqueue *vq)
+{
+	struct virtio_dmm *vm = vq->vdev->priv;
+
+	wake_up(&vm->report_done);
+}
+
+/* Called by the framework, one batch at a time, from its worker. */
+static int dmm_report(struct page_reporting_dev_info *pr,
+		      struct scatterlist *sg, unsigned int nents)
+{
+	struct virtio_dmm *vm = container_of(pr, struct virtio_dmm, pr_info);
+	struct scatterlist *s;
+	unsigned int len, i;
+	u64 bytes = 0;
+	int rc;
+
+	/* The queue is empty between batches: adding cannot fail. */
+	rc = virtqueue_add_inbuf(vm->report_vq, sg, nents, vm,
+				 GFP_NOWAIT | __GFP_NOWARN);
+	if (WARN_ON_ONCE(rc))
+		return rc;
+	virtqueue_kick(vm->report_vq);
+	wait_event(vm->report_done, virtqueue_get_buf(vm->report_vq, &len));
+
+	for_each_sg(sg, s, nents, i)
+		bytes += s->length;
+	atomic64_add(bytes, &vm->reported_bytes);
+	return 0;
+}
+
+/*
+ * Start reporting if the device offers it.  Only one driver in the system
+ * can report free pages (virtio_balloon may): if another one does, we go
+ * on without, and say so.
+ */
+void dmm_report_init(struct virtio_dmm *vm)
+{
+	int rc;
+
+	if (!vm->report_vq)
+		return;
+	if (virtqueue_get_vring_size(vm->report_vq) < PAGE_REPORTING_CAPACITY) {
+		dev_warn(&vm->vdev->dev, "report queue of %u entries is too small for page reporting (%u)\n",
+			 virtqueue_get_vring_size(vm->report_vq),
+			 PAGE_REPORTING_CAPACITY);
+		return;
+	}
+	vm->pr_info.report = dmm_report;
+	rc = page_reporting_register(&vm->pr_info);
+	if (rc) {
+		dev_warn(&vm->vdev->dev, "free page reporting not started (another driver reports free pages?): %d\n",
+			 rc);
+		return;
+	}
+	vm->reporting = true;
+}
+
+void dmm_report_exit(struct virtio_dmm *vm)
+{
+	if (vm->reporting)
+		page_reporting_unregister(&vm->pr_info);
+	vm->reporting = false;
+}

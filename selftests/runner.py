@@ -134,6 +134,15 @@ def suite_driver_checks(r):
          p.stdout[-4000:])
 
 
+def suite_qemu_checks(r):
+    """QEMU's checkpatch.pl on the files qemu-device/ adds."""
+    p = subprocess.run([os.path.join(TOP, "scripts", "check-qemu.sh")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=600)
+    r.ok(p.returncode == 0, "qemu: checkpatch clean on the new QEMU files",
+         p.stdout[-4000:])
+
+
 def suite_qtest(r):
     """QEMU's own test: malformed requests straight into the virtqueue."""
     qbuild = os.path.join(dmmvm.BUILD, "qemu-build")
@@ -445,6 +454,7 @@ def suite_free_page_reporting(r):
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
+    "qemu-checks": suite_qemu_checks,
     "qtest": suite_qtest,
     "coarse": suite_coarse,
     "bad-config": suite_bad_config,

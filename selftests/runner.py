@@ -125,22 +125,24 @@ def suite_devlib(r):
                 r.diag("  " + line)
 
 
-def suite_driver_checks(r):
-    """checkpatch --strict and sparse C=2 on the driver."""
-    p = subprocess.run([os.path.join(TOP, "scripts", "check-driver.sh")],
+def check_script(r, script, name):
+    """Run a static-check script of scripts/: one result, its output."""
+    p = subprocess.run([os.path.join(TOP, "scripts", script)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, timeout=600)
-    r.ok(p.returncode == 0, "driver: checkpatch --strict and sparse clean",
-         p.stdout[-4000:])
+    r.ok(p.returncode == 0, name, p.stdout[-4000:])
+
+
+def suite_driver_checks(r):
+    """checkpatch --strict and sparse C=2 on the driver."""
+    check_script(r, "check-driver.sh",
+                 "driver: checkpatch --strict and sparse clean")
 
 
 def suite_qemu_checks(r):
     """QEMU's checkpatch.pl on the files qemu-device/ adds."""
-    p = subprocess.run([os.path.join(TOP, "scripts", "check-qemu.sh")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=600)
-    r.ok(p.returncode == 0, "qemu: checkpatch clean on the new QEMU files",
-         p.stdout[-4000:])
+    check_script(r, "check-qemu.sh",
+                 "qemu: checkpatch clean on the new QEMU files")
 
 
 def suite_qtest(r):

@@ -69,7 +69,6 @@ struct virtio_dmm {
 	int nid;			/* node of the region */
 	int mgid;			/* our dynamic memory group */
 	struct resource *parent_res;	/* the region, reserved for us */
-	const char *resource_name;	/* "System RAM (virtio_dmm)" */
 
 	/* the control loop; runs on system_freezable_wq */
 	struct delayed_work work;

@@ -14,6 +14,11 @@
 
 #include "dmm.h"
 
+/*
+ * add_memory_driver_managed() wants "System RAM ($DRIVER)" and keeps the
+ * pointer while the memory exists.  A string of the module is safe: the
+ * module holds a reference to itself while any memory is plugged.
+ */
 static const char dmm_resource_name[] = "System RAM (virtio_dmm)";
 
 /*
@@ -56,7 +61,6 @@ int dmm_coarse_init(struct virtio_dmm *vm)
 	vm->plugged = bitmap_zalloc(vm->nb_blocks, GFP_KERNEL);
 	if (!vm->plugged)
 		return -ENOMEM;
-	vm->resource_name = dmm_resource_name;
 	rc = dmm_reserve_region(vm);
 	if (rc)
 		goto out_free;
@@ -114,7 +118,7 @@ static int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
 	int rc;
 
 	rc = add_memory_driver_managed(vm->mgid, addr, vm->block_size,
-				       vm->resource_name,
+				       dmm_resource_name,
 				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
 	if (rc)
 		dev_warn(&vm->vdev->dev, "adding memory 0x%llx failed: %d\n",

@@ -190,6 +190,9 @@ def check_bad_qmp_values(r, g):
              % (msg, before, after))
         r.diag("  -> %s" % msg)
     time.sleep(0.5)
+    out = g.qmp.hmp("qom-set dmm0 requested-size 513M")
+    r.ok("not boot-size" in out and g.dmm_info() == before,
+         "hmp: qom-set requested-size 513M refused, nothing changed", out)
     r.ok(g.sysfs("requested_size") == sysfs_before,
          "qmp: guest saw no change after refused values")
 
@@ -257,6 +260,11 @@ def suite_coarse(r):
              "grow to 2 GiB: MemTotal grew by %d MiB (of %d MiB plugged)"
              % ((m1 - m0) // MiB, added // MiB), "MemTotal %d -> %d"
              % (m0, m1))
+        hmp = g.qmp.hmp("info memory-devices")
+        r.ok('Memory device [virtio-dmm]: "dmm0"' in hmp and
+             "plugged-size: %d" % added in hmp and
+             "requested-size: %d" % (2 * GiB) in hmp,
+             "grow to 2 GiB: HMP info memory-devices agrees", hmp)
         evs = size_events(g, added)
         r.ok(any(e["data"]["size"] == added for e in evs),
              "grow to 2 GiB: MEMORY_DEVICE_SIZE_CHANGE reports %d MiB"
@@ -384,11 +392,13 @@ def suite_migrate(r):
 
         dst = Guest("mig-dst", mem="512M", maxmem="4G", region="3G",
                     incoming=mig).start()
+        failures0 = int(src.sysfs("plug_failures"))
         t0 = time.time()
         src.migrate_to(dst)
         r.figure("migration of a 1.5 GiB guest (1 GiB plugged, filled)",
                  "%.1f s" % (time.time() - t0))
         src.stop()
+        r.ok(failures0 == 0, "source: no plug failure before the migration")
         info = dst.dmm_info()
         r.ok(info["plugged-size"] == GiB and
              info["requested-size"] == 1536 * MiB,
@@ -409,7 +419,36 @@ def suite_migrate(r):
              "destination: QEMU RSS fell by %d MiB" % ((rss - dst.rss())
                                                       // MiB))
         grow(r, dst, 2 * GiB, "destination: grow to 2 GiB")
-        problems = dst.kernel_problems() + src.kernel_problems()
+
+        # A resize asked for during a migration: the device answers BUSY,
+        # the driver backs off and finishes on the next destination.
+        dst2 = Guest("mig-dst2", mem="512M", maxmem="4G", region="3G",
+                     incoming=mig.replace(".sock", "2.sock")).start()
+        dst.qmp.cmd("migrate-set-parameters", max_bandwidth=64 * MiB)
+        dst.qmp.cmd("migrate", uri=dst2.incoming)
+        time.sleep(1)
+        dst.set_requested(3 * GiB)
+        busy_seen = False
+        while dst.qmp.cmd("query-migrate").get("status") == "active":
+            busy_seen = busy_seen or int(dst.sysfs("plug_failures")) > 0
+            time.sleep(0.2)
+        r.ok(busy_seen and dst.dmm_info()["plugged-size"] == 1536 * MiB,
+             "during migration: the device refused to plug (BUSY), nothing "
+             "changed")
+        dst.stop()
+        try:
+            secs = dst2.wait_plugged(2560 * MiB, timeout=180)
+            r.ok(True, "after migration: the driver retried and reached "
+                 "3 GiB on the new destination (%.1f s)" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "after migration: the driver retried and reached "
+                 "3 GiB on the new destination", e)
+        r.ok(dst2.dmm_info()["plugged-size"] == 2560 * MiB,
+             "new destination: QMP shows 2.5 GiB plugged")
+        gtap(r, dst2, "dmm_state_check %d" % (2560 * MiB))
+        problems = dst2.kernel_problems()
+        dst2.stop()
+        problems += dst.kernel_problems() + src.kernel_problems()
         r.ok(not problems, "migration: no warnings or oopses",
              "\n".join(problems[:40]))
     finally:

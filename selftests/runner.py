@@ -492,6 +492,46 @@ def suite_free_page_reporting(r):
              "\n".join(problems[:40]))
 
 
+def suite_busy_shrink(r):
+    """Issue 2: a shrink that memory in use blocks backs off, loses nothing."""
+    with Guest("busy", mem="512M", maxmem="4G", region="3G") as g:
+        g.run("echo 200 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
+        grow(r, g, 2 * GiB, "grow to 2 GiB")
+        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (1400 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "a program holds 1400 MiB", out)
+
+        g.set_requested(512 * MiB)
+        time.sleep(8)
+        plugged = int(g.sysfs("plugged_size"))
+        r.diag("  held: plugged %d MiB, status %s, unplug_failures %s"
+               % (plugged // MiB, g.sysfs("status"),
+                  g.sysfs("unplug_failures")))
+        r.ok(0 < plugged < 1536 * MiB,
+             "shrink while held: partial progress (%d MiB still plugged)"
+             % (plugged // MiB))
+        r.ok(g.sysfs("status") == "busy" and
+             int(g.sysfs("unplug_failures")) > 0,
+             "shrink while held: status busy, unplug failures counted")
+        r.ok(g.dmm_info()["plugged-size"] == plugged,
+             "shrink while held: QMP agrees on what is still plugged")
+
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (held through the shrink)", 0, out)
+        try:
+            secs = g.wait_plugged(0, timeout=120)
+            r.ok(True, "after release: the retry finished the shrink "
+                 "(%.1f s)" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "after release: the retry finished the shrink", e)
+        gtap(r, g, "dmm_state_check 0")
+        problems = g.kernel_problems()
+        r.ok(not problems, "busy shrink: no OOM kill, warning or oops",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -499,6 +539,7 @@ SUITES = {
     "qtest": suite_qtest,
     "coarse": suite_coarse,
     "bad-config": suite_bad_config,
+    "busy-shrink": suite_busy_shrink,
     "migrate": suite_migrate,
     "free-page-reporting": suite_free_page_reporting,
 }

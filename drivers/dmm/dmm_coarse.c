@@ -9,7 +9,9 @@
  */
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 
 #include "dmm.h"
@@ -159,6 +161,24 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 	return 0;
 }
 
+/* Free memory that must remain after a block's pages moved elsewhere. */
+#define DMM_OFFLINE_RESERVE	(SZ_64M >> PAGE_SHIFT)
+
+/*
+ * offline_pages() retries migration for as long as it takes when there is
+ * no free memory to migrate to, and a kernel worker gets no signal to stop
+ * it.  Offline a block only if the rest of the system can take its pages:
+ * free pages minus the block's own size (its free pages are counted in the
+ * total, its used pages must move) must leave a reserve.
+ */
+static bool dmm_room_for_block(struct virtio_dmm *vm)
+{
+	unsigned long free = global_zone_page_state(NR_FREE_PAGES);
+	unsigned long block = vm->block_size >> PAGE_SHIFT;
+
+	return free >= block + DMM_OFFLINE_RESERVE;
+}
+
 /*
  * Remove block @id from Linux, then unplug it.  -EBUSY if Linux cannot
  * offline it now.  If the device cannot unplug it now, the block goes back
@@ -169,6 +189,10 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
 
+	if (!dmm_room_for_block(vm)) {
+		vm->unplug_failures++;
+		return -EBUSY;
+	}
 	rc = offline_and_remove_memory(addr, vm->block_size);
 	if (rc) {
 		vm->unplug_failures++;

@@ -23,6 +23,14 @@ static uint16_t dmm_le16(const void *p)
 	return (uint16_t)(b[0] | b[1] << 8);
 }
 
+static uint32_t dmm_le32(const void *p)
+{
+	const uint8_t *b = p;
+
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
 static uint64_t dmm_le64(const void *p)
 {
 	const uint8_t *b = p;
@@ -40,6 +48,15 @@ static void dmm_put_le16(void *p, uint16_t v)
 
 	b[0] = v & 0xff;
 	b[1] = v >> 8;
+}
+
+static void dmm_put_le32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	int i;
+
+	for (i = 0; i < 4; i++, v >>= 8)
+		b[i] = v & 0xff;
 }
 
 static void dmm_put_le64(void *p, uint64_t v)
@@ -69,6 +86,41 @@ static int is_pow2(uint64_t v)
 }
 
 /* --- set-up --- */
+
+/* Page requests need a page size that divides blocks and boot RAM. */
+static int dmm_check_page_params(const struct dmm_params *p,
+				 const struct dmm_backend_ops *ops,
+				 char *err, size_t errlen)
+{
+	uint64_t ps = p->page_size;
+
+	if (!ps)
+		return 0;
+	if (!is_pow2(ps) || ps > p->block_size || p->boot_size % ps) {
+		dmm_err(err, errlen, "page size 0x%llx must be a power of two "
+			"dividing block-size 0x%llx and boot-size 0x%llx",
+			(unsigned long long)ps,
+			(unsigned long long)p->block_size,
+			(unsigned long long)p->boot_size);
+		return -EINVAL;
+	}
+	if (!ops || !ops->boot_page || !ops->discard_boot) {
+		dmm_err(err, errlen, "backend lacks boot_page or discard_boot");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int dmm_alloc_page_bitmaps(struct dmm_dev *d,
+				  const struct dmm_params *p)
+{
+	d->nb_boot_pages = p->boot_size / p->page_size;
+	d->nb_region_pages = p->region_size / p->page_size;
+	/* calloc(0) may return NULL: a guest without boot RAM is legal. */
+	d->boot_pages = calloc(dmm_bitmap_bytes(d->nb_boot_pages) + 1, 1);
+	d->region_pages = calloc(dmm_bitmap_bytes(d->nb_region_pages), 1);
+	return d->boot_pages && d->region_pages ? 0 : -ENOMEM;
+}
 
 int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 		 const struct dmm_backend_ops *ops, void *opaque,
@@ -113,10 +165,17 @@ int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 		dmm_err(err, errlen, "backend lacks populate or discard");
 		return -EINVAL;
 	}
+	if (dmm_check_page_params(p, ops, err, errlen))
+		return -EINVAL;
 	d->state = calloc(p->region_size / bs, 1);
 	if (!d->state) {
 		dmm_err(err, errlen, "out of memory for 0x%llx block states",
 			(unsigned long long)(p->region_size / bs));
+		return -ENOMEM;
+	}
+	if (p->page_size && dmm_alloc_page_bitmaps(d, p)) {
+		dmm_dev_fini(d);
+		dmm_err(err, errlen, "out of memory for the page bitmaps");
 		return -ENOMEM;
 	}
 	d->p = *p;
@@ -130,16 +189,52 @@ int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 void dmm_dev_fini(struct dmm_dev *d)
 {
 	free(d->state);
+	free(d->boot_pages);
+	free(d->region_pages);
 	d->state = NULL;
+	d->boot_pages = NULL;
+	d->region_pages = NULL;
 }
 
 /* --- sizes --- */
+
+uint64_t dmm_current_size(const struct dmm_dev *d)
+{
+	return d->p.boot_size + d->plugged_size - d->unplugged_size;
+}
+
+/* requested_size with page requests: any page multiple in range. */
+static int dmm_check_requested_pages(const struct dmm_dev *d, uint64_t size,
+				     char *err, size_t errlen)
+{
+	const struct dmm_params *p = &d->p;
+	uint64_t min = p->boot_size < DMM_MIN_REQUESTED_SIZE ?
+		       p->boot_size : DMM_MIN_REQUESTED_SIZE;
+	/* init checked that boot_size + region_size does not overflow */
+	uint64_t max = p->boot_size + p->region_size;
+
+	if (size < min || size > max) {
+		dmm_err(err, errlen, "requested-size 0x%llx is outside "
+			"0x%llx..0x%llx", (unsigned long long)size,
+			(unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	if (size % p->page_size) {
+		dmm_err(err, errlen, "requested-size 0x%llx is not a multiple "
+			"of the page size 0x%llx", (unsigned long long)size,
+			(unsigned long long)p->page_size);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
 			     char *err, size_t errlen)
 {
 	const struct dmm_params *p = &d->p;
 
+	if (p->page_size)
+		return dmm_check_requested_pages(d, size, err, errlen);
 	if (size < p->boot_size) {
 		dmm_err(err, errlen, "requested-size 0x%llx is below boot-size "
 			"0x%llx", (unsigned long long)size,
@@ -245,8 +340,8 @@ static uint16_t dmm_plug(struct dmm_dev *d, uint64_t first, uint64_t count)
 
 	if (dmm_count_plugged(d, first, count))
 		return VIRTIO_DMM_RESP_ERROR;
-	target = d->requested_size - d->p.boot_size;
-	if (d->plugged_size + count * bs > target)
+	target = d->requested_size;
+	if (dmm_current_size(d) + count * bs > target)
 		return VIRTIO_DMM_RESP_NACK;
 	if (d->ops->populate(d->opaque, first * bs, count * bs)) {
 		d->stats.backend_errors++;
@@ -260,11 +355,34 @@ static uint16_t dmm_plug(struct dmm_dev *d, uint64_t first, uint64_t count)
 	return VIRTIO_DMM_RESP_ACK;
 }
 
+/* Does a block of [first, first + count) hold an unplugged page? */
+static bool dmm_blocks_have_unplugged_pages(const struct dmm_dev *d,
+					    uint64_t first, uint64_t count)
+{
+	uint64_t per_block, i, end;
+
+	if (!d->p.page_size || !d->unplugged_size)
+		return false;
+	per_block = d->p.block_size / d->p.page_size;
+	end = (first + count) * per_block;
+	for (i = first * per_block; i < end; i++) {
+		/* whole zero bytes at a time where aligned */
+		if (!(i % 8) && i + 8 <= end && !d->region_pages[i / 8]) {
+			i += 7;
+			continue;
+		}
+		if (dmm_page_test(d->region_pages, i))
+			return true;
+	}
+	return false;
+}
+
 static uint16_t dmm_unplug(struct dmm_dev *d, uint64_t first, uint64_t count)
 {
 	uint64_t bs = d->p.block_size;
 
-	if (dmm_count_plugged(d, first, count) != count)
+	if (dmm_count_plugged(d, first, count) != count ||
+	    dmm_blocks_have_unplugged_pages(d, first, count))
 		return VIRTIO_DMM_RESP_ERROR;
 	if (d->ops->discard(d->opaque, first * bs, count * bs)) {
 		d->stats.backend_errors++;
@@ -298,6 +416,12 @@ static int dmm_discard_region(struct dmm_dev *d)
 static void dmm_forget_all(struct dmm_dev *d)
 {
 	memset(d->state, DMM_BLOCK_UNPLUGGED, d->nb_blocks);
+	if (d->p.page_size) {
+		memset(d->boot_pages, 0, dmm_bitmap_bytes(d->nb_boot_pages));
+		memset(d->region_pages, 0,
+		       dmm_bitmap_bytes(d->nb_region_pages));
+		d->unplugged_size = 0;
+	}
 	dmm_set_plugged_size(d, 0);
 }
 
@@ -383,6 +507,221 @@ int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
 	return sizeof(*resp);
 }
 
+/* --- page requests --- */
+
+/* Where a page's unplugged bit lives. */
+struct dmm_page_ref {
+	uint8_t *bitmap;
+	uint64_t bit;
+	bool boot;
+	uint64_t offset;	/* in boot RAM or the region */
+};
+
+/*
+ * Find the bit of the page at guest-physical @gpa: it must be aligned, and
+ * boot RAM or inside a plugged block of the region.
+ */
+static int dmm_page_lookup(const struct dmm_dev *d, uint64_t gpa,
+			   struct dmm_page_ref *ref)
+{
+	uint64_t ps = d->p.page_size, off;
+
+	if (gpa % ps)
+		return -EINVAL;
+	if (gpa >= d->p.region_addr &&
+	    gpa - d->p.region_addr < d->p.region_size) {
+		off = gpa - d->p.region_addr;
+		if (d->state[off / d->p.block_size] != DMM_BLOCK_PLUGGED)
+			return -EINVAL;
+		ref->bitmap = d->region_pages;
+		ref->boot = false;
+	} else {
+		if (d->ops->boot_page(d->opaque, gpa, &off) ||
+		    off % ps || off >= d->p.boot_size)
+			return -EINVAL;
+		ref->bitmap = d->boot_pages;
+		ref->boot = true;
+	}
+	ref->offset = off;
+	ref->bit = off / ps;
+	return 0;
+}
+
+static void dmm_page_flip(struct dmm_page_ref *ref)
+{
+	ref->bitmap[ref->bit / 8] ^= 1u << (ref->bit % 8);
+}
+
+/*
+ * Entry @i of a request: is its page to become unplugged (true) or plugged
+ * (false)?  MOVE_PAGES pairs are (old: plugged back, new: unplugged).
+ */
+static bool dmm_entry_unplugs(uint16_t type, uint32_t i)
+{
+	if (type == VIRTIO_DMM_REQ_MOVE_PAGES)
+		return i % 2;
+	return type == VIRTIO_DMM_REQ_UNPLUG_PAGES;
+}
+
+/* Undo the flips of entries [0, n), last first. */
+static void dmm_pages_rollback(struct dmm_dev *d, const uint8_t *addrs,
+			       uint32_t n)
+{
+	struct dmm_page_ref ref;
+
+	while (n--) {
+		/* looked up successfully before; the lookup cannot change */
+		if (!dmm_page_lookup(d, dmm_le64(addrs + 8 * n), &ref))
+			dmm_page_flip(&ref);
+	}
+}
+
+/*
+ * In MOVE_PAGES a page listed twice could cancel its own flips (plugged
+ * back as old, unplugged again as new): compare the addresses.  At most
+ * DMM_MAX_PAGES_PER_REQ of them.
+ */
+static bool dmm_pages_distinct(const uint8_t *addrs, uint32_t nb)
+{
+	uint32_t i, j;
+
+	for (i = 1; i < nb; i++)
+		for (j = 0; j < i; j++)
+			if (dmm_le64(addrs + 8 * i) == dmm_le64(addrs + 8 * j))
+				return false;
+	return true;
+}
+
+/*
+ * Check every entry and flip its bit, in order, so that a page listed
+ * twice finds its own first flip and fails.  Nothing stays changed on
+ * failure.
+ */
+static int dmm_pages_apply(struct dmm_dev *d, uint16_t type,
+			   const uint8_t *addrs, uint32_t nb)
+{
+	struct dmm_page_ref ref;
+	uint32_t i;
+
+	if (type == VIRTIO_DMM_REQ_MOVE_PAGES && !dmm_pages_distinct(addrs, nb))
+		return -EINVAL;
+	for (i = 0; i < nb; i++) {
+		bool unplug = dmm_entry_unplugs(type, i);
+
+		if (dmm_page_lookup(d, dmm_le64(addrs + 8 * i), &ref) ||
+		    dmm_page_test(ref.bitmap, ref.bit) == unplug) {
+			dmm_pages_rollback(d, addrs, i);
+			return -EINVAL;
+		}
+		dmm_page_flip(&ref);
+	}
+	return 0;
+}
+
+/* Discard the pages an applied request left unplugged. */
+static int dmm_pages_discard(struct dmm_dev *d, uint16_t type,
+			     const uint8_t *addrs, uint32_t nb)
+{
+	uint64_t ps = d->p.page_size;
+	struct dmm_page_ref ref;
+	uint32_t i;
+	int ret;
+
+	if (d->discard_inhibited)
+		return 0;
+	for (i = 0; i < nb; i++) {
+		if (!dmm_entry_unplugs(type, i) ||
+		    dmm_page_lookup(d, dmm_le64(addrs + 8 * i), &ref) ||
+		    !dmm_page_test(ref.bitmap, ref.bit))
+			continue;
+		ret = ref.boot ? d->ops->discard_boot(d->opaque, ref.offset, ps) :
+				 d->ops->discard(d->opaque, ref.offset, ps);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static uint16_t dmm_process_pages(struct dmm_dev *d, uint16_t type,
+				  const uint8_t *addrs, uint32_t nb)
+{
+	uint64_t bytes = (uint64_t)nb * d->p.page_size;
+
+	if (dmm_pages_apply(d, type, addrs, nb))
+		return VIRTIO_DMM_RESP_ERROR;
+	if (type == VIRTIO_DMM_REQ_PLUG_PAGES &&
+	    dmm_current_size(d) + bytes > d->requested_size) {
+		dmm_pages_rollback(d, addrs, nb);
+		return VIRTIO_DMM_RESP_NACK;
+	}
+	if (dmm_pages_discard(d, type, addrs, nb)) {
+		/* The guest gave these pages up: losing content is harmless. */
+		d->stats.backend_errors++;
+		dmm_pages_rollback(d, addrs, nb);
+		return VIRTIO_DMM_RESP_ERROR;
+	}
+	switch (type) {
+	case VIRTIO_DMM_REQ_UNPLUG_PAGES:
+		d->unplugged_size += bytes;
+		d->stats.pages_unplugged += nb;
+		break;
+	case VIRTIO_DMM_REQ_PLUG_PAGES:
+		d->unplugged_size -= bytes;
+		d->stats.pages_plugged += nb;
+		break;
+	default:
+		d->stats.pages_unplugged += nb / 2;
+		d->stats.pages_plugged += nb / 2;
+		break;
+	}
+	return VIRTIO_DMM_RESP_ACK;
+}
+
+/* Header checks: everything but the addresses themselves. */
+static uint16_t dmm_check_page_req(const struct dmm_dev *d,
+				   const struct virtio_dmm_page_req *h,
+				   size_t req_len, uint16_t *type,
+				   uint32_t *nb)
+{
+	*type = dmm_le16(&h->type);
+	*nb = dmm_le32(&h->nb_pages);
+	if (!d->p.page_size || dmm_le16(&h->padding))
+		return VIRTIO_DMM_RESP_ERROR;
+	if (*type != VIRTIO_DMM_REQ_UNPLUG_PAGES &&
+	    *type != VIRTIO_DMM_REQ_PLUG_PAGES &&
+	    *type != VIRTIO_DMM_REQ_MOVE_PAGES)
+		return VIRTIO_DMM_RESP_ERROR;
+	if (!*nb || *nb > DMM_MAX_PAGES_PER_REQ ||
+	    (*type == VIRTIO_DMM_REQ_MOVE_PAGES && *nb % 2))
+		return VIRTIO_DMM_RESP_ERROR;
+	if ((req_len - sizeof(*h)) / 8 < *nb)
+		return VIRTIO_DMM_RESP_ERROR;
+	return VIRTIO_DMM_RESP_ACK;
+}
+
+int dmm_handle_page_request(struct dmm_dev *d, const void *req,
+			    size_t req_len, struct virtio_dmm_resp *resp)
+{
+	const struct virtio_dmm_page_req *h = req;
+	uint16_t type, rtype;
+	uint32_t nb;
+
+	if (req_len < sizeof(*h))
+		return -EINVAL;
+	memset(resp, 0, sizeof(*resp));
+	d->stats.page_requests++;
+	rtype = dmm_check_page_req(d, h, req_len, &type, &nb);
+	if (rtype == VIRTIO_DMM_RESP_ACK)
+		rtype = dmm_process_pages(d, type,
+					  (const uint8_t *)req + sizeof(*h), nb);
+	if (rtype == VIRTIO_DMM_RESP_NACK)
+		d->stats.nacks++;
+	else if (rtype == VIRTIO_DMM_RESP_ERROR)
+		d->stats.errors++;
+	dmm_put_le16(&resp->type, rtype);
+	return sizeof(*resp);
+}
+
 /* --- configuration and migration --- */
 
 void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
@@ -396,6 +735,58 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
 	dmm_put_le64(&cfg->boot_size, d->p.boot_size);
 	dmm_put_le64(&cfg->requested_size, d->requested_size);
 	dmm_put_le64(&cfg->plugged_size, d->plugged_size);
+	if (d->p.page_size) {
+		dmm_put_le32(&cfg->page_size, (uint32_t)d->p.page_size);
+		dmm_put_le32(&cfg->max_pages, DMM_MAX_PAGES_PER_REQ);
+		dmm_put_le64(&cfg->unplugged_size, d->unplugged_size);
+	}
+}
+
+static uint64_t dmm_bitmap_weight(const uint8_t *bitmap, uint64_t nb)
+{
+	uint64_t i, n = 0;
+
+	for (i = 0; i < nb; i++)
+		n += dmm_page_test(bitmap, i);
+	return n;
+}
+
+/*
+ * Page bitmaps from a migration stream: no bits past the end, none in
+ * unplugged blocks, and as many set as unplugged_size says.
+ */
+static int dmm_check_loaded_pages(const struct dmm_dev *d, char *err,
+				  size_t errlen)
+{
+	uint64_t i, n, bytes = dmm_bitmap_bytes(d->nb_boot_pages);
+
+	if (!d->p.page_size)
+		return d->unplugged_size ? -EINVAL : 0;
+	for (i = d->nb_boot_pages; i < bytes * 8; i++) {
+		if (dmm_page_test(d->boot_pages, i)) {
+			dmm_err(err, errlen, "boot page bit %llu is out of range",
+				(unsigned long long)i);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < d->nb_blocks; i++) {
+		if (d->state[i] == DMM_BLOCK_UNPLUGGED &&
+		    dmm_blocks_have_unplugged_pages(d, i, 1)) {
+			dmm_err(err, errlen, "unplugged block %llu has unplugged "
+				"pages", (unsigned long long)i);
+			return -EINVAL;
+		}
+	}
+	n = dmm_bitmap_weight(d->boot_pages, d->nb_boot_pages) +
+	    dmm_bitmap_weight(d->region_pages, d->nb_region_pages);
+	if (n * d->p.page_size != d->unplugged_size ||
+	    d->unplugged_size > d->p.boot_size + d->plugged_size) {
+		dmm_err(err, errlen, "unplugged-size 0x%llx does not match %llu "
+			"unplugged pages", (unsigned long long)d->unplugged_size,
+			(unsigned long long)n);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen)
@@ -416,5 +807,7 @@ int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen)
 			(unsigned long long)n);
 		return -EINVAL;
 	}
+	if (dmm_check_loaded_pages(d, err, errlen))
+		return -EINVAL;
 	return dmm_check_requested_size(d, d->requested_size, err, errlen);
 }

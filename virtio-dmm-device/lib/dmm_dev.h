@@ -27,6 +27,13 @@ struct dmm_backend_ops {
 	int (*discard)(void *opaque, uint64_t offset, uint64_t len);
 	/* plugged_size changed (after a request or unplug-all); may be NULL. */
 	void (*plugged_changed)(void *opaque, uint64_t plugged_size);
+	/*
+	 * Pages (page_size != 0) only.  Is guest-physical @gpa boot RAM?  Then
+	 * 0 and *offset is its offset in [0, boot_size); else -1.
+	 */
+	int (*boot_page)(void *opaque, uint64_t gpa, uint64_t *offset);
+	/* Give host memory behind boot RAM [offset, offset + len) back. */
+	int (*discard_boot)(void *opaque, uint64_t offset, uint64_t len);
 };
 
 /* Fixed parameters of a device, checked by dmm_dev_init(). */
@@ -35,6 +42,8 @@ struct dmm_params {
 	uint64_t region_addr;	/* guest-physical, block_size aligned */
 	uint64_t region_size;	/* multiple of block_size, > 0 */
 	uint64_t boot_size;	/* guest RAM outside the region */
+	/* 0: no page requests; else their page size, a power of two */
+	uint64_t page_size;
 };
 
 /* Counters of what the guest asked and what came of it. */
@@ -46,6 +55,9 @@ struct dmm_stats {
 	uint64_t busy;		/* BUSY responses */
 	uint64_t errors;	/* ERROR responses */
 	uint64_t backend_errors; /* populate or discard failed */
+	uint64_t page_requests;	/* page requests processed */
+	uint64_t pages_unplugged; /* pages unplugged (UNPLUG_PAGES, MOVE) */
+	uint64_t pages_plugged;	/* pages plugged back (PLUG_PAGES, MOVE) */
 };
 
 /* Block states, one byte each (stored as-is in QEMU's migration stream). */
@@ -57,6 +69,10 @@ enum dmm_block_state {
 #define DMM_MIN_BLOCK_SIZE	(4096ULL)
 /* Refuse regions with more blocks than this (keeps the state array small). */
 #define DMM_MAX_BLOCKS		(1ULL << 24)
+/* The most addresses in one page request (max_pages in the config). */
+#define DMM_MAX_PAGES_PER_REQ	1024
+/* With pages, requested_size may go down to this (or boot_size if less). */
+#define DMM_MIN_REQUESTED_SIZE	(64ULL << 20)
 
 struct dmm_dev {
 	struct dmm_params p;
@@ -66,6 +82,19 @@ struct dmm_dev {
 	bool busy;			/* answer BUSY to state changes */
 	uint8_t *state;			/* enum dmm_block_state per block */
 	struct dmm_stats stats;
+
+	/*
+	 * Pages (p.page_size != 0): one bit per page, set while the page is
+	 * unplugged; boot RAM by offset, the region by offset.  Bit i of a
+	 * bitmap is bit i % 8 of byte i / 8 (stored as-is for migration).
+	 */
+	uint64_t nb_boot_pages;		/* boot_size / page_size */
+	uint64_t nb_region_pages;	/* region_size / page_size */
+	uint8_t *boot_pages;
+	uint8_t *region_pages;
+	uint64_t unplugged_size;	/* set bits in both, times page_size */
+	/* unplug pages without discarding them (postcopy, snapshots) */
+	bool discard_inhibited;
 
 	const struct dmm_backend_ops *ops;
 	void *opaque;
@@ -82,9 +111,11 @@ int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 void dmm_dev_fini(struct dmm_dev *d);
 
 /*
- * Is @size a valid requested_size?  0, or -EINVAL with a message: it must be
- * >= boot_size, <= boot_size + region_size, and size - boot_size must be a
- * multiple of block_size.
+ * Is @size a valid requested_size?  0, or -EINVAL with a message.  Without
+ * pages it must be >= boot_size, <= boot_size + region_size, and
+ * size - boot_size must be a multiple of block_size.  With pages it must be
+ * a multiple of page_size between min(boot_size, DMM_MIN_REQUESTED_SIZE)
+ * and boot_size + region_size.
  */
 int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
 			     char *err, size_t errlen);
@@ -103,8 +134,30 @@ int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
 		       struct virtio_dmm_resp *resp);
 
 /*
- * Machine reset: discard the region and mark every block unplugged, even if
- * the discard fails (then -EIO).  The UNPLUG_ALL request instead changes
+ * Process one page request (page virtqueue), as dmm_handle_request().
+ * -EINVAL if shorter than its header.
+ */
+int dmm_handle_page_request(struct dmm_dev *d, const void *req,
+			    size_t req_len, struct virtio_dmm_resp *resp);
+
+/* The guest's RAM now: boot_size + plugged_size - unplugged_size. */
+uint64_t dmm_current_size(const struct dmm_dev *d);
+
+/* Is page @i of @bitmap set (unplugged)? */
+static inline bool dmm_page_test(const uint8_t *bitmap, uint64_t i)
+{
+	return bitmap[i / 8] & (1u << (i % 8));
+}
+
+/* Bytes of a page bitmap over @nb_pages pages. */
+static inline uint64_t dmm_bitmap_bytes(uint64_t nb_pages)
+{
+	return (nb_pages + 7) / 8;
+}
+
+/*
+ * Machine reset: discard the region and mark every block unplugged and
+ * every page plugged, even if the discard fails (then -EIO).  The UNPLUG_ALL request instead changes
  * nothing when the discard fails.
  */
 int dmm_unplug_all(struct dmm_dev *d);
@@ -114,8 +167,9 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
 		     struct virtio_dmm_config *cfg);
 
 /*
- * After restoring state[] and plugged_size from a migration stream: check
- * they agree with each other and with the parameters.  0 or -EINVAL.
+ * After restoring state[], plugged_size, the page bitmaps and
+ * unplugged_size from a migration stream: check they agree with each other
+ * and with the parameters.  0 or -EINVAL.
  */
 int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen);
 

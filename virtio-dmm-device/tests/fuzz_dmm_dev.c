@@ -2,9 +2,9 @@
 /*
  * Fuzz target for the virtio-dmm device library.
  *
- * The input is a script of operations on a 16-block device: requests of
- * arbitrary bytes and lengths, requested-size changes, UNPLUG_ALL, busy and
- * backend-failure toggles.  After every operation the invariants of the
+ * The input is a script of operations on a 16-block device with page
+ * requests: block and page requests of arbitrary bytes and lengths,
+ * requested-size changes, UNPLUG_ALL, busy and backend-failure toggles.  After every operation the invariants of the
  * device are checked; a violation aborts.
  *
  * Built with -fsanitize=fuzzer it is a libFuzzer target; built with
@@ -23,6 +23,7 @@
 #define NB		16
 #define REGION_ADDR	(1ULL << 32)
 #define BOOT		(64ULL << 20)
+#define PS		4096ULL
 
 struct fz {
 	int fail_populate, fail_discard;
@@ -36,10 +37,17 @@ static void fz_assert(int cond, const char *what)
 	}
 }
 
+static int region_page_discards;
+
 static void fz_range(uint64_t off, uint64_t len)
 {
 	fz_assert(off <= NB * BS && len <= NB * BS - off,
 		  "backend call inside the region");
+	if (len == PS) {			/* a page of a plugged block */
+		fz_assert(off % PS == 0, "page discard aligned");
+		region_page_discards++;
+		return;
+	}
 	fz_assert(off % BS == 0 && len % BS == 0 && len,
 		  "backend call block-aligned");
 }
@@ -56,10 +64,46 @@ static int fz_discard(void *opaque, uint64_t off, uint64_t len)
 	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
 }
 
+static int fz_discard_page(void *opaque, uint64_t off, uint64_t len)
+{
+	fz_assert(off % PS == 0 && len == PS, "page discard of one page");
+	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
+}
+
+static int fz_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
+{
+	(void)opaque;
+	*offset = gpa;
+	return gpa < BOOT ? 0 : -1;
+}
+
+static int fz_discard_boot(void *opaque, uint64_t off, uint64_t len)
+{
+	fz_assert(off < BOOT && len <= BOOT - off, "boot discard in boot RAM");
+	return fz_discard_page(opaque, off, len);
+}
+
 static const struct dmm_backend_ops fz_ops = {
 	.populate = fz_populate,
 	.discard = fz_discard,
+	.boot_page = fz_boot_page,
+	.discard_boot = fz_discard_boot,
 };
+
+static uint64_t fz_weight(const uint8_t *bitmap, uint64_t nb)
+{
+	uint64_t i, n = 0;
+
+	uint64_t w;
+
+	for (i = 0; i + 64 <= nb; i += 64) {
+		memcpy(&w, bitmap + i / 8, 8);
+		n += (uint64_t)__builtin_popcountll(w);
+	}
+	for (; i < nb; i++)
+		n += dmm_page_test(bitmap, i);
+	return n;
+}
 
 static void check_invariants(const struct dmm_dev *d)
 {
@@ -70,6 +114,13 @@ static void check_invariants(const struct dmm_dev *d)
 		n += d->state[i];
 	}
 	fz_assert(n * BS == d->plugged_size, "plugged_size matches blocks");
+	n = fz_weight(d->boot_pages, d->nb_boot_pages) +
+	    fz_weight(d->region_pages, d->nb_region_pages);
+	fz_assert(n * PS == d->unplugged_size, "unplugged_size matches bits");
+	for (i = 0; i < d->nb_blocks; i++)
+		if (!d->state[i])
+			fz_assert(!fz_weight(d->region_pages + i * (BS / PS / 8),
+					     BS / PS), "no pages in unplugged blocks");
 	fz_assert(d->plugged_size <= NB * BS, "plugged_size within region");
 	fz_assert(!dmm_check_requested_size(d, d->requested_size, NULL, 0),
 		  "requested_size valid");
@@ -86,11 +137,14 @@ static size_t make_req(const uint8_t *p, size_t n, uint8_t *buf)
 	if (n < 4)
 		return 0;
 	r->type = (uint16_t)(p[0] % 6);			/* includes bad types */
-	addr = REGION_ADDR + (uint64_t)(int8_t)p[1] * BS;
+	/* mostly inside the region, sometimes around or far outside it */
+	addr = p[1] & 0x80 ? REGION_ADDR + (uint64_t)(int8_t)p[1] * BS :
+	       REGION_ADDR + (uint64_t)(p[1] % 20) * BS - 2 * BS;
 	if (p[2] & 1)
 		addr += (uint64_t)p[2] << 12;		/* unaligned */
 	r->u.plug.addr = addr;
-	r->u.plug.nb_blocks = p[3] & 0x80 ? ~0ULL - p[3] : p[3] % 20;
+	r->u.plug.nb_blocks = p[3] & 0x80 ? ~0ULL - p[3] :
+			      p[3] & 0x40 ? p[3] % 20 : 1;
 	if (n > 4 && p[4] == 0xff)
 		r->padding[0] = 1;
 	if (n > 5 && p[5] < 16)
@@ -99,11 +153,66 @@ static size_t make_req(const uint8_t *p, size_t n, uint8_t *buf)
 	return len;
 }
 
+/*
+ * Build a page request: a few pages near the start of boot RAM or of the
+ * region, so that states collide, with bad counts, lengths and addresses.
+ */
+static size_t make_page_req(const uint8_t *p, size_t n, uint8_t *buf)
+{
+	struct virtio_dmm_page_req *r = (struct virtio_dmm_page_req *)buf;
+	uint32_t nb, k;
+	uint64_t a;
+
+	memset(buf, 0, 8 + 8 * 8);
+	if (n < 3)
+		return 0;
+	r->type = (uint16_t)(3 + p[0] % 5);		/* includes bad types */
+	nb = p[1] % 10;					/* 0 and 9 too many */
+	r->nb_pages = p[1] & 0x80 ? 0xffffffffu : nb;
+	if (p[0] & 0x80)
+		r->padding = 1;
+	for (k = 0; k < nb && k < 8; k++) {
+		uint8_t x = (uint8_t)(p[2] + k * 37);
+
+		a = (x & 1 ? REGION_ADDR + (x >> 5 & 3) * BS : BOOT - 16 * PS) +
+		    (uint64_t)(x >> 1 & 15) * PS;
+		if (x == 0x41)
+			a += 8;				/* unaligned */
+		((uint64_t *)(buf + 8))[k] = a;
+	}
+	return p[2] & 0x40 ? 8 + 8 * (nb < 8 ? nb : 8) :
+	       (size_t)(p[2] & 0x3f) % (8 + 8 * 8);
+}
+
+static void run_page_req(struct dmm_dev *d, const uint8_t *p, size_t n)
+{
+	uint64_t before = d->unplugged_size, plugged = d->plugged_size;
+	struct virtio_dmm_resp resp;
+	uint8_t buf[8 + 8 * 8];
+	size_t len = make_page_req(p, n, buf);
+	int rc = dmm_handle_page_request(d, buf, len, &resp);
+
+	if (len < sizeof(struct virtio_dmm_page_req)) {
+		fz_assert(rc == -EINVAL, "short page request is -EINVAL");
+	} else {
+		fz_assert(rc == sizeof(resp), "page request answered");
+		fz_assert(resp.type != VIRTIO_DMM_RESP_BUSY, "pages never BUSY");
+		if (resp.type != VIRTIO_DMM_RESP_ACK)
+			fz_assert(d->unplugged_size == before,
+				  "refused page request changes nothing");
+		if (resp.type == VIRTIO_DMM_RESP_ACK &&
+		    d->unplugged_size < before)
+			fz_assert(dmm_current_size(d) <= d->requested_size,
+				  "ACKed PLUG_PAGES within target");
+	}
+	fz_assert(d->plugged_size == plugged, "page requests keep blocks");
+}
+
 static void run_script(const uint8_t *data, size_t size)
 {
 	struct dmm_params p = {
 		.block_size = BS, .region_addr = REGION_ADDR,
-		.region_size = NB * BS, .boot_size = BOOT,
+		.region_size = NB * BS, .boot_size = BOOT, .page_size = PS,
 	};
 	struct virtio_dmm_resp resp;
 	uint8_t buf[64];
@@ -119,7 +228,11 @@ static void run_script(const uint8_t *data, size_t size)
 		uint8_t op = data[i++];
 
 		switch (op & 7) {
-		case 0: case 1: case 2: case 3:		/* a request */
+		case 3:					/* a page request */
+			run_page_req(&d, data + i, size - i);
+			i += 3;
+			break;
+		case 0: case 1: case 2:			/* a request */
 			len = make_req(data + i, size - i, buf);
 			i += 6;
 			before = d.plugged_size;
@@ -133,8 +246,8 @@ static void run_script(const uint8_t *data, size_t size)
 				if (resp.type == VIRTIO_DMM_RESP_ACK &&
 				    ((struct virtio_dmm_req *)buf)->type ==
 				    VIRTIO_DMM_REQ_PLUG)
-					fz_assert(d.plugged_size <=
-						  d.requested_size - BOOT,
+					fz_assert(dmm_current_size(&d) <=
+						  d.requested_size,
 						  "ACKed PLUG within target");
 				if (resp.type != VIRTIO_DMM_RESP_ACK)
 					fz_assert(d.plugged_size == before,
@@ -143,16 +256,20 @@ static void run_script(const uint8_t *data, size_t size)
 			break;
 		case 4:					/* new size */
 			if (i < size)
-				dmm_set_requested_size(&d, BOOT +
-					(uint64_t)(data[i++] % 20) * BS +
-					(op & 0x80 ? 4096 : 0), NULL, 0);
+				dmm_set_requested_size(&d, BOOT - 8 * PS +
+					(uint64_t)(data[i] % 20) * BS +
+					(uint64_t)(data[i] >> 5) * PS +
+					(op & 0x80 ? 1 : 0), NULL, 0),
+				i++;
 			break;
 		case 5:
 			dmm_unplug_all(&d);
-			fz_assert(!d.plugged_size, "unplug-all empties");
+			fz_assert(!d.plugged_size && !d.unplugged_size,
+				  "unplug-all empties");
 			break;
 		case 6:
 			d.busy = !d.busy;
+			d.discard_inhibited = !!(op & 0x40);
 			break;
 		case 7:
 			fz.fail_populate = !!(op & 0x10);
@@ -182,8 +299,8 @@ int main(int argc, char **argv)
 		run_script(data, n);
 		runs++;
 	}
-	printf("fuzz-smoke: %llu scripts in %u s (seed %u), no invariant violated\n",
-	       runs, seconds, seed);
+	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, no invariant violated\n",
+	       runs, seconds, seed, region_page_discards);
 	return 0;
 }
 #else

@@ -20,7 +20,8 @@
 /* --- the fake backend --- */
 
 struct fake {
-	int populates, discards, changes;
+	int populates, discards, changes, boot_discards;
+	uint64_t last_boot_off;
 	uint64_t last_off, last_len, last_plugged;
 	int fail_populate, fail_discard;
 	int out_of_region;
@@ -61,10 +62,44 @@ static void fake_changed(void *opaque, uint64_t plugged)
 	f->last_plugged = plugged;
 }
 
+/*
+ * Boot RAM of the fake machine: [0, 256 MiB) and [3 GiB, 3 GiB + 256 MiB),
+ * a hole between, like a PC below and above its PCI window.
+ */
+#define LOW_RAM (256 * MiB)
+#define HIGH_RAM_ADDR (3072 * MiB)
+
+static int fake_boot_page(void *opaque __attribute__((unused)), uint64_t gpa,
+			  uint64_t *offset)
+{
+	if (gpa < LOW_RAM) {
+		*offset = gpa;
+		return 0;
+	}
+	if (gpa >= HIGH_RAM_ADDR && gpa - HIGH_RAM_ADDR < BOOT - LOW_RAM) {
+		*offset = LOW_RAM + gpa - HIGH_RAM_ADDR;
+		return 0;
+	}
+	return -1;
+}
+
+static int fake_discard_boot(void *opaque, uint64_t off, uint64_t len)
+{
+	struct fake *f = opaque;
+
+	f->boot_discards++;
+	f->last_boot_off = off;
+	if (off > BOOT || len > BOOT - off)
+		f->out_of_region++;
+	return f->fail_discard ? -EIO : 0;
+}
+
 static const struct dmm_backend_ops fake_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
 	.plugged_changed = fake_changed,
+	.boot_page = fake_boot_page,
+	.discard_boot = fake_discard_boot,
 };
 
 /* --- TAP --- */
@@ -99,11 +134,12 @@ static struct dmm_dev dev;
 static struct fake fk;
 static char err[256];
 
-static void setup(uint64_t requested)
+static void setup_pages(uint64_t requested, uint64_t page_size)
 {
 	struct dmm_params p = {
 		.block_size = BS, .region_addr = REGION_ADDR,
 		.region_size = REGION_SIZE, .boot_size = BOOT,
+		.page_size = page_size,
 	};
 
 	dmm_dev_fini(&dev);
@@ -112,6 +148,11 @@ static void setup(uint64_t requested)
 		abort();
 	if (dmm_set_requested_size(&dev, requested, err, sizeof(err)))
 		abort();
+}
+
+static void setup(uint64_t requested)
+{
+	setup_pages(requested, 0);
 }
 
 static uint16_t le16(const void *p)
@@ -455,7 +496,7 @@ static void t_fill_config(void)
 	setup(BOOT + 2 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
 	dmm_fill_config(&dev, 0x0102, &cfg);
-	CHECK(sizeof(cfg) == 56);
+	CHECK(sizeof(cfg) == 72);
 	/* block_size 0x08000000 little-endian at offset 0 */
 	CHECK(b[0] == 0 && b[3] == 0x08 && b[7] == 0);
 	CHECK(b[8] == 0x02 && b[9] == 0x01);		/* node_id */
@@ -464,13 +505,15 @@ static void t_fill_config(void)
 	CHECK(b[32 + 3] == 0x20);			/* boot 512 MiB */
 	CHECK(b[40 + 3] == 0x30);			/* requested 768 MiB */
 	CHECK(b[48 + 3] == 0x08);			/* plugged 128 MiB */
+	CHECK(b[56] == 0 && b[60] == 0 && b[64] == 0);	/* no pages */
 }
 
 static void t_struct_sizes(void)
 {
 	CHECK(sizeof(struct virtio_dmm_req) == 24);
 	CHECK(sizeof(struct virtio_dmm_resp) == 16);
-	CHECK(sizeof(struct virtio_dmm_config) == 56);
+	CHECK(sizeof(struct virtio_dmm_config) == 72);
+	CHECK(sizeof(struct virtio_dmm_page_req) == 8);
 }
 
 static void t_loaded_state(void)
@@ -505,6 +548,297 @@ static void t_range_is_plugged(void)
 	CHECK(!dmm_range_is_plugged(&dev, UINT64_MAX - 1, 4096));
 }
 
+
+/* --- tests: pages --- */
+
+#define PS 4096ULL
+#define LOW(i) ((uint64_t)(i) * PS)			/* boot, low part */
+#define HIGH(i) (HIGH_RAM_ADDR + (uint64_t)(i) * PS)	/* boot, high part */
+#define INBLK(b, i) (blk(b) + (uint64_t)(i) * PS)	/* region */
+
+static uint8_t page_buf[8 + 8 * (DMM_MAX_PAGES_PER_REQ + 2)];
+
+/* Send a page request of @nb addresses, @len bytes (0: exactly enough). */
+static uint16_t preq_len(uint16_t type, const uint64_t *addrs, uint32_t nb,
+			 size_t len)
+{
+	struct virtio_dmm_resp resp;
+
+	memset(page_buf, 0, sizeof(page_buf));
+	put16(page_buf, type);
+	page_buf[4] = nb & 0xff;
+	page_buf[5] = (nb >> 8) & 0xff;
+	page_buf[6] = (nb >> 16) & 0xff;
+	page_buf[7] = nb >> 24;
+	for (uint32_t i = 0; i < nb && i < DMM_MAX_PAGES_PER_REQ + 2; i++)
+		put64(page_buf + 8 + 8 * i, addrs[i]);
+	if (!len)
+		len = 8 + 8 * (size_t)nb;
+	if (dmm_handle_page_request(&dev, page_buf, len, &resp) !=
+	    (int)sizeof(resp))
+		return 0xffff;
+	return le16(&resp.type);
+}
+
+#define PREQ(t, ...) ({ \
+	const uint64_t a_[] = { __VA_ARGS__ }; \
+	preq_len(t, a_, sizeof(a_) / 8, 0); })
+
+/* A page request must be answered @resp and change nothing. */
+static void page_refused(uint16_t resp, uint16_t type, const uint64_t *a,
+			 uint32_t nb, size_t len, int line)
+{
+	static uint8_t boot_before[BOOT / PS / 8];
+	static uint8_t region_before[REGION_SIZE / PS / 8];
+	uint64_t unplugged = dev.unplugged_size;
+	int dis = fk.discards + fk.boot_discards;
+
+	memcpy(boot_before, dev.boot_pages, sizeof(boot_before));
+	memcpy(region_before, dev.region_pages, sizeof(region_before));
+	check(preq_len(type, a, nb, len) == resp, "response", line);
+	check(!memcmp(boot_before, dev.boot_pages, sizeof(boot_before)) &&
+	      !memcmp(region_before, dev.region_pages, sizeof(region_before)),
+	      "bitmaps unchanged", line);
+	check(dev.unplugged_size == unplugged, "unplugged_size unchanged",
+	      line);
+	check(fk.discards + fk.boot_discards == dis, "no discard", line);
+}
+
+#define PAGE_REFUSED(r, t, ...) do { \
+	const uint64_t a_[] = { __VA_ARGS__ }; \
+	page_refused(r, t, a_, sizeof(a_) / 8, 0, __LINE__); } while (0)
+#define PAGE_ERROR(t, ...) PAGE_REFUSED(VIRTIO_DMM_RESP_ERROR, t, __VA_ARGS__)
+
+static void t_pages_unplug_plug(void)
+{
+	setup_pages(BOOT + BS, PS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(2), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(5), HIGH(1),
+		   INBLK(2, 7)) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == 3 * PS);
+	CHECK(dmm_current_size(&dev) == BOOT + BS - 3 * PS);
+	CHECK(dmm_page_test(dev.boot_pages, 5));
+	CHECK(dmm_page_test(dev.boot_pages, LOW_RAM / PS + 1));
+	CHECK(dmm_page_test(dev.region_pages, 2 * BS / PS + 7));
+	CHECK(fk.boot_discards == 2 && fk.last_boot_off == LOW_RAM + PS);
+	CHECK(fk.discards == 1 && fk.last_off == 2 * BS + 7 * PS);
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(5)) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == 2 * PS && !dmm_page_test(dev.boot_pages, 5));
+	CHECK(dev.stats.pages_unplugged == 3 && dev.stats.pages_plugged == 1);
+}
+
+static void t_pages_malformed(void)
+{
+	uint64_t many[DMM_MAX_PAGES_PER_REQ + 2] = { 0 };
+
+	setup_pages(BOOT + BS, PS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(9)) == VIRTIO_DMM_RESP_ACK);
+	/* unaligned, in the hole, past boot RAM, in an unplugged block */
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), LOW(2) + 8);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), LOW_RAM);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, HIGH((BOOT - LOW_RAM) / PS));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), INBLK(1, 0));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, REGION_ADDR + REGION_SIZE);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, UINT64_MAX - PS + 1);
+	/* listed twice, already unplugged, plugging a plugged page */
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), LOW(2), LOW(1));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), LOW(9));
+	PAGE_ERROR(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(9), LOW(10));
+	PAGE_ERROR(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(9), LOW(9));
+	/* MOVE: odd count, same page twice, wrong states */
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9));
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(9));
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(3), LOW(3), LOW(9));
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(3), LOW(4));
+	/* unknown type */
+	PAGE_ERROR(VIRTIO_DMM_REQ_PLUG, LOW(1));
+	PAGE_ERROR(7, LOW(1));
+	/* count: zero, too many, more than the buffer holds */
+	page_refused(VIRTIO_DMM_RESP_ERROR, VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+		     0, 0, __LINE__);
+	for (int i = 0; i <= DMM_MAX_PAGES_PER_REQ; i++)
+		many[i] = LOW(100 + i);
+	page_refused(VIRTIO_DMM_RESP_ERROR, VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+		     DMM_MAX_PAGES_PER_REQ + 1, 0, __LINE__);
+	page_refused(VIRTIO_DMM_RESP_ERROR, VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+		     3, 8 + 2 * 8 + 7, __LINE__);
+	page_refused(VIRTIO_DMM_RESP_ERROR, VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+		     UINT32_MAX, 8 + 8, __LINE__);
+	/* the largest valid request goes through */
+	CHECK(preq_len(VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+		       DMM_MAX_PAGES_PER_REQ, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == (DMM_MAX_PAGES_PER_REQ + 1) * PS);
+}
+
+static void t_pages_bad_header(void)
+{
+	struct virtio_dmm_resp resp;
+	uint8_t r[16] = { VIRTIO_DMM_REQ_UNPLUG_PAGES, 0, 1, 0, 1, 0, 0, 0 };
+
+	setup_pages(BOOT, PS);
+	CHECK(dmm_handle_page_request(&dev, r, 7, &resp) == -EINVAL);
+	CHECK(dmm_handle_page_request(&dev, r, 16, &resp) == sizeof(resp));
+	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);	/* padding */
+	CHECK(dev.unplugged_size == 0 && fk.boot_discards == 0);
+	/* without pages every page request is an ERROR */
+	setup(BOOT);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1)) ==
+	      VIRTIO_DMM_RESP_ERROR);
+}
+
+static void t_pages_plug_nack(void)
+{
+	setup_pages(BOOT, PS);
+	CHECK(dmm_set_requested_size(&dev, BOOT - 2 * PS, err,
+				     sizeof(err)) == 0);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), LOW(2), LOW(3)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	PAGE_REFUSED(VIRTIO_DMM_RESP_NACK, VIRTIO_DMM_REQ_PLUG_PAGES, LOW(1),
+		     LOW(2));
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(2)) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dmm_current_size(&dev) == dev.requested_size);
+	/* a block counts against the size the guest has now */
+	CHECK(dmm_set_requested_size(&dev, BOOT + BS - 4 * PS, err,
+				     sizeof(err)) == 0);
+	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(0), 1);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(4), LOW(5)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dmm_current_size(&dev) == dev.requested_size);
+}
+
+static void t_pages_move(void)
+{
+	setup_pages(BOOT, PS);
+	CHECK(dmm_set_requested_size(&dev, BOOT - 2 * PS, err,
+				     sizeof(err)) == 0);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), HIGH(1)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	/* a MOVE never changes the size, so no NACK even at the target */
+	CHECK(PREQ(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(1), LOW(20), HIGH(1),
+		   HIGH(20)) == VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_page_test(dev.boot_pages, 1) &&
+	      dmm_page_test(dev.boot_pages, 20));
+	CHECK(dev.unplugged_size == 2 * PS && fk.boot_discards == 4);
+	CHECK(fk.last_boot_off == LOW_RAM + 20 * PS);
+}
+
+static void t_pages_and_blocks(void)
+{
+	setup_pages(BOOT + 2 * BS, PS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, INBLK(1, 3), LOW(0)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	/* a block with an unplugged page cannot be unplugged */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(0), 2);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, INBLK(1, 3)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	/* UNPLUG_ALL plugs every page back */
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(5), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, INBLK(5, 0)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == 0 && dev.plugged_size == 0);
+	CHECK(!dmm_page_test(dev.boot_pages, 0));
+	CHECK(!dmm_page_test(dev.region_pages, 5 * BS / PS));
+	/* so does a machine reset */
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, HIGH(2)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	dmm_unplug_all(&dev);
+	CHECK(dev.unplugged_size == 0 && !dmm_page_test(dev.boot_pages,
+						       LOW_RAM / PS + 2));
+}
+
+static void t_pages_discard(void)
+{
+	setup_pages(BOOT, PS);
+	dev.discard_inhibited = true;
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1)) == VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.boot_discards == 0 && dev.unplugged_size == PS);
+	dev.discard_inhibited = false;
+	fk.fail_discard = 1;
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(2), LOW(3)) ==
+	      VIRTIO_DMM_RESP_ERROR);
+	CHECK(fk.boot_discards == 1 && dev.stats.backend_errors == 1);
+	CHECK(dev.unplugged_size == PS && !dmm_page_test(dev.boot_pages, 2) &&
+	      !dmm_page_test(dev.boot_pages, 3));
+}
+
+static void t_pages_requested_rules(void)
+{
+	setup_pages(BOOT, PS);
+	CHECK(!dmm_set_requested_size(&dev, 64 * MiB, err, sizeof(err)));
+	CHECK(!dmm_set_requested_size(&dev, BOOT + 5 * PS, err, sizeof(err)));
+	CHECK(!dmm_set_requested_size(&dev, BOOT + REGION_SIZE, err,
+				      sizeof(err)));
+	CHECK(dmm_set_requested_size(&dev, 64 * MiB - PS, err, sizeof(err)) ==
+	      -EINVAL && strstr(err, "outside"));
+	CHECK(dmm_set_requested_size(&dev, BOOT + REGION_SIZE + PS, err,
+				     sizeof(err)) == -EINVAL);
+	CHECK(dmm_set_requested_size(&dev, BOOT + 1, err, sizeof(err)) ==
+	      -EINVAL && strstr(err, "page size"));
+	CHECK(dmm_set_requested_size(&dev, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(dev.requested_size == BOOT + REGION_SIZE);
+}
+
+static void t_pages_init_rules(void)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+		.page_size = 3000,
+	};
+	struct dmm_backend_ops no_boot = fake_ops;
+	struct dmm_dev d;
+
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL && strstr(err, "page size"));
+	p.page_size = 2 * BS;
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL);
+	p.page_size = PS;
+	p.boot_size = BOOT + 512;
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL);
+	p.boot_size = BOOT;
+	no_boot.boot_page = NULL;
+	CHECK(dmm_dev_init(&d, &p, &no_boot, &fk, err, sizeof(err)) ==
+	      -EINVAL && strstr(err, "boot_page"));
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) == 0);
+	CHECK(d.nb_boot_pages == BOOT / PS && d.nb_region_pages ==
+	      REGION_SIZE / PS);
+	dmm_dev_fini(&d);
+}
+
+static void t_pages_config_and_loaded_state(void)
+{
+	struct virtio_dmm_config cfg;
+	const uint8_t *b = (const uint8_t *)&cfg;
+
+	setup_pages(BOOT + BS, PS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(3), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1), INBLK(3, 1)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	dmm_fill_config(&dev, 0, &cfg);
+	CHECK(b[56] == 0x00 && b[57] == 0x10);		/* page_size 4096 */
+	CHECK(b[60] == (DMM_MAX_PAGES_PER_REQ & 0xff) &&
+	      b[61] == DMM_MAX_PAGES_PER_REQ >> 8);
+	CHECK(b[64] == 0 && b[65] == 0x20);		/* 8 KiB unplugged */
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	dev.unplugged_size = PS;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "unplugged-size"));
+	dev.unplugged_size = 2 * PS;
+	dev.region_pages[5 * BS / PS / 8] = 1;	/* in unplugged block 5 */
+	dev.unplugged_size = 3 * PS;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "block 5"));
+}
+
 int main(void)
 {
 	static const struct {
@@ -535,6 +869,16 @@ int main(void)
 		{ "wire structure sizes", t_struct_sizes },
 		{ "loaded state is checked", t_loaded_state },
 		{ "reported ranges must be plugged", t_range_is_plugged },
+		{ "pages: unplug and plug anywhere in guest RAM", t_pages_unplug_plug },
+		{ "pages: malformed lists are ERRORs and change nothing", t_pages_malformed },
+		{ "pages: bad header; no page requests without pages", t_pages_bad_header },
+		{ "pages: PLUG_PAGES and PLUG beyond requested size are NACKed", t_pages_plug_nack },
+		{ "pages: MOVE_PAGES keeps the size", t_pages_move },
+		{ "pages: blocks with unplugged pages; UNPLUG_ALL and reset", t_pages_and_blocks },
+		{ "pages: discard inhibited and discard failure", t_pages_discard },
+		{ "pages: requested-size rules", t_pages_requested_rules },
+		{ "pages: init parameter rules", t_pages_init_rules },
+		{ "pages: config fields and loaded state", t_pages_config_and_loaded_state },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

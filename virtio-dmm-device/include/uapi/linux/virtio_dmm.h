@@ -32,6 +32,12 @@
  * BUSY: the device answers BUSY while it cannot change block state (for
  * example during migration).  The driver retries later.
  *
+ * Pages (VIRTIO_DMM_F_PAGES): the driver may also unplug single pages of
+ * page_size bytes anywhere in its RAM, boot memory included, and plug them
+ * back later, with lists of page addresses on the page virtqueue.  The
+ * guest's RAM is then boot_size + plugged_size - unplugged_size, and the
+ * host may set requested_size below boot_size.
+ *
  * All fields are little-endian.
  */
 
@@ -58,19 +64,33 @@
  * ignored.
  */
 #define VIRTIO_DMM_F_FREE_PAGE_REPORTING	1
+/*
+ * Page requests on the page virtqueue (pageq): unplug and plug single pages
+ * of boot memory and of plugged blocks; page_size, max_pages and
+ * unplugged_size in the configuration are valid.
+ */
+#define VIRTIO_DMM_F_PAGES		2
 
 /* --- virtqueues --- */
 
 #define VIRTIO_DMM_VQ_REQUEST		0	/* requests, always */
 #define VIRTIO_DMM_VQ_REPORT		1	/* F_FREE_PAGE_REPORTING */
+/*
+ * F_PAGES.  Queues are numbered without gaps: the pageq is queue 1 when
+ * F_FREE_PAGE_REPORTING is not negotiated.
+ */
+#define VIRTIO_DMM_VQ_PAGE		2
 
 /* --- requests (driver to device, request virtqueue) --- */
 
 /* Plug blocks: they become usable by the driver.  ACK, NACK, BUSY, ERROR. */
 #define VIRTIO_DMM_REQ_PLUG		0
-/* Unplug blocks: the host discards them.  ACK, BUSY, ERROR. */
+/*
+ * Unplug blocks: the host discards them.  ACK, BUSY, ERROR (also if a page
+ * of a block is unplugged: plug it back or move it out first).
+ */
 #define VIRTIO_DMM_REQ_UNPLUG		1
-/* Unplug every block of the region.  ACK, BUSY. */
+/* Unplug every block and plug every unplugged page back.  ACK, BUSY. */
 #define VIRTIO_DMM_REQ_UNPLUG_ALL	2
 /* Ask for the state of a range of blocks.  ACK (with state), ERROR. */
 #define VIRTIO_DMM_REQ_STATE		3
@@ -92,13 +112,53 @@ struct virtio_dmm_req {
 	} u;
 };
 
+/* --- page requests (driver to device, page virtqueue) --- */
+
+/*
+ * Unplug pages: each must be RAM the guest has (boot memory, or a plugged
+ * block) and plugged.  The device may discard them.  ACK or ERROR.
+ */
+#define VIRTIO_DMM_REQ_UNPLUG_PAGES	4
+/*
+ * Plug unplugged pages back; they read as zero or as their old content.
+ * ACK, NACK (the guest would exceed requested_size), ERROR.
+ */
+#define VIRTIO_DMM_REQ_PLUG_PAGES	5
+/*
+ * Move unplugged pages: addr[] holds pairs (old, new); each unplugged old
+ * page becomes plugged and each plugged new page becomes unplugged, so the
+ * size does not change (the guest migrates a page it had given back).
+ * ACK or ERROR.
+ */
+#define VIRTIO_DMM_REQ_MOVE_PAGES	6
+
+/*
+ * A page request: this header, then nb_pages addresses.  Invalid (ERROR)
+ * and nothing changes if any address is not page_size aligned, not guest
+ * RAM, in an unplugged block, in the wrong state or listed twice, or if
+ * nb_pages is 0, above max_pages, odd for MOVE_PAGES, or more than the
+ * buffer holds.
+ */
+struct virtio_dmm_page_req {
+	__le16 type;		/* VIRTIO_DMM_REQ_*_PAGES */
+	__le16 padding;		/* must be 0 */
+	__le32 nb_pages;
+	__le64 addr[];		/* guest-physical */
+};
+
 /* --- responses (device to driver) --- */
 
 /* Done; the state of every block in the range changed as asked. */
 #define VIRTIO_DMM_RESP_ACK		0
-/* Valid but refused now: plugging would exceed requested_size.  PLUG only. */
+/*
+ * Valid but refused now: plugging would exceed requested_size.  PLUG and
+ * PLUG_PAGES only.
+ */
 #define VIRTIO_DMM_RESP_NACK		1
-/* Valid but cannot be processed now; retry later.  Any request but STATE. */
+/*
+ * Valid but cannot be processed now; retry later.  PLUG, UNPLUG and
+ * UNPLUG_ALL (page requests never get BUSY).
+ */
 #define VIRTIO_DMM_RESP_BUSY		2
 /* Invalid: range out of the region, unaligned, or in the wrong state. */
 #define VIRTIO_DMM_RESP_ERROR		3
@@ -142,6 +202,12 @@ struct virtio_dmm_config {
 	__le64 requested_size;
 	/* Bytes of the region plugged.  Changes on PLUG, UNPLUG, UNPLUG_ALL. */
 	__le64 plugged_size;
+	/* With F_PAGES: size of a page for page requests (4096).  Fixed. */
+	__le32 page_size;
+	/* With F_PAGES: the most addresses one page request may carry.  Fixed. */
+	__le32 max_pages;
+	/* With F_PAGES: bytes of RAM unplugged as pages.  Changes on requests. */
+	__le64 unplugged_size;
 };
 
 #endif /* _UAPI_LINUX_VIRTIO_DMM_H */

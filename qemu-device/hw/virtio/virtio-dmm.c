@@ -1,10 +1,11 @@
 /*
  * virtio-dmm: dynamic memory device
  *
- * The guest plugs and unplugs blocks of a device-owned region until its RAM
- * matches requested-size.  The device logic (block states, request
- * validation, size accounting) is the portable library in dmm/; this file
- * is the QEMU glue: properties, the virtqueue, discarding host memory,
+ * The guest plugs and unplugs blocks of a device-owned region, and single
+ * pages of any of its RAM, until its RAM matches requested-size.  The
+ * device logic (block and page states, request validation, size
+ * accounting) is the portable library in dmm/; this file
+ * is the QEMU glue: properties, the virtqueues, discarding host memory,
  * reset, migration and the memory-device hooks.
  *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.
@@ -24,6 +25,7 @@
 #include "hw/virtio/virtio-dmm.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
+#include "exec/address-spaces.h"
 #include "exec/ram_addr.h"
 #include "migration/misc.h"
 #include "migration/vmstate.h"
@@ -39,6 +41,9 @@
 #define VIRTIO_DMM_VQ_SIZE              128
 /* the kernel's page reporting sends up to 32 ranges at a time */
 #define VIRTIO_DMM_REPORT_VQ_SIZE       32
+#define VIRTIO_DMM_PAGE_VQ_SIZE         32
+/* Guest pages of page requests; also the host page size they need. */
+#define VIRTIO_DMM_PAGE_SIZE            4096
 
 /* --- backend of the device library --- */
 
@@ -67,10 +72,43 @@ static void virtio_dmm_plugged_changed(void *opaque, uint64_t plugged_size)
     notifier_list_notify(&vdmm->size_change_notifiers, &plugged_size);
 }
 
+/*
+ * Page requests name guest-physical addresses; boot RAM is the machine's
+ * RAM backend, mapped (through aliases) wherever the board put it.
+ */
+static int virtio_dmm_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    MemoryRegionSection section;
+    int ret = -1;
+
+    section = memory_region_find(get_system_memory(), gpa,
+                                 VIRTIO_DMM_PAGE_SIZE);
+    if (!section.mr) {
+        return -1;
+    }
+    if (ms->ram && section.mr == ms->ram &&
+        int128_get64(section.size) == VIRTIO_DMM_PAGE_SIZE) {
+        *offset = section.offset_within_region;
+        ret = 0;
+    }
+    memory_region_unref(section.mr);
+    return ret;
+}
+
+static int virtio_dmm_discard_boot(void *opaque, uint64_t offset, uint64_t len)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    return ram_block_discard_range(ms->ram->ram_block, offset, len);
+}
+
 static const struct dmm_backend_ops virtio_dmm_backend = {
     .populate = virtio_dmm_populate,
     .discard = virtio_dmm_discard,
     .plugged_changed = virtio_dmm_plugged_changed,
+    .boot_page = virtio_dmm_boot_page,
+    .discard_boot = virtio_dmm_discard_boot,
 };
 
 /* --- the request virtqueue --- */
@@ -132,6 +170,59 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
     }
 }
 
+/* --- the page virtqueue --- */
+
+/*
+ * Discarding is not allowed everywhere (VFIO, postcopy, background
+ * snapshots); pages are then only recorded as unplugged.
+ */
+static bool virtio_dmm_discard_inhibited(void)
+{
+    return ram_block_discard_is_disabled() ||
+           migration_in_incoming_postcopy() ||
+           migration_in_bg_snapshot();
+}
+
+/*
+ * A page request: a header and up to max_pages addresses.  The library
+ * checks every address before anything changes; a request shorter than
+ * its header, or without room for the response, violates the protocol.
+ */
+static void virtio_dmm_handle_pages(VirtIODevice *vdev, VirtQueue *vq)
+{
+    const size_t max_len = sizeof(struct virtio_dmm_page_req) +
+                           DMM_MAX_PAGES_PER_REQ * sizeof(uint64_t);
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    g_autofree uint8_t *buf = g_malloc(max_len);
+    struct virtio_dmm_resp resp;
+    VirtQueueElement *elem;
+    size_t len;
+    int ret;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, max_len);
+        if (len < sizeof(struct virtio_dmm_page_req) ||
+            iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
+            virtio_error(vdev, "virtio-dmm protocol violation: page request"
+                         " of %zu bytes, %zu bytes for the response", len,
+                         iov_size(elem->in_sg, elem->in_num));
+            virtio_dmm_drop_element(vq, elem);
+            return;
+        }
+        vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited();
+        ret = dmm_handle_page_request(vdmm->dmm, buf, len, &resp);
+        assert(ret == sizeof(resp));
+        trace_virtio_dmm_page_request(lduw_le_p(buf), ldl_le_p(buf + 4),
+                                      le16_to_cpu(resp.type),
+                                      vdmm->dmm->unplugged_size);
+
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
+        virtqueue_push(vq, elem, sizeof(resp));
+        virtio_notify(vdev, vq);
+        g_free(elem);
+    }
+}
+
 /* --- free page reporting --- */
 
 /*
@@ -164,9 +255,9 @@ static bool virtio_dmm_report_ok(VirtIODMM *vdmm, void *host, size_t len,
 static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(vdev);
-    bool inhibited = ram_block_discard_is_disabled() ||
-                     migration_in_incoming_postcopy() ||
-                     migration_in_bg_snapshot();
+    /* without the feature the queue only exists to keep indices fixed */
+    bool inhibited = virtio_dmm_discard_inhibited() ||
+        !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     VirtQueueElement *elem;
     ram_addr_t offset;
     unsigned int i;
@@ -213,6 +304,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     if (VIRTIO_DMM(vdev)->free_page_reporting) {
         virtio_add_feature(&features, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     }
+    if (VIRTIO_DMM(vdev)->pages) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_PAGES);
+    }
     return features;
 }
 
@@ -241,6 +335,32 @@ static bool virtio_dmm_check_memdev(VirtIODMM *vdmm, Error **errp)
         error_setg(errp, "'%s' property specifies a memdev with prealloc=on:"
                    " unplugged memory must not be backed",
                    VIRTIO_DMM_MEMDEV_PROP);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Page requests discard single 4 KiB pages of boot RAM and of the region:
+ * both must be RAM backends with 4 KiB host pages.
+ */
+static bool virtio_dmm_check_pages(VirtIODMM *vdmm, Error **errp)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    uint64_t boot_ps, region_ps = qemu_ram_pagesize(virtio_dmm_rb(vdmm));
+
+    if (!ms->ram || !ms->ram->ram_block) {
+        error_setg(errp, "'%s' needs the machine's RAM in a memory backend;"
+                   " set %s=off", VIRTIO_DMM_PAGES_PROP,
+                   VIRTIO_DMM_PAGES_PROP);
+        return false;
+    }
+    boot_ps = qemu_ram_pagesize(ms->ram->ram_block);
+    if (boot_ps != VIRTIO_DMM_PAGE_SIZE || region_ps != VIRTIO_DMM_PAGE_SIZE) {
+        error_setg(errp, "'%s' needs 0x%x byte host pages, but boot RAM has"
+                   " 0x%" PRIx64 " and the memdev 0x%" PRIx64 "; set %s=off",
+                   VIRTIO_DMM_PAGES_PROP, VIRTIO_DMM_PAGE_SIZE, boot_ps,
+                   region_ps, VIRTIO_DMM_PAGES_PROP);
         return false;
     }
     return true;
@@ -276,7 +396,7 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
         error_setg(errp, "virtio-dmm is incompatible with mlock");
         return false;
     }
-    return true;
+    return !vdmm->pages || virtio_dmm_check_pages(vdmm, errp);
 }
 
 static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
@@ -298,6 +418,7 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     p.region_addr = vdmm->addr;
     p.region_size = memory_region_size(&vdmm->memdev->mr);
     p.boot_size = ms->ram_size;
+    p.page_size = vdmm->pages ? VIRTIO_DMM_PAGE_SIZE : 0;
     vdmm->dmm = g_new0(struct dmm_dev, 1);
     if (dmm_dev_init(vdmm->dmm, &p, &virtio_dmm_backend, vdmm, err,
                      sizeof(err))) {
@@ -337,13 +458,23 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
 
     vdmm->mig_nb_blocks = vdmm->dmm->nb_blocks;
     vdmm->mig_state = vdmm->dmm->state;
+    vdmm->mig_boot_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_boot_pages);
+    vdmm->mig_region_bitmap_len =
+        dmm_bitmap_bytes(vdmm->dmm->nb_region_pages);
+    vdmm->mig_boot_pages = vdmm->dmm->boot_pages;
+    vdmm->mig_region_pages = vdmm->dmm->region_pages;
 
     virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
     vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
                                 virtio_dmm_handle_request);
-    if (vdmm->free_page_reporting) {
+    /* Queue indices are fixed: the page queue comes after the report queue. */
+    if (vdmm->free_page_reporting || vdmm->pages) {
         vdmm->report_vq = virtio_add_queue(vdev, VIRTIO_DMM_REPORT_VQ_SIZE,
                                            virtio_dmm_handle_report);
+    }
+    if (vdmm->pages) {
+        vdmm->page_vq = virtio_add_queue(vdev, VIRTIO_DMM_PAGE_VQ_SIZE,
+                                         virtio_dmm_handle_pages);
     }
     host_memory_backend_set_mapped(vdmm->memdev, true);
     vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
@@ -373,6 +504,10 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
     host_memory_backend_set_mapped(vdmm->memdev, false);
+    if (vdmm->page_vq) {
+        virtio_del_queue(vdev, VIRTIO_DMM_VQ_PAGE);
+        vdmm->page_vq = NULL;
+    }
     if (vdmm->report_vq) {
         virtio_del_queue(vdev, VIRTIO_DMM_VQ_REPORT);
         vdmm->report_vq = NULL;
@@ -439,6 +574,7 @@ static int virtio_dmm_pre_save(void *opaque)
 
     vdmm->mig_requested_size = vdmm->dmm->requested_size;
     vdmm->mig_plugged_size = vdmm->dmm->plugged_size;
+    vdmm->mig_unplugged_size = vdmm->dmm->unplugged_size;
     return 0;
 }
 
@@ -451,6 +587,7 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
 
     vdmm->dmm->requested_size = vdmm->mig_requested_size;
     vdmm->dmm->plugged_size = vdmm->mig_plugged_size;
+    vdmm->dmm->unplugged_size = vdmm->mig_unplugged_size;
     if (dmm_check_loaded_state(vdmm->dmm, err, sizeof(err))) {
         error_report("virtio-dmm: inconsistent migration stream: %s", err);
         return -EINVAL;
@@ -458,7 +595,11 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
     if (migrate_ram_is_ignored(virtio_dmm_rb(vdmm))) {
         return 0;
     }
-    /* Unplugged blocks arrived as zero pages: give them back again. */
+    /*
+     * Unplugged blocks arrived as zero pages: give them back again.
+     * Unplugged pages read as zero on the source too and zero pages are
+     * not written here, so they take no memory.
+     */
     for (i = 0; i < vdmm->dmm->nb_blocks; i++) {
         if (vdmm->dmm->state[i] == DMM_BLOCK_UNPLUGGED &&
             ram_block_discard_range(virtio_dmm_rb(vdmm), i * bs, bs)) {
@@ -469,6 +610,29 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
     }
     return 0;
 }
+
+static bool virtio_dmm_pages_needed(void *opaque)
+{
+    return VIRTIO_DMM(opaque)->pages;
+}
+
+/* With pages: the two page bitmaps, checked in the device's post_load. */
+static const VMStateDescription vmstate_virtio_dmm_pages = {
+    .name = "virtio-dmm-device/pages",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .needed = virtio_dmm_pages_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(mig_boot_bitmap_len, VirtIODMM, NULL),
+        VMSTATE_UINT32_EQUAL(mig_region_bitmap_len, VirtIODMM, NULL),
+        VMSTATE_UINT64(mig_unplugged_size, VirtIODMM),
+        VMSTATE_VBUFFER_UINT32(mig_boot_pages, VirtIODMM, 1, NULL,
+                               mig_boot_bitmap_len),
+        VMSTATE_VBUFFER_UINT32(mig_region_pages, VirtIODMM, 1, NULL,
+                               mig_region_bitmap_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static const VMStateDescription vmstate_virtio_dmm_device = {
     .name = "virtio-dmm-device",
@@ -484,6 +648,10 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
         VMSTATE_UINT64(mig_plugged_size, VirtIODMM),
         VMSTATE_VBUFFER_UINT32(mig_state, VirtIODMM, 1, NULL, mig_nb_blocks),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_virtio_dmm_pages,
+        NULL
     },
 };
 
@@ -511,6 +679,8 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->region_size = d->p.region_size;
     vi->boot_size = d->p.boot_size;
     vi->block_size = vdmm->block_size;
+    vi->unplugged_size = d->unplugged_size;
+    vi->size = dmm_current_size(d);
     vi->memdev = object_get_canonical_path(OBJECT(vdmm->memdev));
 }
 
@@ -532,10 +702,11 @@ static void virtio_dmm_add_size_change_notifier(VirtIODMM *vdmm,
 
 static void virtio_dmm_unplug_request_check(VirtIODMM *vdmm, Error **errp)
 {
-    if (vdmm->dmm && vdmm->dmm->plugged_size) {
+    if (vdmm->dmm && (vdmm->dmm->plugged_size || vdmm->dmm->unplugged_size)) {
         error_setg(errp, "virtio-dmm cannot be unplugged while the guest has"
-                   " 0x%" PRIx64 " bytes of its region plugged: set '%s' to"
-                   " boot-size first", vdmm->dmm->plugged_size,
+                   " 0x%" PRIx64 " bytes of its region plugged and 0x%" PRIx64
+                   " bytes of pages unplugged: set '%s' to boot-size first",
+                   vdmm->dmm->plugged_size, vdmm->dmm->unplugged_size,
                    VIRTIO_DMM_REQUESTED_SIZE_PROP);
     }
 }
@@ -591,6 +762,27 @@ static void virtio_dmm_get_plugged_size(Object *obj, Visitor *v,
     visit_type_size(v, name, &value, errp);
 }
 
+static void virtio_dmm_get_unplugged_size(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = vdmm->dmm ? vdmm->dmm->unplugged_size : 0;
+
+    visit_type_size(v, name, &value, errp);
+}
+
+/* The guest's RAM now: boot + plugged - unplugged pages. */
+static void virtio_dmm_get_size(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = vdmm->dmm ? dmm_current_size(vdmm->dmm) :
+                     MACHINE(qdev_get_machine())->ram_size;
+
+    visit_type_size(v, name, &value, errp);
+}
+
 static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
@@ -617,6 +809,7 @@ static const Property virtio_dmm_properties[] = {
                      TYPE_MEMORY_BACKEND, HostMemoryBackend *),
     DEFINE_PROP_BOOL(VIRTIO_DMM_FPR_PROP, VirtIODMM, free_page_reporting,
                      true),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_PAGES_PROP, VirtIODMM, pages, true),
 };
 
 static void virtio_dmm_instance_init(Object *obj)
@@ -629,6 +822,10 @@ static void virtio_dmm_instance_init(Object *obj)
                         virtio_dmm_set_requested_size, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_PLUGGED_SIZE_PROP, "size",
                         virtio_dmm_get_plugged_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_UNPLUGGED_SIZE_PROP, "size",
+                        virtio_dmm_get_unplugged_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_SIZE_PROP, "size",
+                        virtio_dmm_get_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
                         virtio_dmm_get_boot_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_REPORTED_PROP, "size",

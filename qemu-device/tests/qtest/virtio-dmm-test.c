@@ -29,6 +29,7 @@ typedef struct DMMTest {
     QVirtioPCIDevice *dev;
     QVirtQueue *vq;
     QVirtQueue *report_vq;
+    QVirtQueue *page_vq;
     uint64_t region;
 } DMMTest;
 
@@ -56,6 +57,11 @@ static DMMTest *dmm_start_features(uint64_t extra)
         t->report_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
                                         VIRTIO_DMM_VQ_REPORT);
     }
+    if (extra & (1ULL << VIRTIO_DMM_F_PAGES)) {
+        /* queue indices are fixed, with or without the report queue */
+        t->page_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+                                      VIRTIO_DMM_VQ_PAGE);
+    }
     qvirtio_set_driver_ok(&t->dev->vdev);
     t->region = qvirtio_config_readq(&t->dev->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
@@ -69,6 +75,9 @@ static DMMTest *dmm_start(void)
 
 static void dmm_stop(DMMTest *t)
 {
+    if (t->page_vq) {
+        qvirtqueue_cleanup(t->dev->vdev.bus, t->page_vq, &t->qs->alloc);
+    }
     if (t->report_vq) {
         qvirtqueue_cleanup(t->dev->vdev.bus, t->report_vq, &t->qs->alloc);
     }
@@ -104,8 +113,9 @@ static void dmm_set_requested(DMMTest *t, uint64_t size)
  * Put @req_len bytes of @req and a @resp_len response buffer on the queue.
  * Returns the head of the chain.
  */
-static uint32_t dmm_post(DMMTest *t, const void *req, size_t req_len,
-                         size_t resp_len, uint64_t *resp_addr)
+static uint32_t dmm_post_vq(DMMTest *t, QVirtQueue *vq, const void *req,
+                            size_t req_len, size_t resp_len,
+                            uint64_t *resp_addr)
 {
     QTestState *qts = t->qs->qts;
     uint64_t req_addr = guest_alloc(&t->qs->alloc, req_len);
@@ -114,10 +124,16 @@ static uint32_t dmm_post(DMMTest *t, const void *req, size_t req_len,
     *resp_addr = guest_alloc(&t->qs->alloc, resp_len);
     qtest_memwrite(qts, req_addr, req, req_len);
     qtest_memset(qts, *resp_addr, 0xff, resp_len);
-    head = qvirtqueue_add(qts, t->vq, req_addr, req_len, false, true);
-    qvirtqueue_add(qts, t->vq, *resp_addr, resp_len, true, false);
-    qvirtqueue_kick(qts, &t->dev->vdev, t->vq, head);
+    head = qvirtqueue_add(qts, vq, req_addr, req_len, false, true);
+    qvirtqueue_add(qts, vq, *resp_addr, resp_len, true, false);
+    qvirtqueue_kick(qts, &t->dev->vdev, vq, head);
     return head;
+}
+
+static uint32_t dmm_post(DMMTest *t, const void *req, size_t req_len,
+                         size_t resp_len, uint64_t *resp_addr)
+{
+    return dmm_post_vq(t, t->vq, req, req_len, resp_len, resp_addr);
 }
 
 /* Send a well-formed request and return the response type. */
@@ -379,6 +395,183 @@ static void test_report_outside_ram(void)
     dmm_stop(t);
 }
 
+/* --- page requests --- */
+
+#define PAGE            4096ULL
+/* boot RAM well above what libqos allocates from */
+#define BOOT_PAGE(i)    (256 * 1024 * 1024ULL + (i) * PAGE)
+#define DMM_PAGES       (1ULL << VIRTIO_DMM_F_PAGES)
+
+/*
+ * Send a page request of @nb addresses in a buffer of @len bytes (0: just
+ * enough) and return the response type.
+ */
+static uint16_t dmm_pages_len(DMMTest *t, uint16_t type, const uint64_t *addrs,
+                              uint32_t nb, size_t len)
+{
+    size_t full = sizeof(struct virtio_dmm_page_req) + nb * sizeof(uint64_t);
+    g_autofree struct virtio_dmm_page_req *req = g_malloc0(full);
+    struct virtio_dmm_resp resp;
+    uint64_t resp_addr;
+    uint32_t head, used, i;
+
+    req->type = cpu_to_le16(type);
+    req->nb_pages = cpu_to_le32(nb);
+    for (i = 0; i < nb; i++) {
+        req->addr[i] = cpu_to_le64(addrs[i]);
+    }
+    head = dmm_post_vq(t, t->page_vq, req, len ? len : full, sizeof(resp),
+                       &resp_addr);
+    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->page_vq, head, &used,
+                           DMM_TIMEOUT_US);
+    g_assert_cmpuint(used, ==, sizeof(resp));
+    qtest_memread(t->qs->qts, resp_addr, &resp, sizeof(resp));
+    return le16_to_cpu(resp.type);
+}
+
+#define dmm_pages(t, type, ...) ({                                  \
+    const uint64_t a_[] = { __VA_ARGS__ };                          \
+    dmm_pages_len(t, type, a_, ARRAY_SIZE(a_), 0); })
+
+static void test_pages(void)
+{
+    DMMTest *t = dmm_start_features(DMM_PAGES);
+    QVirtioDevice *d = &t->dev->vdev;
+
+    g_assert_cmpuint(qvirtio_config_readl(d,
+                     offsetof(struct virtio_dmm_config, page_size)), ==,
+                     PAGE);
+    g_assert_cmpuint(qvirtio_config_readl(d,
+                     offsetof(struct virtio_dmm_config, max_pages)), >=, 256);
+    /* below boot size, and back */
+    dmm_set_requested(t, BOOT_SIZE - 2 * PAGE);
+    qtest_writeq(t->qs->qts, BOOT_PAGE(7), 0x1122334455667788ULL);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0),
+                               BOOT_PAGE(7)), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE - 2 * PAGE);
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, unplugged_size)), ==,
+                    2 * PAGE);
+    /* an unplugged page reads as zero once the host discarded it */
+    g_assert_cmphex(qtest_readq(t->qs->qts, BOOT_PAGE(7)), ==, 0);
+    /* the guest migrated page 7 to page 9 */
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(7),
+                               BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
+    dmm_set_requested(t, BOOT_SIZE);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(0),
+                               BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+    dmm_stop(t);
+}
+
+/*
+ * Every way a page list can be wrong: ERROR (or NACK beyond the requested
+ * size), and nothing changes.
+ */
+static void test_bad_page_lists(void)
+{
+    DMMTest *t = dmm_start_features(DMM_PAGES);
+    QVirtioDevice *d = &t->dev->vdev;
+    const uint64_t r = t->region;
+    uint64_t many[1025] = { 0 };
+    uint32_t i;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1),
+                               r + PAGE), ==, VIRTIO_DMM_RESP_ACK);
+
+#define BAD(type, ...) \
+    g_assert_cmpuint(dmm_pages(t, type, __VA_ARGS__), ==, VIRTIO_DMM_RESP_ERROR)
+    /* unaligned */
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), BOOT_PAGE(3) + 512);
+    /* out of range: BIOS, the PCI hole, APIC, an unplugged block, beyond */
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), 0xf0000);
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_SIZE);
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, 0xfee00000ULL);
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, r + BLOCK_SIZE);
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, r + REGION_SIZE);
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, UINT64_MAX - PAGE + 1);
+    /* listed twice, or in the wrong state */
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), BOOT_PAGE(3), BOOT_PAGE(2));
+    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1));
+    BAD(VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(2));
+    BAD(VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(1), BOOT_PAGE(1));
+    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(1));
+    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(1), BOOT_PAGE(1));
+    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(2), BOOT_PAGE(3));
+    /* a block with an unplugged page cannot be unplugged */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    /* unknown type on the page queue */
+    BAD(VIRTIO_DMM_REQ_PLUG, BOOT_PAGE(2));
+    /* counts: none, more than max_pages, more than the buffer holds */
+    g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 0,
+                                   0), ==, VIRTIO_DMM_RESP_ERROR);
+    for (i = 0; i < ARRAY_SIZE(many); i++) {
+        many[i] = BOOT_PAGE(16 + i);
+    }
+    g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many,
+                                   ARRAY_SIZE(many), 0), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 4,
+                                   8 + 3 * 8), ==, VIRTIO_DMM_RESP_ERROR);
+    /* plugging back beyond requested-size: NACK */
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE - 2 * PAGE);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(1),
+                               r + PAGE), ==, VIRTIO_DMM_RESP_NACK);
+#undef BAD
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
+    /* and the well-formed version of the rejected requests still works */
+    g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 4,
+                                   0), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 6 * PAGE);
+    dmm_stop(t);
+}
+
+/* UNPLUG_ALL and a machine reset plug every page back. */
+static void test_pages_reset(void)
+{
+    DMMTest *t = dmm_start_features(DMM_PAGES);
+    QDict *rsp;
+
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'system_reset' }");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(t->qs->qts, "RESET");
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+    dmm_stop(t);
+}
+
+/* A page request shorter than its header breaks the device, not QEMU. */
+static void test_short_page_request(void)
+{
+    DMMTest *t = dmm_start_features(DMM_PAGES);
+    uint8_t buf[8] = { VIRTIO_DMM_REQ_UNPLUG_PAGES, 0, 0, 0, 1, 0, 0, 0 };
+    uint64_t resp_addr;
+    uint8_t status;
+
+    dmm_post_vq(t, t->page_vq, buf, 7, sizeof(struct virtio_dmm_resp),
+                &resp_addr);
+    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+    dmm_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -391,6 +584,10 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/machine-reset", test_machine_reset);
     qtest_add_func("virtio-dmm/free-page-reports", test_free_page_reports);
     qtest_add_func("virtio-dmm/report-outside-ram", test_report_outside_ram);
+    qtest_add_func("virtio-dmm/pages", test_pages);
+    qtest_add_func("virtio-dmm/bad-page-lists", test_bad_page_lists);
+    qtest_add_func("virtio-dmm/pages-reset", test_pages_reset);
+    qtest_add_func("virtio-dmm/short-page-request", test_short_page_request);
 
     return g_test_run();
 }

@@ -29,6 +29,9 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_FPR_PROP             "free-page-reporting"
 #define VIRTIO_DMM_REPORTED_PROP        "reported-size"
 #define VIRTIO_DMM_REFUSED_PROP         "refused-reports"
+#define VIRTIO_DMM_PAGES_PROP           "pages"
+#define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
+#define VIRTIO_DMM_SIZE_PROP            "size"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
 
@@ -52,6 +55,9 @@ struct VirtIODMM {
     /* free page reporting: offered to the guest, and its virtqueue */
     bool free_page_reporting;
     VirtQueue *report_vq;
+    /* page requests: offered to the guest, and their virtqueue */
+    bool pages;
+    VirtQueue *page_vq;
     /* bytes of reported free pages discarded */
     uint64_t reported_bytes;
     /* reported ranges ignored: not guest RAM, unplugged, or no discard */
@@ -76,6 +82,11 @@ struct VirtIODMM {
     uint8_t *mig_state;
     uint64_t mig_requested_size;
     uint64_t mig_plugged_size;
+    uint32_t mig_boot_bitmap_len;
+    uint32_t mig_region_bitmap_len;
+    uint8_t *mig_boot_pages;
+    uint8_t *mig_region_pages;
+    uint64_t mig_unplugged_size;
 
     /* unplugs everything on machine reset (not on device reset) */
     VirtIODMMSystemReset *system_reset;

@@ -76,8 +76,9 @@
 #define VIRTIO_DMM_VQ_REQUEST		0	/* requests, always */
 #define VIRTIO_DMM_VQ_REPORT		1	/* F_FREE_PAGE_REPORTING */
 /*
- * F_PAGES.  Queues are numbered without gaps: the pageq is queue 1 when
- * F_FREE_PAGE_REPORTING is not negotiated.
+ * F_PAGES.  Queue indices are fixed: a device offering F_PAGES has the
+ * reportq too, and a driver using the pageq sets up the reportq (it may
+ * leave it unused without F_FREE_PAGE_REPORTING).
  */
 #define VIRTIO_DMM_VQ_PAGE		2
 

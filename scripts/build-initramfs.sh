@@ -10,11 +10,12 @@ set -euo pipefail
 OUT=$BUILD/initramfs.cpio.gz
 ROOT=$BUILD/initramfs
 KMOD=$BUILD/kmod/drivers/dmm/virtio_dmm.ko
+KMOD_TEST=$BUILD/kmod-test/dmm_test_pin.ko
 SELFTESTS=$BUILD/selftests
 MODDIR=$KERNEL_DIR/lib/modules/$KVER/kernel
 
 inputs() {
-	echo "$KMOD" "$TOP/selftests/guest/init" "$0" /bin/busybox
+	echo "$KMOD" "$KMOD_TEST" "$TOP/selftests/guest/init" "$0" /bin/busybox
 	find "$SELFTESTS" -maxdepth 1 -type f -perm -u+x
 }
 
@@ -33,7 +34,8 @@ guest_module() {
 
 main() {
 	local f stale=0
-	[ -f "$KMOD" ] || die "$KMOD missing: run scripts/build-module.sh"
+	[ -f "$KMOD" ] && [ -f "$KMOD_TEST" ] ||
+		die "$KMOD or $KMOD_TEST missing: run scripts/build-module.sh"
 	[ -d "$MODDIR" ] || die "guest kernel missing: run scripts/fetch-kernel.sh"
 	if [ -f "$OUT" ]; then
 		for f in $(inputs); do
@@ -50,6 +52,7 @@ main() {
 	cp "$TOP/selftests/guest/init" "$ROOT/init"
 	chmod +x "$ROOT/init"
 	cp "$KMOD" "$ROOT/lib/modules/"
+	cp "$KMOD_TEST" "$ROOT/lib/modules/"
 	guest_module virtio_mem
 	guest_module virtio_balloon
 	find "$SELFTESTS" -maxdepth 1 -type f -perm -u+x -exec cp {} "$ROOT/dmm/" \;

@@ -9,6 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KMOD=$BUILD/kmod
+KMOD_TEST=$BUILD/kmod-test
 KDIR=/lib/modules/$KVER/build
 
 main() {
@@ -23,6 +24,12 @@ main() {
 		"$KMOD/virtio-dmm-device/"
 	make -C "$KDIR" M="$KMOD" W=1 "$@" modules
 	log "module: $KMOD/drivers/dmm/virtio_dmm.ko"
+
+	# the selftests' own test module (pins pages; guests only)
+	mkdir -p "$KMOD_TEST"
+	rsync -a --checksum "$TOP/selftests/dmm/pin/" "$KMOD_TEST/"
+	make -C "$KDIR" M="$KMOD_TEST" W=1 "$@" modules
+	log "module: $KMOD_TEST/dmm_test_pin.ko"
 }
 
 main "$@"

@@ -211,7 +211,7 @@ class Guest:
     def __init__(self, name, mem="512M", maxmem="4G", region="3G",
                  block_size="128M", requested=None, smp=2, dmm=True,
                  extra_args=(), append="", modules=None, timeout=900,
-                 boot_timeout=120, incoming=None):
+                 boot_timeout=120, incoming=None, pages=True, dev_opts=""):
         self.name = name
         self.mem = parse_size(mem)
         self.maxmem = parse_size(maxmem)
@@ -227,6 +227,10 @@ class Guest:
         self.boot_timeout = boot_timeout
         # a migration URI: this guest is the destination of a migration
         self.incoming = incoming
+        # offer page requests (VIRTIO_DMM_F_PAGES)
+        self.pages = pages
+        # more virtio-dmm-pci options, "key=value,..."
+        self.dev_opts = dev_opts
         self.proc = None
         self.qmp = None
         self.agent = None
@@ -261,6 +265,10 @@ class Guest:
                 self.block_size
             if self.requested is not None:
                 dev += ",requested-size=%d" % parse_size(self.requested)
+            if not self.pages:
+                dev += ",pages=off"
+            if self.dev_opts:
+                dev += "," + self.dev_opts
             args += ["-object", "memory-backend-ram,id=dmm-mem,size=%dM,"
                      "reserve=off" % (self.region // MiB),
                      "-device", dev]
@@ -383,6 +391,23 @@ class Guest:
         rc, out = self.run(cmd, timeout + 30)
         if rc:
             raise AgentError("plugged size did not reach %d: %s"
+                             % (want, out.strip()))
+        return time.time() - t0
+
+    def wait_current(self, size, timeout=120):
+        """Wait until the guest's RAM (sysfs current_size) is @size and the
+        driver idle.  Returns seconds waited, or raises AgentError.
+        """
+        want = parse_size(size)
+        d = self.sysfs_dir()
+        cmd = ("t=0; while [ $t -lt %d ]; do c=$(cat %s/current_size); "
+               "s=$(cat %s/status); [ \"$c\" = %d ] && [ \"$s\" = idle ] && "
+               "exit 0; usleep 20000; t=$((t+1)); done; echo $c $s; exit 1"
+               % (timeout * 50, d, d, want))
+        t0 = time.time()
+        rc, out = self.run(cmd, timeout + 30)
+        if rc:
+            raise AgentError("current size did not reach %d: %s"
                              % (want, out.strip()))
         return time.time() - t0
 

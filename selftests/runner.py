@@ -13,6 +13,7 @@ as diagnostics, never asserted.
 """
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -232,7 +233,8 @@ def size_events(g, size, wait=3.0):
 
 def suite_coarse(r):
     """Issue 2: grow and shrink by whole blocks, bad input, reboot, unload."""
-    with Guest("coarse", mem="512M", maxmem="4G", region="3G") as g:
+    with Guest("coarse", mem="512M", maxmem="4G", region="3G",
+               pages=False) as g:
         boot = g.mem
         info = g.dmm_info()
         r.ok(info["plugged-size"] == 0 and info["boot-size"] == boot and
@@ -494,7 +496,8 @@ def suite_free_page_reporting(r):
 
 def suite_busy_shrink(r):
     """Issue 2: a shrink that memory in use blocks backs off, loses nothing."""
-    with Guest("busy", mem="512M", maxmem="4G", region="3G") as g:
+    with Guest("busy", mem="512M", maxmem="4G", region="3G",
+               pages=False) as g:
         g.run("echo 200 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
         grow(r, g, 2 * GiB, "grow to 2 GiB")
         g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
@@ -532,6 +535,311 @@ def suite_busy_shrink(r):
              "\n".join(problems[:40]))
 
 
+# --- fine-grained: pages (issue 3) ---
+
+def resize(r, g, total, label, timeout=120):
+    """Set requested-size to @total; wait until the guest has exactly that
+    much RAM and is idle.  Returns seconds, or None after a failed check."""
+    g.set_requested(total)
+    try:
+        secs = g.wait_current(total, timeout)
+    except dmmvm.AgentError as e:
+        r.ok(False, "%s: the guest reaches %d MiB" % (label, total // MiB), e)
+        return None
+    r.ok(True, "%s: the guest reaches %d MiB" % (label, total // MiB))
+    return secs
+
+
+def check_sizes(r, g, total, mt0, label):
+    """QMP, sysfs and MemTotal agree on a guest of @total bytes of RAM.
+
+    MemTotal counts managed pages: unplugged pages come off it one for one;
+    an added block adds its size less its struct pages (up to 3 %).
+    """
+    info = g.dmm_info()
+    mt = g.meminfo()["MemTotal"]
+    cur = int(g.sysfs("current_size"))
+    r.ok(info["size"] == total and info["requested-size"] == total and
+         cur == total and g.sysfs("gap_size") == "0" and
+         info["boot-size"] + info["plugged-size"] -
+         info["unplugged-size"] == total,
+         "%s: QMP and sysfs agree the guest has %d MiB (plugged %d MiB, "
+         "unplugged pages %d MiB)" % (label, total // MiB,
+                                      info["plugged-size"] // MiB,
+                                      info["unplugged-size"] // MiB),
+         "QMP %s\nsysfs current_size %d gap %s" % (info, cur,
+                                                   g.sysfs("gap_size")))
+    want = mt0 + info["plugged-size"] - info["unplugged-size"]
+    r.ok(want - info["plugged-size"] * 0.03 - MiB <= mt <= want + MiB,
+         "%s: MemTotal %d MiB matches (boot %d MiB %+d MiB)"
+         % (label, mt // MiB, mt0 // MiB, (want - mt0) // MiB),
+         "MemTotal %d, expected about %d" % (mt, want))
+    r.ok(int(g.sysfs("unplugged_size")) == info["unplugged-size"] and
+         int(g.sysfs("plugged_size")) == info["plugged-size"],
+         "%s: guest and device agree on plugged blocks and unplugged pages"
+         % label)
+
+
+def bad_page_sizes(g):
+    """requested-size values QMP must refuse on a device with pages."""
+    return [
+        (32 * MiB, "below the 64 MiB minimum"),
+        (g.mem + g.region + 4096, "above boot size plus region"),
+        (g.mem - 512, "not a multiple of 4 KiB"),
+        (0, "zero"),
+    ]
+
+
+def suite_fine(r):
+    """Issue 3: below boot size and back with pages, QMP = MemTotal, RSS."""
+    # no free page reporting here: the RSS must fall because of the shrink
+    with Guest("fine", mem="1G", maxmem="4G", region="2G",
+               dev_opts="free-page-reporting=off") as g:
+        mt0 = g.meminfo()["MemTotal"]
+        r.ok(g.sysfs("unplugged_size") == "0" and
+             int(g.sysfs("current_size")) == GiB,
+             "boot: 1 GiB of RAM, no page unplugged")
+        # dirty most of boot memory, so that the host backs it
+        gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
+        rss0 = g.rss()
+
+        secs = resize(r, g, 384 * MiB, "shrink below boot to 384 MiB")
+        if secs is not None:
+            r.figure("shrink 1 GiB -> 384 MiB (640 MiB of boot RAM as "
+                     "pages)", "%.2f s" % secs)
+        check_sizes(r, g, 384 * MiB, mt0, "384 MiB")
+        time.sleep(0.5)
+        rss1 = g.rss()
+        r.figure("QEMU RSS at 1 GiB (memory dirtied) -> at 384 MiB",
+                 "%d MiB -> %d MiB" % (rss0 // MiB, rss1 // MiB))
+        r.ok(rss0 - rss1 >= 400 * MiB,
+             "384 MiB: QEMU RSS fell by %d MiB (>= 400)"
+             % ((rss0 - rss1) // MiB))
+        vm = g.out("grep balloon_inflate /proc/vmstat").split()
+        r.ok(len(vm) == 2 and int(vm[1]) >= 640 * MiB // 4096,
+             "384 MiB: the pages are balloon pages (%s)" % " ".join(vm))
+        hmp = g.qmp.hmp("info memory-devices")
+        r.ok("unplugged-size: %d" % (640 * MiB) in hmp and
+             "size: %d" % (384 * MiB) in hmp,
+             "384 MiB: HMP info memory-devices shows unplugged-size and size",
+             hmp)
+
+        secs = resize(r, g, GiB, "grow back to 1 GiB")
+        if secs is not None:
+            r.figure("grow 384 MiB -> 1 GiB (pages plugged back)",
+                     "%.2f s" % secs)
+        check_sizes(r, g, GiB, mt0, "back at 1 GiB")
+        resize(r, g, 2 * GiB, "grow on to 2 GiB")
+        check_sizes(r, g, 2 * GiB, mt0, "2 GiB")
+        gtap(r, g, "dmm_state_check %d" % GiB)
+        # a size between blocks: a block plus pages given back
+        odd = GiB + 200 * MiB + 3 * 4096
+        resize(r, g, odd, "shrink to 1224 MiB + 12 KiB")
+        check_sizes(r, g, odd, mt0, "1224 MiB + 12 KiB")
+        r.ok(g.dmm_info()["plugged-size"] == 2 * 128 * MiB,
+             "1224 MiB + 12 KiB: whole blocks first (2 plugged), the rest "
+             "in pages", g.dmm_info())
+        gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
+
+        # bad values change nothing
+        before = g.dmm_info()
+        for value, why in bad_page_sizes(g):
+            try:
+                g.set_requested(value)
+                r.ok(False, "qmp: requested-size %d (%s) refused"
+                     % (value, why))
+            except QMPError as e:
+                r.ok(g.dmm_info() == before,
+                     "qmp: requested-size %d (%s) refused, nothing changed"
+                     % (value, why), e.desc)
+                r.diag("  -> %s" % e.desc)
+
+        # unload gives the pages back; reload starts over
+        resize(r, g, 700 * MiB, "shrink to 700 MiB before unload")
+        rc, out = g.run("rmmod virtio_dmm")
+        info = g.dmm_info()
+        r.ok(rc == 0 and info["unplugged-size"] == 0 and
+             info["size"] == GiB,
+             "unload with pages unplugged: the device has them back", out)
+        r.ok(abs(g.meminfo()["MemTotal"] - mt0) <= MiB,
+             "unload: MemTotal back to boot")
+        g.run("insmod /lib/modules/virtio_dmm.ko", check=True)
+        resize(r, g, 700 * MiB, "after reload: back to 700 MiB")
+        problems = g.kernel_problems()
+        r.ok(not problems, "no warnings or oopses", "\n".join(problems[:40]))
+
+
+def settle(g, timeout=60):
+    """Wait until the driver stops making progress; returns current_size."""
+    last, same, deadline = None, 0, time.time() + timeout
+    while time.time() < deadline:
+        cur = int(g.sysfs("current_size"))
+        same = same + 1 if cur == last else 0
+        if same >= 6 or g.sysfs("status") == "idle":
+            return cur
+        last = cur
+        time.sleep(0.5)
+    return int(g.sysfs("current_size"))
+
+
+def suite_fine_load(r):
+    """Issue 3: a shrink under load goes as far as the floor, loses nothing."""
+    with Guest("fine-load", mem="1G", maxmem="4G", region="2G",
+               requested="2G") as g:
+        mt0 = g.meminfo()["MemTotal"] - GiB
+        g.wait_current(2 * GiB)
+        g.run("echo 100 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
+        held = int(0.6 * 2 * GiB)
+        g.run("dmm_memfill -s %d -c -w /tmp/go >/tmp/fill.log 2>&1 &" % held)
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
+        r.ok("waiting for" in out, "a program holds %d MiB (60 %%) with a "
+             "pattern it checks over and over" % (held // MiB), out)
+
+        # below boot size and between blocks: blocks alone cannot do it
+        target = 900 * MiB
+        g.set_requested(target)
+        cur = settle(g)
+        info = g.dmm_info()
+        r.diag("achieved %d MiB of %d MiB requested; plugged %d MiB, pages "
+               "%d MiB, floor %s, status %s" % (
+                   cur // MiB, target // MiB, info["plugged-size"] // MiB,
+                   info["unplugged-size"] // MiB, g.sysfs("floor_size"),
+                   g.sysfs("status")))
+        r.figure("shrink 2 GiB -> 900 MiB with 1229 MiB held: achieved",
+                 "%d MiB (plugged %d MiB + pages %d MiB off)"
+                 % (cur // MiB, info["plugged-size"] // MiB,
+                    info["unplugged-size"] // MiB))
+        r.ok(target < cur < 2 * GiB - 256 * MiB,
+             "under load: the shrink got %d MiB of the way, not all"
+             % ((2 * GiB - cur) // MiB))
+        r.ok(info["plugged-size"] < GiB and info["unplugged-size"] > 0,
+             "under load: whole blocks and pages were both given back",
+             info)
+        r.ok(info["size"] == cur and
+             int(g.sysfs("gap_size")) == target - cur and
+             g.sysfs("status") == "busy",
+             "under load: QMP size, sysfs current_size and gap_size report "
+             "the achieved size honestly; status busy")
+        r.ok(int(g.sysfs("page_unplug_failures")) > 0,
+             "under load: sysfs counts the page unplugs stopped at the "
+             "floor (%s)" % g.sysfs("page_unplug_failures"))
+        avail = g.meminfo()["MemAvailable"]
+        r.ok(avail >= 48 * MiB, "under load: MemAvailable kept at %d MiB"
+             % (avail // MiB))
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals", 300)
+        r.tap("dmm_memfill (held through the shrink)", 0, out)
+        r.ok(" checks of the whole pattern" in out and
+             "pattern intact" in out,
+             "under load: the program's data stayed intact throughout")
+        try:
+            secs = g.wait_current(target, 120)
+            r.ok(True, "after the program exits: the shrink completes "
+                 "(%.1f s)" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "after the program exits: the shrink completes", e)
+        check_sizes(r, g, target, mt0, "900 MiB")
+        problems = g.kernel_problems()
+        r.ok(not problems, "under load: no OOM kill, warning or oops",
+             "\n".join(problems[:40]))
+
+
+def suite_fine_frag(r):
+    """Issue 3: pinned pages in every block; the shrink uses pages."""
+    with Guest("fine-frag", mem="1G", maxmem="4G", region="2G",
+               requested="2G") as g:
+        mt0 = g.meminfo()["MemTotal"] - GiB
+        g.wait_current(2 * GiB)
+        addr = int(g.sysfs("region_addr"), 0)
+        rc, out = g.run("insmod /lib/modules/dmm_test_pin.ko start=%d "
+                        "size=%d per_block=4 && dmesg | grep dmm_test_pin |"
+                        " tail -3" % (addr, GiB))
+        r.ok(rc == 0, "4 pages pinned in each of the 8 plugged blocks", out)
+        fails0 = int(g.sysfs("unplug_failures"))
+        t0 = time.time()
+        secs = resize(r, g, 1536 * MiB, "fragmented: shrink by 512 MiB")
+        if secs is not None:
+            r.figure("shrink 2 GiB -> 1.5 GiB, every block pinned",
+                     "%.2f s" % (time.time() - t0))
+        info = g.dmm_info()
+        r.ok(info["plugged-size"] == GiB and
+             info["unplugged-size"] == 512 * MiB,
+             "fragmented: no block could go, 512 MiB went as pages", info)
+        r.ok(int(g.sysfs("unplug_failures")) > fails0,
+             "fragmented: sysfs counts the blocks that could not be "
+             "removed (%s)" % g.sysfs("unplug_failures"))
+        check_sizes(r, g, 1536 * MiB, mt0, "fragmented 1.5 GiB")
+
+        # unplugged pages are movable: compaction migrates them
+        moves0 = int(g.sysfs("page_moves"))
+        g.run("echo 1 > /proc/sys/vm/compact_memory")
+        moves = int(g.sysfs("page_moves")) - moves0
+        vmstat = g.out("grep balloon_migrate /proc/vmstat").strip()
+        r.ok(moves > 0, "compaction migrated %d unplugged pages (%s)"
+             % (moves, vmstat))
+        info2 = g.dmm_info()
+        r.ok(info2["unplugged-size"] == 512 * MiB and
+             g.sysfs("status") == "idle",
+             "after compaction: the device still counts 512 MiB unplugged",
+             info2)
+        gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
+
+        g.run("rmmod dmm_test_pin", check=True)
+        resize(r, g, 2 * GiB, "unpinned: grow back to 2 GiB")
+        check_sizes(r, g, 2 * GiB, mt0, "2 GiB again")
+        resize(r, g, 1024 * MiB, "unpinned: shrink to 1 GiB")
+        r.ok(g.dmm_info()["plugged-size"] == 0,
+             "unpinned: blocks can go again", g.dmm_info())
+        problems = g.kernel_problems()
+        r.ok(not problems, "fragmented: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
+def suite_fine_random(r):
+    """Issue 3: 50 random resizes with a pattern checker running."""
+    rng = random.Random(int(os.environ.get("DMM_SEED", "3")))
+    with Guest("fine-random", mem="1G", maxmem="4G", region="2G") as g:
+        mt0 = g.meminfo()["MemTotal"]
+        g.run("echo 100 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
+        g.run("dmm_memfill -s %d -c -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (256 * MiB))
+        wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
+        sizes, failed, t0 = [], 0, time.time()
+        for i in range(50):
+            kind = i % 4
+            if kind == 0:       # below boot
+                size = rng.randrange(640 * MiB, GiB, 4096)
+            elif kind == 1:     # above boot, any page multiple
+                size = rng.randrange(GiB, 3 * GiB, 4096)
+            elif kind == 2:     # whole blocks above boot
+                size = GiB + rng.randrange(0, 17) * 128 * MiB
+            else:               # anywhere
+                size = rng.randrange(640 * MiB, 3 * GiB + 1, 4096)
+            sizes.append(size)
+            g.set_requested(size)
+            try:
+                g.wait_current(size, 120)
+            except dmmvm.AgentError as e:
+                failed += 1
+                r.diag("cycle %d: %d MiB not reached: %s" % (i, size // MiB,
+                                                              e))
+        r.figure("50 random resizes between 640 MiB and 3 GiB",
+                 "%.1f s" % (time.time() - t0))
+        r.diag("sizes (MiB): " + " ".join(str(s // MiB) for s in sizes))
+        r.ok(not failed, "50 random resizes: every size reached (%d missed)"
+             % failed)
+        check_sizes(r, g, sizes[-1], mt0, "after 50 resizes")
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals", 300)
+        r.tap("dmm_memfill (checking through 50 resizes)", 0, out)
+        r.ok("pattern intact" in out and " checks of the whole" in out,
+             "50 random resizes: the checker saw no corruption")
+        gtap(r, g, "dmm_state_check %d" % g.dmm_info()["plugged-size"])
+        problems = g.kernel_problems()
+        r.ok(not problems, "50 random resizes: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -542,6 +850,10 @@ SUITES = {
     "busy-shrink": suite_busy_shrink,
     "migrate": suite_migrate,
     "free-page-reporting": suite_free_page_reporting,
+    "fine": suite_fine,
+    "fine-load": suite_fine_load,
+    "fine-frag": suite_fine_frag,
+    "fine-random": suite_fine_random,
 }
 
 

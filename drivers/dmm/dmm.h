@@ -8,6 +8,9 @@
  *            multiple of the Linux memory block size
  *   plugged  the device backs the block and Linux has added it
  *   target   requested_size - boot_size: bytes of the region to plug
+ *   pages    single pages of any RAM the guest has unplugged with the device
+ *            (VIRTIO_DMM_F_PAGES), held as balloon pages
+ *   current  boot_size + plugged_size - unplugged pages: the guest's RAM
  *
  * A block is plugged with the device (PLUG) before Linux adds it, and
  * removed from Linux before it is unplugged (UNPLUG): the device never
@@ -16,6 +19,7 @@
 #ifndef _DRIVERS_DMM_DMM_H
 #define _DRIVERS_DMM_DMM_H
 
+#include <linux/balloon_compaction.h>
 #include <linux/bitmap.h>
 #include <linux/atomic.h>
 #include <linux/mutex.h>
@@ -59,6 +63,27 @@ struct virtio_dmm {
 #endif
 	bool reporting;			/* registered with the framework */
 	atomic64_t reported_bytes;	/* bytes of free pages reported */
+
+	/* single pages (VIRTIO_DMM_F_PAGES); see dmm_pages.c */
+	bool pages;			/* negotiated and set up */
+	struct virtqueue *page_vq;
+	wait_queue_head_t page_resp;	/* the device answered a page request */
+	unsigned int page_batch;	/* addresses per request */
+	/*
+	 * Serialises page requests (one in flight), the request buffer and
+	 * changes to @pages_unplugged.  Taken inside hotplug_mutex by the
+	 * control loop, alone by page migration (trylock).
+	 */
+	struct mutex page_mutex;
+	struct virtio_dmm_page_req *page_req;
+	struct virtio_dmm_resp page_resp_buf;
+	/* the unplugged pages; migratable, see dmm_pages_migrate() */
+	struct balloon_dev_info b_dev_info;
+	/* pages unplugged; changed by the control loop only */
+	u64 pages_unplugged;
+	/* counters */
+	u64 page_unplug_failures;	/* stopped at the floor or no memory */
+	u64 page_moves;			/* unplugged pages migrated */
 
 	/* Fixed device configuration, read and checked at probe. */
 	u64 block_size;
@@ -105,7 +130,7 @@ int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug_all(struct virtio_dmm *vm);
 int dmm_read_config(struct virtio_dmm *vm);
 void dmm_read_requested_size(struct virtio_dmm *vm);
-u64 dmm_read_device_plugged_size(struct virtio_dmm *vm);
+u64 dmm_read_device_changed_size(struct virtio_dmm *vm);
 void dmm_vq_done(struct virtqueue *vq);
 int dmm_find_vqs(struct virtio_dmm *vm);
 
@@ -115,6 +140,33 @@ void dmm_coarse_exit(struct virtio_dmm *vm);
 int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug_all(struct virtio_dmm *vm);
+
+/* dmm_pages.c: single pages, unplugged as balloon pages */
+#if IS_ENABLED(CONFIG_MEMORY_BALLOON)
+void dmm_page_vq_done(struct virtqueue *vq);
+int dmm_pages_init(struct virtio_dmm *vm);
+void dmm_pages_exit(struct virtio_dmm *vm);
+int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes);
+void dmm_pages_release(struct virtio_dmm *vm);
+u64 dmm_pages_floor(struct virtio_dmm *vm);
+#else
+#define dmm_page_vq_done NULL
+static inline int dmm_pages_init(struct virtio_dmm *vm) { return 0; }
+static inline void dmm_pages_exit(struct virtio_dmm *vm) { }
+static inline int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void dmm_pages_release(struct virtio_dmm *vm) { }
+static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
+#endif
 
 /* dmm_report.c: free page reporting */
 #if IS_ENABLED(CONFIG_PAGE_REPORTING)
@@ -134,6 +186,13 @@ static inline u64 dmm_block_addr(const struct virtio_dmm *vm,
 				 unsigned long id)
 {
 	return vm->region_addr + (u64)id * vm->block_size;
+}
+
+/* The guest's RAM now, as the device counts it. */
+static inline u64 dmm_current_size(const struct virtio_dmm *vm)
+{
+	return vm->boot_size + vm->plugged_size -
+	       (READ_ONCE(vm->pages_unplugged) << PAGE_SHIFT);
 }
 
 #endif /* _DRIVERS_DMM_DMM_H */

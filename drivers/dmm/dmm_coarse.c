@@ -7,6 +7,7 @@
  * the next one fails, so the device and Linux always agree on what is
  * plugged (the @plugged bitmap).
  */
+#include <linux/gfp.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
@@ -180,6 +181,29 @@ static bool dmm_room_for_block(struct virtio_dmm *vm)
 }
 
 /*
+ * offline_pages() also loops forever on a page it can never migrate (one
+ * pinned by someone else).  alloc_contig_range() migrates the same pages
+ * but gives up after a few tries: take the whole block with it first, and
+ * give it straight back.  The block is then free memory, which offlines
+ * at once; a page allocated in between is a fresh movable one.
+ */
+static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
+{
+	unsigned long pfn = PHYS_PFN(dmm_block_addr(vm, id));
+	unsigned long nr = vm->block_size >> PAGE_SHIFT;
+	int rc;
+
+	rc = alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE, GFP_KERNEL);
+	if (rc) {
+		dev_dbg(&vm->vdev->dev, "block 0x%llx cannot be vacated: %d\n",
+			dmm_block_addr(vm, id), rc);
+		return rc;
+	}
+	free_contig_range(pfn, nr);
+	return 0;
+}
+
+/*
  * Remove block @id from Linux, then unplug it.  -EBUSY if Linux cannot
  * offline it now.  If the device cannot unplug it now, the block goes back
  * to Linux and the device's answer is returned.
@@ -189,7 +213,7 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
 
-	if (!dmm_room_for_block(vm)) {
+	if (!dmm_room_for_block(vm) || dmm_vacate_block(vm, id)) {
 		vm->unplug_failures++;
 		return -EBUSY;
 	}

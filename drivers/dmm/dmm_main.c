@@ -3,8 +3,10 @@
  * virtio-dmm guest driver: probe, removal and the control loop.
  *
  * The host sets requested_size, the guest's target total RAM.  One control
- * loop (dmm_run) compares it with boot_size + plugged_size and plugs or
- * unplugs whole blocks of the device's region until they match.
+ * loop (dmm_run) compares it with the guest's RAM (boot_size + plugged_size
+ * - unplugged pages) and plugs or unplugs whole blocks of the device's
+ * region, and with VIRTIO_DMM_F_PAGES single pages of any RAM, until they
+ * match.
  */
 #include <linux/module.h>
 #include <linux/virtio_config.h>
@@ -45,26 +47,95 @@ static void dmm_backoff(struct virtio_dmm *vm)
 	dmm_schedule(vm, msecs_to_jiffies(vm->backoff_ms));
 }
 
+/* Without pages: plug or unplug whole blocks toward dmm_target(). */
+static int dmm_resize_blocks(struct virtio_dmm *vm)
+{
+	u64 target = dmm_target(vm);
+
+	if (vm->plugged_size < target)
+		return dmm_coarse_plug(vm, target - vm->plugged_size);
+	if (vm->plugged_size > target)
+		return dmm_coarse_unplug(vm, vm->plugged_size - target);
+	return 0;
+}
+
+/*
+ * Shrink by @bytes: whole blocks first (most memory per request, no
+ * fragments left behind), then pages for the rest, and in place of blocks
+ * Linux cannot offline now.
+ */
+static int dmm_shrink(struct virtio_dmm *vm, u64 bytes)
+{
+	u64 cur;
+	int rc;
+
+	if (bytes >= vm->block_size && vm->plugged_size) {
+		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size));
+		if (rc && rc != -EBUSY)
+			return rc;
+	}
+	cur = dmm_current_size(vm);
+	if (cur <= vm->requested_size)
+		return 0;
+	return dmm_pages_unplug(vm, cur - vm->requested_size);
+}
+
+/*
+ * Grow by @bytes: unplugged pages first, then whole blocks.  Less than a
+ * block short, plug one more block and unplug the difference as pages
+ * (the device refuses to let the guest exceed requested_size, so the
+ * pages go first).
+ */
+static int dmm_grow(struct virtio_dmm *vm, u64 bytes)
+{
+	u64 need;
+	int rc;
+
+	if (vm->pages_unplugged) {
+		rc = dmm_pages_plug(vm, bytes);
+		if (rc)
+			return rc;
+	}
+	need = vm->requested_size - dmm_current_size(vm);
+	if (need >= vm->block_size) {
+		rc = dmm_coarse_plug(vm, round_down(need, vm->block_size));
+		if (rc)
+			return rc;
+		need = vm->requested_size - dmm_current_size(vm);
+	}
+	if (!need || vm->plugged_size >= vm->region_size)
+		return 0;
+	rc = dmm_pages_unplug(vm, vm->block_size - need);
+	if (rc)
+		return rc;
+	return dmm_coarse_plug(vm, vm->block_size);
+}
+
+/* With pages: move the guest's RAM to exactly requested_size. */
+static int dmm_resize(struct virtio_dmm *vm)
+{
+	u64 cur = dmm_current_size(vm), req = vm->requested_size;
+
+	if (cur > req)
+		return dmm_shrink(vm, cur - req);
+	if (cur < req)
+		return dmm_grow(vm, req - cur);
+	return 0;
+}
+
 /*
  * One pass of the control loop, with hotplug_mutex held.  Maps each result
  * to one policy: done (idle), retry with back-off (memory busy, device
- * busy, no memory), re-read the config (NACK: the target moved), or stop
- * (the device answered ERROR).
+ * busy, no memory or at the floor), re-read the config (NACK: the target
+ * moved), or stop (the device answered ERROR).
  */
 static void dmm_step(struct virtio_dmm *vm)
 {
-	u64 target;
 	int rc;
 
 	if (atomic_xchg(&vm->config_changed, 0))
 		dmm_read_requested_size(vm);
-	target = dmm_target(vm);
-	if (vm->plugged_size < target)
-		rc = dmm_coarse_plug(vm, target - vm->plugged_size);
-	else if (vm->plugged_size > target)
-		rc = dmm_coarse_unplug(vm, vm->plugged_size - target);
-	else
-		rc = 0;
+	rc = vm->pages ? dmm_resize(vm) : dmm_resize_blocks(vm);
 
 	switch (rc) {
 	case 0:
@@ -82,8 +153,8 @@ static void dmm_step(struct virtio_dmm *vm)
 		dmm_backoff(vm);
 		break;
 	default:
-		dev_err(&vm->vdev->dev, "stopping: the device or Linux failed a resize to %llu plugged bytes: %d\n",
-			target, rc);
+		dev_err(&vm->vdev->dev, "stopping: the device or Linux failed a resize to %llu bytes: %d\n",
+			vm->requested_size, rc);
 		vm->status = DMM_STATUS_ERROR;
 		break;
 	}
@@ -114,12 +185,12 @@ static void dmm_config_changed(struct virtio_device *vdev)
  */
 static int dmm_unplug_stale(struct virtio_dmm *vm)
 {
-	u64 stale = dmm_read_device_plugged_size(vm);
+	u64 stale = dmm_read_device_changed_size(vm);
 	int rc;
 
 	if (!stale)
 		return 0;
-	dev_info(&vm->vdev->dev, "unplugging 0x%llx bytes plugged before\n",
+	dev_info(&vm->vdev->dev, "resetting 0x%llx bytes plugged or unplugged before\n",
 		 stale);
 	mutex_lock(&vm->hotplug_mutex);
 	rc = dmm_send_unplug_all(vm);
@@ -146,9 +217,12 @@ static int dmm_probe(struct virtio_device *vdev)
 	rc = dmm_read_config(vm);
 	if (rc)
 		goto out_free;
-	rc = dmm_find_vqs(vm);
+	rc = dmm_pages_init(vm);
 	if (rc)
 		goto out_free;
+	rc = dmm_find_vqs(vm);
+	if (rc)
+		goto out_pages;
 	rc = dmm_coarse_init(vm);
 	if (rc)
 		goto out_del_vqs;
@@ -158,9 +232,10 @@ static int dmm_probe(struct virtio_device *vdev)
 	if (rc)
 		goto out_reset;
 
-	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d\n",
+	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s\n",
 		 vm->region_addr, vm->region_addr + vm->region_size - 1,
-		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid);
+		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid,
+		 vm->pages ? ", pages" : "");
 	dmm_report_init(vm);
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
@@ -171,10 +246,27 @@ out_reset:
 	dmm_coarse_exit(vm);
 out_del_vqs:
 	vdev->config->del_vqs(vdev);
+out_pages:
+	dmm_pages_exit(vm);
 out_free:
 	kfree(vm);
 	vdev->priv = NULL;
 	return rc;
+}
+
+/*
+ * Unplugged pages go back to Linux.  With no block plugged, one UNPLUG_ALL
+ * tells the device; otherwise the device is going away (Linux keeps
+ * blocks it could not offline) and the pages are simply used again.
+ */
+static void dmm_remove_pages(struct virtio_dmm *vm)
+{
+	if (!vm->pages_unplugged)
+		return;
+	if (!vm->plugged_size && dmm_send_unplug_all(vm))
+		dev_warn(&vm->vdev->dev, "the device did not take back %llu pages\n",
+			 vm->pages_unplugged);
+	dmm_pages_release(vm);
 }
 
 /*
@@ -195,10 +287,12 @@ static void dmm_remove(struct virtio_device *vdev)
 	if (vm->plugged_size && dmm_coarse_unplug_all(vm))
 		dev_warn(&vdev->dev, "0x%llx bytes stay with Linux\n",
 			 vm->plugged_size);
+	dmm_remove_pages(vm);
 	mutex_unlock(&vm->hotplug_mutex);
 
 	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
+	dmm_pages_exit(vm);
 	if (!vm->plugged_size) {
 		dmm_coarse_exit(vm);
 		kfree(vm);
@@ -227,6 +321,9 @@ static unsigned int dmm_features[] = {
 	VIRTIO_DMM_F_NODE_ID,
 #if IS_ENABLED(CONFIG_PAGE_REPORTING)
 	VIRTIO_DMM_F_FREE_PAGE_REPORTING,
+#endif
+#if IS_ENABLED(CONFIG_MEMORY_BALLOON)
+	VIRTIO_DMM_F_PAGES,
 #endif
 };
 

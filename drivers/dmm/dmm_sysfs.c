@@ -91,6 +91,88 @@ static ssize_t unplug_failures_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(unplug_failures);
 
+static ssize_t page_unplug_failures_show(struct device *dev,
+					 struct device_attribute *attr,
+					 char *buf)
+{
+	return dmm_show_u64(dev, buf,
+			    offsetof(struct virtio_dmm, page_unplug_failures),
+			    false);
+}
+static DEVICE_ATTR_RO(page_unplug_failures);
+
+static ssize_t page_moves_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, page_moves),
+			    false);
+}
+static DEVICE_ATTR_RO(page_moves);
+
+/* The sizes derived from pages, each read under hotplug_mutex. */
+enum dmm_derived {
+	DMM_UNPLUGGED,		/* bytes unplugged as pages */
+	DMM_CURRENT,		/* the guest's RAM now */
+	DMM_FLOOR,		/* lowest size the guest would go to now */
+};
+
+static u64 dmm_derived(struct device *dev, enum dmm_derived what)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	u64 val;
+
+	mutex_lock(&vm->hotplug_mutex);
+	switch (what) {
+	case DMM_UNPLUGGED:
+		val = vm->pages_unplugged << PAGE_SHIFT;
+		break;
+	case DMM_CURRENT:
+		val = dmm_current_size(vm);
+		break;
+	default:
+		val = vm->pages ? dmm_pages_floor(vm) :
+			vm->boot_size;
+		break;
+	}
+	mutex_unlock(&vm->hotplug_mutex);
+	return val;
+}
+
+static ssize_t unplugged_size_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", dmm_derived(dev, DMM_UNPLUGGED));
+}
+static DEVICE_ATTR_RO(unplugged_size);
+
+static ssize_t current_size_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", dmm_derived(dev, DMM_CURRENT));
+}
+static DEVICE_ATTR_RO(current_size);
+
+static ssize_t floor_size_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", dmm_derived(dev, DMM_FLOOR));
+}
+static DEVICE_ATTR_RO(floor_size);
+
+/* requested_size - current_size: > 0 short of the target, < 0 above it. */
+static ssize_t gap_size_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	s64 gap;
+
+	mutex_lock(&vm->hotplug_mutex);
+	gap = (s64)vm->requested_size - (s64)dmm_current_size(vm);
+	mutex_unlock(&vm->hotplug_mutex);
+	return sysfs_emit(buf, "%lld\n", gap);
+}
+static DEVICE_ATTR_RO(gap_size);
+
 static ssize_t reported_bytes_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
@@ -152,6 +234,12 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_plug_failures.attr,
 	&dev_attr_unplug_failures.attr,
 	&dev_attr_reported_bytes.attr,
+	&dev_attr_unplugged_size.attr,
+	&dev_attr_current_size.attr,
+	&dev_attr_floor_size.attr,
+	&dev_attr_gap_size.attr,
+	&dev_attr_page_unplug_failures.attr,
+	&dev_attr_page_moves.attr,
 	NULL,
 };
 

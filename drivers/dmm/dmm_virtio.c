@@ -23,22 +23,24 @@ void dmm_vq_done(struct virtqueue *vq)
 }
 
 /*
- * The request queue, and the report queue if free page reporting was
- * negotiated (it is then virtqueue 1).
+ * Queue indices are fixed: requests 0, reports 1, pages 2.  The report
+ * queue is set up when reporting is negotiated or when the page queue
+ * after it is needed; vm->report_vq is set only if we report.
  */
 int dmm_find_vqs(struct virtio_dmm *vm)
 {
 	struct virtqueue_info info[] = {
 		[VIRTIO_DMM_VQ_REQUEST] = { "requests", dmm_vq_done },
 		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_report_vq_done },
+		[VIRTIO_DMM_VQ_PAGE] = { "pages", dmm_page_vq_done },
 	};
 	struct virtqueue *vqs[ARRAY_SIZE(info)];
-	unsigned int nvqs = 1;
+	bool report = IS_ENABLED(CONFIG_PAGE_REPORTING) &&
+		      virtio_has_feature(vm->vdev,
+					 VIRTIO_DMM_F_FREE_PAGE_REPORTING);
+	unsigned int nvqs = vm->pages ? 3 : report ? 2 : 1;
 	int rc;
 
-	if (IS_ENABLED(CONFIG_PAGE_REPORTING) &&
-	    virtio_has_feature(vm->vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING))
-		nvqs = 2;
 	rc = virtio_find_vqs(vm->vdev, nvqs, vqs, info, NULL);
 	if (rc) {
 		dev_err(&vm->vdev->dev, "finding %u virtqueues failed: %d\n",
@@ -46,7 +48,8 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 		return rc;
 	}
 	vm->vq = vqs[VIRTIO_DMM_VQ_REQUEST];
-	vm->report_vq = nvqs > 1 ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
+	vm->report_vq = report ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
+	vm->page_vq = vm->pages ? vqs[VIRTIO_DMM_VQ_PAGE] : NULL;
 	return 0;
 }
 
@@ -130,13 +133,17 @@ void dmm_read_requested_size(struct virtio_dmm *vm)
 			&vm->requested_size);
 }
 
-u64 dmm_read_device_plugged_size(struct virtio_dmm *vm)
+/* Bytes the device counts as plugged blocks or unplugged pages. */
+u64 dmm_read_device_changed_size(struct virtio_dmm *vm)
 {
-	u64 size;
+	u64 plugged, unplugged = 0;
 
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, plugged_size,
-			&size);
-	return size;
+			&plugged);
+	if (vm->pages)
+		virtio_cread_le(vm->vdev, struct virtio_dmm_config,
+				unplugged_size, &unplugged);
+	return plugged + unplugged;
 }
 
 static int dmm_node_of(struct virtio_dmm *vm)

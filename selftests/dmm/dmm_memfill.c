@@ -14,8 +14,12 @@
  *   -w FILE                 after filling, wait until FILE exists, then
  *                           verify (keeps the memory in use meanwhile,
  *                           e.g. across a migration or a resize)
+ *   -c                      with -w: verify the whole pattern over and
+ *                           over while waiting, not only at the end, so a
+ *                           page that changes and changes back is caught
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <kselftest.h>
 #include "dmm_util.h"
@@ -76,18 +80,21 @@ int main(int argc, char **argv)
 	uint64_t size = 0, leave = 0, seed = getpid(), bad;
 	const char *wait_file = NULL;
 	int64_t need_region = -1, in;
+	uint64_t passes = 0;
+	bool check = false;
 	uint64_t *p;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:l:r:p:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:l:r:p:w:c")) != -1) {
 		switch (opt) {
 		case 's': size = strtoull(optarg, NULL, 0); break;
 		case 'l': leave = strtoull(optarg, NULL, 0); break;
 		case 'r': need_region = strtoll(optarg, NULL, 0); break;
 		case 'p': seed = strtoull(optarg, NULL, 0); break;
 		case 'w': wait_file = optarg; break;
+		case 'c': check = true; break;
 		default:
-			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED] [-w FILE]\n",
+			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED] [-w FILE [-c]]\n",
 				argv[0]);
 			return KSFT_FAIL;
 		}
@@ -113,8 +120,18 @@ int main(int argc, char **argv)
 	ksft_test_result_pass("fill %" PRIu64 " MiB\n", size / MiB);
 	if (wait_file) {
 		ksft_print_msg("filled; waiting for %s\n", wait_file);
-		while (access(wait_file, F_OK))
-			usleep(100000);
+		bad = size / 8;
+		while (access(wait_file, F_OK) && bad == size / 8) {
+			if (check) {
+				bad = verify(p, size / 8, seed);
+				passes++;
+			} else {
+				usleep(100000);
+			}
+		}
+		if (check)
+			ksft_print_msg("%" PRIu64 " checks of the whole pattern while waiting\n",
+				       passes);
 	}
 
 	bad = verify(p, size / 8, seed);

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: single pages (VIRTIO_DMM_F_PAGES).
+ *
+ * Unplug: take pages from the page allocator as balloon pages, tell the
+ * device on the page virtqueue, and keep them on the balloon list.  They
+ * can come from anywhere in RAM, boot memory included, which is what lets
+ * the guest go below its boot size.  Plug: tell the device first, then
+ * free the pages.
+ *
+ * Balloon pages are movable: compaction and memory offlining migrate them
+ * through dmm_pages_migrate(), which tells the device that the new page is
+ * now unplugged and the old one plugged (MOVE_PAGES), so unplugging pages
+ * does not pin fragments all over memory and does not stop a block from
+ * being removed.
+ *
+ * The floor: pages are only taken while MemAvailable stays above a reserve,
+ * so that unplugging never pushes running programs into reclaim storms or
+ * the OOM killer.  What could not be met shows in sysfs (gap_size).
+ */
+#include <linux/balloon_compaction.h>
+#include <linux/delay.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/scatterlist.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/virtio_config.h>
+
+#include "dmm.h"
+
+/* Pages per request: the buffer is one page of addresses plus a header. */
+#define DMM_PAGES_BATCH	512
+/* Waits of 20 ms for pages isolated by a migration when releasing them. */
+#define DMM_RELEASE_TRIES	50
+
+void dmm_page_vq_done(struct virtqueue *vq)
+{
+	struct virtio_dmm *vm = vq->vdev->priv;
+
+	wake_up(&vm->page_resp);
+}
+
+/*
+ * Send the page request in vm->page_req (@nb addresses) and wait for the
+ * answer.  Called with page_mutex held: one request in flight.
+ * ACK 0, NACK -ENOSPC, ERROR (or anything else) -EIO.
+ */
+static int dmm_send_pages(struct virtio_dmm *vm, u16 type, unsigned int nb)
+{
+	struct scatterlist sg_req, sg_resp;
+	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
+	unsigned int len;
+	int rc;
+
+	lockdep_assert_held(&vm->page_mutex);
+	vm->page_req->type = cpu_to_le16(type);
+	vm->page_req->padding = 0;
+	vm->page_req->nb_pages = cpu_to_le32(nb);
+	sg_init_one(&sg_req, vm->page_req, struct_size(vm->page_req, addr, nb));
+	sg_init_one(&sg_resp, &vm->page_resp_buf, sizeof(vm->page_resp_buf));
+	rc = virtqueue_add_sgs(vm->page_vq, sgs, 1, 1, vm, GFP_KERNEL);
+	if (rc < 0)
+		return rc;
+	virtqueue_kick(vm->page_vq);
+	wait_event(vm->page_resp, virtqueue_get_buf(vm->page_vq, &len));
+
+	switch (le16_to_cpu(vm->page_resp_buf.type)) {
+	case VIRTIO_DMM_RESP_ACK:
+		return 0;
+	case VIRTIO_DMM_RESP_NACK:
+		return -ENOSPC;
+	default:
+		dev_err(&vm->vdev->dev, "page request %u of %u pages failed: response %u\n",
+			type, nb, le16_to_cpu(vm->page_resp_buf.type));
+		return -EIO;
+	}
+}
+
+/* Pages MemAvailable must keep: 64 MiB, or 1/32 of RAM if more. */
+static unsigned long dmm_pages_reserve(void)
+{
+	return max_t(unsigned long, SZ_64M >> PAGE_SHIFT,
+		     totalram_pages() / 32);
+}
+
+/* How many more pages may be unplugged before the floor is reached. */
+static unsigned long dmm_pages_headroom(void)
+{
+	long avail = si_mem_available();
+	unsigned long reserve = dmm_pages_reserve();
+
+	return avail > reserve ? avail - reserve : 0;
+}
+
+/*
+ * The lowest total RAM the guest would shrink to now: what it has, less
+ * what can be taken above the reserve.  For sysfs.
+ */
+u64 dmm_pages_floor(struct virtio_dmm *vm)
+{
+	u64 cur = dmm_current_size(vm);
+	u64 room = (u64)dmm_pages_headroom() << PAGE_SHIFT;
+
+	return cur > room ? cur - room : 0;
+}
+
+/* Allocate up to @want balloon pages onto @pages; returns how many. */
+static unsigned int dmm_alloc_batch(struct list_head *pages,
+				    unsigned int want)
+{
+	unsigned int n = 0;
+	struct page *page;
+
+	while (n < want) {
+		page = balloon_page_alloc();
+		if (!page)
+			break;
+		balloon_page_push(pages, page);
+		n++;
+	}
+	return n;
+}
+
+static void dmm_free_list(struct list_head *pages)
+{
+	struct page *page;
+
+	while ((page = balloon_page_pop(pages)))
+		__free_page(page);
+}
+
+static unsigned int dmm_fill_addrs(struct virtio_dmm *vm,
+				   struct list_head *pages)
+{
+	unsigned int n = 0;
+	struct page *page;
+
+	list_for_each_entry(page, pages, lru)
+		vm->page_req->addr[n++] = cpu_to_le64(page_to_phys(page));
+	return n;
+}
+
+/*
+ * Unplug one batch of up to @want pages.  Returns the number unplugged
+ * (> 0), -ENOMEM if the floor or the allocator stopped us, or the
+ * device's error.
+ */
+static int dmm_unplug_batch(struct virtio_dmm *vm, unsigned int want)
+{
+	LIST_HEAD(pages);
+	struct page *page, *next;
+	unsigned int n;
+	int rc;
+
+	want = min_t(unsigned long, want, dmm_pages_headroom());
+	if (!want)
+		return -ENOMEM;
+	/* Allocate outside page_mutex: reclaim may migrate balloon pages. */
+	n = dmm_alloc_batch(&pages, want);
+	if (!n)
+		return -ENOMEM;
+
+	mutex_lock(&vm->page_mutex);
+	dmm_fill_addrs(vm, &pages);
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_UNPLUG_PAGES, n);
+	if (!rc) {
+		list_for_each_entry_safe(page, next, &pages, lru) {
+			list_del(&page->lru);
+			balloon_page_enqueue(&vm->b_dev_info, page);
+			adjust_managed_page_count(page, -1);
+		}
+		vm->pages_unplugged += n;
+	}
+	mutex_unlock(&vm->page_mutex);
+	if (rc) {
+		dmm_free_list(&pages);
+		return rc;
+	}
+	return n;
+}
+
+/*
+ * Unplug up to @bytes in pages.  Called from the control loop.  Returns 0
+ * when done, -ENOMEM at the floor (after partial progress), or the
+ * device's error.
+ */
+int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
+{
+	u64 left = bytes >> PAGE_SHIFT;
+	int rc;
+
+	while (left) {
+		rc = dmm_unplug_batch(vm, min_t(u64, left, vm->page_batch));
+		if (rc < 0) {
+			if (rc == -ENOMEM)
+				vm->page_unplug_failures++;
+			return rc;
+		}
+		left -= rc;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * Plug back one batch of up to @want pages: the device first, then the
+ * pages go back to the allocator.  Returns the number plugged or an error
+ * (-ENOSPC: the device says that would exceed the requested size).
+ */
+static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
+{
+	LIST_HEAD(pages);
+	struct page *page;
+	unsigned int n;
+	int rc;
+
+	mutex_lock(&vm->page_mutex);
+	n = balloon_page_list_dequeue(&vm->b_dev_info, &pages, want);
+	if (!n) {
+		/* all isolated for migration right now */
+		mutex_unlock(&vm->page_mutex);
+		return -EAGAIN;
+	}
+	dmm_fill_addrs(vm, &pages);
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_PLUG_PAGES, n);
+	if (rc) {
+		balloon_page_list_enqueue(&vm->b_dev_info, &pages);
+	} else {
+		vm->pages_unplugged -= n;
+		list_for_each_entry(page, &pages, lru)
+			adjust_managed_page_count(page, 1);
+	}
+	mutex_unlock(&vm->page_mutex);
+	if (rc)
+		return rc;
+	dmm_free_list(&pages);
+	return n;
+}
+
+/* Plug back up to @bytes of unplugged pages.  0, or the first error. */
+int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
+{
+	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages_unplugged);
+	int rc;
+
+	while (left) {
+		rc = dmm_plug_batch(vm, min_t(u64, left, vm->page_batch));
+		if (rc < 0)
+			return rc;
+		left -= rc;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * Compaction or offlining moves a balloon page: tell the device that
+ * @newpage is now unplugged and @page plugged, in one request so that the
+ * size never changes (no NACK).  -EAGAIN makes the core retry later.
+ */
+static int dmm_pages_migrate(struct balloon_dev_info *b_dev_info,
+			     struct page *newpage, struct page *page,
+			     enum migrate_mode mode)
+{
+	struct virtio_dmm *vm = container_of(b_dev_info, struct virtio_dmm,
+					     b_dev_info);
+	unsigned long flags;
+	int rc;
+
+	/* The control loop may hold it while it allocates: don't wait. */
+	if (!mutex_trylock(&vm->page_mutex))
+		return -EAGAIN;
+	vm->page_req->addr[0] = cpu_to_le64(page_to_phys(page));
+	vm->page_req->addr[1] = cpu_to_le64(page_to_phys(newpage));
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_MOVE_PAGES, 2);
+	if (rc) {
+		mutex_unlock(&vm->page_mutex);
+		return -EAGAIN;
+	}
+	get_page(newpage);	/* the balloon's reference */
+	if (page_zone(page) != page_zone(newpage)) {
+		adjust_managed_page_count(page, 1);
+		adjust_managed_page_count(newpage, -1);
+	}
+	spin_lock_irqsave(&b_dev_info->pages_lock, flags);
+	balloon_page_insert(b_dev_info, newpage);
+	b_dev_info->isolated_pages--;
+	__count_vm_event(BALLOON_MIGRATE);
+	spin_unlock_irqrestore(&b_dev_info->pages_lock, flags);
+	vm->page_moves++;
+	mutex_unlock(&vm->page_mutex);
+
+	balloon_page_finalize(page);
+	put_page(page);		/* the balloon's reference */
+	return MIGRATEPAGE_SUCCESS;
+}
+
+int dmm_pages_init(struct virtio_dmm *vm)
+{
+	u32 page_size, max_pages;
+
+	mutex_init(&vm->page_mutex);
+	init_waitqueue_head(&vm->page_resp);
+	balloon_devinfo_init(&vm->b_dev_info);
+	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGES))
+		return 0;
+
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, page_size,
+			&page_size);
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, max_pages,
+			&max_pages);
+	if (page_size != PAGE_SIZE || !max_pages) {
+		dev_err(&vm->vdev->dev, "page size %u (max %u per request) does not match the kernel's %lu\n",
+			page_size, max_pages, PAGE_SIZE);
+		return -EINVAL;
+	}
+	vm->page_batch = min_t(u32, max_pages, DMM_PAGES_BATCH);
+	vm->page_req = kzalloc(struct_size(vm->page_req, addr, vm->page_batch),
+			       GFP_KERNEL);
+	if (!vm->page_req)
+		return -ENOMEM;
+	if (IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		vm->b_dev_info.migratepage = dmm_pages_migrate;
+	vm->pages = true;
+	return 0;
+}
+
+/*
+ * After the device plugged every page back (UNPLUG_ALL), or when it is
+ * gone: give every balloon page back to the allocator.
+ */
+void dmm_pages_release(struct virtio_dmm *vm)
+{
+	unsigned int tries = 0;
+	LIST_HEAD(pages);
+	struct page *page;
+	size_t n;
+
+	while (vm->pages_unplugged && tries < DMM_RELEASE_TRIES) {
+		mutex_lock(&vm->page_mutex);
+		n = balloon_page_list_dequeue(&vm->b_dev_info, &pages,
+					      vm->page_batch);
+		vm->pages_unplugged -= n;
+		mutex_unlock(&vm->page_mutex);
+		while ((page = balloon_page_pop(&pages))) {
+			adjust_managed_page_count(page, 1);
+			__free_page(page);
+		}
+		/* pages isolated for migration come back to the list soon */
+		if (!n) {
+			tries++;
+			msleep(20);
+		}
+	}
+	if (vm->pages_unplugged)
+		dev_warn(&vm->vdev->dev, "%llu pages stay isolated for migration\n",
+			 vm->pages_unplugged);
+}
+
+void dmm_pages_exit(struct virtio_dmm *vm)
+{
+	kfree(vm->page_req);
+	vm->page_req = NULL;
+}

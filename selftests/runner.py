@@ -686,8 +686,8 @@ def suite_fine_load(r):
     """Issue 3: a shrink under load goes as far as the floor, loses nothing."""
     with Guest("fine-load", mem="1G", maxmem="4G", region="2G",
                requested="2G") as g:
-        mt0 = g.meminfo()["MemTotal"] - GiB
         g.wait_current(2 * GiB)
+        mt0 = g.meminfo()["MemTotal"] - GiB
         g.run("echo 100 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
         held = int(0.6 * 2 * GiB)
         g.run("dmm_memfill -s %d -c -w /tmp/go >/tmp/fill.log 2>&1 &" % held)
@@ -748,8 +748,8 @@ def suite_fine_frag(r):
     """Issue 3: pinned pages in every block; the shrink uses pages."""
     with Guest("fine-frag", mem="1G", maxmem="4G", region="2G",
                requested="2G") as g:
-        mt0 = g.meminfo()["MemTotal"] - GiB
         g.wait_current(2 * GiB)
+        mt0 = g.meminfo()["MemTotal"] - GiB
         addr = int(g.sysfs("region_addr"), 0)
         rc, out = g.run("insmod /lib/modules/dmm_test_pin.ko start=%d "
                         "size=%d per_block=4 && dmesg | grep dmm_test_pin |"

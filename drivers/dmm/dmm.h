@@ -22,7 +22,9 @@
 #include <linux/balloon_compaction.h>
 #include <linux/bitmap.h>
 #include <linux/atomic.h>
+#include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/sizes.h>
 #include <linux/page_reporting.h>
 #include <linux/types.h>
 #include <linux/virtio.h>
@@ -186,6 +188,17 @@ static inline u64 dmm_block_addr(const struct virtio_dmm *vm,
 				 unsigned long id)
 {
 	return vm->region_addr + (u64)id * vm->block_size;
+}
+
+/*
+ * The floor: pages MemAvailable must keep after any unplug, of blocks or
+ * pages: 64 MiB, or 1/32 of RAM if more (what running programs use is
+ * already outside MemAvailable).
+ */
+static inline unsigned long dmm_mem_reserve(void)
+{
+	return max_t(unsigned long, SZ_64M >> PAGE_SHIFT,
+		     totalram_pages() / 32);
 }
 
 /* The guest's RAM now, as the device counts it. */

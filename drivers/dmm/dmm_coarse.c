@@ -170,14 +170,16 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
  * no free memory to migrate to, and a kernel worker gets no signal to stop
  * it.  Offline a block only if the rest of the system can take its pages:
  * free pages minus the block's own size (its free pages are counted in the
- * total, its used pages must move) must leave a reserve.
+ * total, its used pages must move) must leave a reserve, and so must
+ * MemAvailable: the same floor as for pages (dmm_mem_reserve()).
  */
 static bool dmm_room_for_block(struct virtio_dmm *vm)
 {
 	unsigned long free = global_zone_page_state(NR_FREE_PAGES);
 	unsigned long block = vm->block_size >> PAGE_SHIFT;
 
-	return free >= block + DMM_OFFLINE_RESERVE;
+	return free >= block + DMM_OFFLINE_RESERVE &&
+	       si_mem_available() >= (long)(block + dmm_mem_reserve());
 }
 
 /*

@@ -77,18 +77,11 @@ static int dmm_send_pages(struct virtio_dmm *vm, u16 type, unsigned int nb)
 	}
 }
 
-/* Pages MemAvailable must keep: 64 MiB, or 1/32 of RAM if more. */
-static unsigned long dmm_pages_reserve(void)
-{
-	return max_t(unsigned long, SZ_64M >> PAGE_SHIFT,
-		     totalram_pages() / 32);
-}
-
 /* How many more pages may be unplugged before the floor is reached. */
 static unsigned long dmm_pages_headroom(void)
 {
 	long avail = si_mem_available();
-	unsigned long reserve = dmm_pages_reserve();
+	unsigned long reserve = dmm_mem_reserve();
 
 	return avail > reserve ? avail - reserve : 0;
 }

@@ -87,6 +87,28 @@ static int is_pow2(uint64_t v)
 
 /* --- set-up --- */
 
+/* Sub-blocks divide a block; pages (if any) divide a sub-block. */
+static int dmm_check_sb_params(const struct dmm_params *p, char *err,
+			       size_t errlen)
+{
+	uint64_t sbs = p->sub_block_size;
+
+	if (!sbs)
+		return 0;
+	if (!is_pow2(sbs) || sbs > p->block_size ||
+	    sbs < DMM_MIN_BLOCK_SIZE || (p->page_size && sbs < p->page_size) ||
+	    p->block_size / sbs > DMM_MAX_SBS_PER_BLOCK) {
+		dmm_err(err, errlen, "sub-block size 0x%llx must be a power of "
+			"two between 0x%llx and block-size 0x%llx, at most "
+			"%u per block", (unsigned long long)sbs,
+			(unsigned long long)DMM_MIN_BLOCK_SIZE,
+			(unsigned long long)p->block_size,
+			DMM_MAX_SBS_PER_BLOCK);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Page requests need a page size that divides blocks and boot RAM. */
 static int dmm_check_page_params(const struct dmm_params *p,
 				 const struct dmm_backend_ops *ops,
@@ -165,12 +187,23 @@ int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 		dmm_err(err, errlen, "backend lacks populate or discard");
 		return -EINVAL;
 	}
-	if (dmm_check_page_params(p, ops, err, errlen))
+	if (dmm_check_page_params(p, ops, err, errlen) ||
+	    dmm_check_sb_params(p, err, errlen))
 		return -EINVAL;
 	d->state = calloc(p->region_size / bs, 1);
 	if (!d->state) {
 		dmm_err(err, errlen, "out of memory for 0x%llx block states",
 			(unsigned long long)(p->region_size / bs));
+		return -ENOMEM;
+	}
+	d->sb_size = p->sub_block_size ? p->sub_block_size : bs;
+	d->nb_sbs = p->region_size / d->sb_size;
+	d->sbs_per_block = bs / d->sb_size;
+	d->sb_plugged = calloc(dmm_bitmap_bytes(d->nb_sbs), 1);
+	if (!d->sb_plugged) {
+		dmm_dev_fini(d);
+		dmm_err(err, errlen, "out of memory for 0x%llx sub-block states",
+			(unsigned long long)d->nb_sbs);
 		return -ENOMEM;
 	}
 	if (p->page_size && dmm_alloc_page_bitmaps(d, p)) {
@@ -189,6 +222,8 @@ int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
 void dmm_dev_fini(struct dmm_dev *d)
 {
 	free(d->state);
+	free(d->sb_plugged);
+	d->sb_plugged = NULL;
 	free(d->boot_pages);
 	free(d->region_pages);
 	d->state = NULL;
@@ -270,6 +305,55 @@ int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
 	return ret;
 }
 
+/* --- sub-blocks: the unit of state; a block is sbs_per_block of them --- */
+
+static bool dmm_sb_test(const struct dmm_dev *d, uint64_t sb)
+{
+	return d->sb_plugged[sb / 8] & (1u << (sb % 8));
+}
+
+/* Plugged sub-blocks in [first, first + count). */
+static uint64_t dmm_count_sbs(const struct dmm_dev *d, uint64_t first,
+			      uint64_t count)
+{
+	uint64_t i, n = 0;
+
+	for (i = first; i < first + count; i++)
+		n += dmm_sb_test(d, i);
+	return n;
+}
+
+/* A block's summary state, from its sub-blocks. */
+static uint8_t dmm_block_state_of(const struct dmm_dev *d, uint64_t block)
+{
+	uint64_t n = dmm_count_sbs(d, block * d->sbs_per_block,
+				   d->sbs_per_block);
+
+	return n == d->sbs_per_block ? DMM_BLOCK_PLUGGED :
+	       n ? DMM_BLOCK_PARTIAL : DMM_BLOCK_UNPLUGGED;
+}
+
+static void dmm_update_block(struct dmm_dev *d, uint64_t block)
+{
+	d->state[block] = dmm_block_state_of(d, block);
+}
+
+static void dmm_set_sbs(struct dmm_dev *d, uint64_t first, uint64_t count,
+			bool plugged)
+{
+	uint64_t i;
+
+	for (i = first; i < first + count; i++) {
+		if (plugged)
+			d->sb_plugged[i / 8] |= 1u << (i % 8);
+		else
+			d->sb_plugged[i / 8] &= ~(1u << (i % 8));
+	}
+	for (i = first / d->sbs_per_block;
+	     i <= (first + count - 1) / d->sbs_per_block; i++)
+		dmm_update_block(d, i);
+}
+
 uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
 			   uint64_t count)
 {
@@ -288,10 +372,9 @@ bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
 	if (!len || offset >= d->p.region_size ||
 	    len > d->p.region_size - offset)
 		return false;
-	first = offset / d->p.block_size;
-	last = (offset + len - 1) / d->p.block_size;
-	return dmm_count_plugged(d, first, last - first + 1) ==
-	       last - first + 1;
+	first = offset / d->sb_size;
+	last = (offset + len - 1) / d->sb_size;
+	return dmm_count_sbs(d, first, last - first + 1) == last - first + 1;
 }
 
 static void dmm_set_plugged_size(struct dmm_dev *d, uint64_t size)
@@ -306,66 +389,59 @@ static void dmm_set_plugged_size(struct dmm_dev *d, uint64_t size)
 /* --- requests --- */
 
 /*
- * Validate a block range from the guest: block-aligned, at least one block,
- * no overflow, inside the region.  On success *first is its first block.
+ * Validate a range from the guest in units of @unit bytes (a block or a
+ * sub-block): aligned, at least one unit, no overflow, inside the region.
+ * On success the range is returned in sub-blocks.
  */
 static int dmm_check_range(const struct dmm_dev *d,
-			   const struct virtio_dmm_req_range *r,
+			   const struct virtio_dmm_req_range *r, uint64_t unit,
 			   uint64_t *first, uint64_t *count)
 {
 	uint64_t addr = dmm_le64(&r->addr), nb = dmm_le64(&r->nb_blocks);
-	uint64_t off;
+	uint64_t units = d->p.region_size / unit, off;
 
-	if (addr % d->p.block_size || !nb || nb > d->nb_blocks)
+	if (addr % unit || !nb || nb > units)
 		return -EINVAL;
 	if (addr < d->p.region_addr)
 		return -EINVAL;
 	off = addr - d->p.region_addr;
-	if (off / d->p.block_size > d->nb_blocks - nb)
+	if (off / unit > units - nb)
 		return -EINVAL;
-	*first = off / d->p.block_size;
-	*count = nb;
+	*first = off / d->sb_size;
+	*count = nb * (unit / d->sb_size);
 	return 0;
 }
 
-static void dmm_set_range(struct dmm_dev *d, uint64_t first, uint64_t count,
-			  uint8_t state)
+static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first, uint64_t count)
 {
-	memset(d->state + first, state, count);
-}
+	uint64_t sbs = d->sb_size;
 
-static uint16_t dmm_plug(struct dmm_dev *d, uint64_t first, uint64_t count)
-{
-	uint64_t bs = d->p.block_size, target;
-
-	if (dmm_count_plugged(d, first, count))
+	if (dmm_count_sbs(d, first, count))
 		return VIRTIO_DMM_RESP_ERROR;
-	target = d->requested_size;
-	if (dmm_current_size(d) + count * bs > target)
+	if (dmm_current_size(d) + count * sbs > d->requested_size)
 		return VIRTIO_DMM_RESP_NACK;
-	if (d->ops->populate(d->opaque, first * bs, count * bs)) {
+	if (d->ops->populate(d->opaque, first * sbs, count * sbs)) {
 		d->stats.backend_errors++;
 		/* Leave nothing half-populated behind. */
-		d->ops->discard(d->opaque, first * bs, count * bs);
+		d->ops->discard(d->opaque, first * sbs, count * sbs);
 		return VIRTIO_DMM_RESP_ERROR;
 	}
-	dmm_set_range(d, first, count, DMM_BLOCK_PLUGGED);
-	dmm_set_plugged_size(d, d->plugged_size + count * bs);
+	dmm_set_sbs(d, first, count, true);
+	dmm_set_plugged_size(d, d->plugged_size + count * sbs);
 	d->stats.plugs++;
 	return VIRTIO_DMM_RESP_ACK;
 }
 
-/* Does a block of [first, first + count) hold an unplugged page? */
-static bool dmm_blocks_have_unplugged_pages(const struct dmm_dev *d,
-					    uint64_t first, uint64_t count)
+/* Does [offset, offset + len) of the region hold an unplugged page? */
+static bool dmm_range_has_unplugged_pages(const struct dmm_dev *d,
+					  uint64_t offset, uint64_t len)
 {
-	uint64_t per_block, i, end;
+	uint64_t i, end;
 
 	if (!d->p.page_size || !d->unplugged_size)
 		return false;
-	per_block = d->p.block_size / d->p.page_size;
-	end = (first + count) * per_block;
-	for (i = first * per_block; i < end; i++) {
+	end = (offset + len) / d->p.page_size;
+	for (i = offset / d->p.page_size; i < end; i++) {
 		/* whole zero bytes at a time where aligned */
 		if (!(i % 8) && i + 8 <= end && !d->region_pages[i / 8]) {
 			i += 7;
@@ -377,27 +453,29 @@ static bool dmm_blocks_have_unplugged_pages(const struct dmm_dev *d,
 	return false;
 }
 
-static uint16_t dmm_unplug(struct dmm_dev *d, uint64_t first, uint64_t count)
+static uint16_t dmm_unplug_sbs(struct dmm_dev *d, uint64_t first,
+			       uint64_t count)
 {
-	uint64_t bs = d->p.block_size;
+	uint64_t sbs = d->sb_size;
 
-	if (dmm_count_plugged(d, first, count) != count ||
-	    dmm_blocks_have_unplugged_pages(d, first, count))
+	if (dmm_count_sbs(d, first, count) != count ||
+	    dmm_range_has_unplugged_pages(d, first * sbs, count * sbs))
 		return VIRTIO_DMM_RESP_ERROR;
-	if (d->ops->discard(d->opaque, first * bs, count * bs)) {
+	if (d->ops->discard(d->opaque, first * sbs, count * sbs)) {
 		d->stats.backend_errors++;
 		return VIRTIO_DMM_RESP_ERROR;
 	}
-	dmm_set_range(d, first, count, DMM_BLOCK_UNPLUGGED);
-	dmm_set_plugged_size(d, d->plugged_size - count * bs);
+	dmm_set_sbs(d, first, count, false);
+	dmm_set_plugged_size(d, d->plugged_size - count * sbs);
 	d->stats.unplugs++;
 	return VIRTIO_DMM_RESP_ACK;
 }
 
+/* State of the sub-blocks [first, first + count). */
 static uint16_t dmm_state_of(const struct dmm_dev *d, uint64_t first,
 			     uint64_t count)
 {
-	uint64_t n = dmm_count_plugged(d, first, count);
+	uint64_t n = dmm_count_sbs(d, first, count);
 
 	if (n == count)
 		return VIRTIO_DMM_STATE_PLUGGED;
@@ -416,6 +494,7 @@ static int dmm_discard_region(struct dmm_dev *d)
 static void dmm_forget_all(struct dmm_dev *d)
 {
 	memset(d->state, DMM_BLOCK_UNPLUGGED, d->nb_blocks);
+	memset(d->sb_plugged, 0, dmm_bitmap_bytes(d->nb_sbs));
 	if (d->p.page_size) {
 		memset(d->boot_pages, 0, dmm_bitmap_bytes(d->nb_boot_pages));
 		memset(d->region_pages, 0,
@@ -451,15 +530,22 @@ static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
 
 	switch (type) {
 	case VIRTIO_DMM_REQ_PLUG:
-		if (dmm_check_range(d, &req->u.plug, &first, &count))
+	case VIRTIO_DMM_REQ_PLUG_SB:
+		if ((type == VIRTIO_DMM_REQ_PLUG_SB && !d->p.sub_block_size) ||
+		    dmm_check_range(d, &req->u.plug, type == VIRTIO_DMM_REQ_PLUG ?
+				    d->p.block_size : d->sb_size, &first, &count))
 			return VIRTIO_DMM_RESP_ERROR;
 		return d->busy ? VIRTIO_DMM_RESP_BUSY :
-				 dmm_plug(d, first, count);
+				 dmm_plug_sbs(d, first, count);
 	case VIRTIO_DMM_REQ_UNPLUG:
-		if (dmm_check_range(d, &req->u.unplug, &first, &count))
+	case VIRTIO_DMM_REQ_UNPLUG_SB:
+		if ((type == VIRTIO_DMM_REQ_UNPLUG_SB && !d->p.sub_block_size) ||
+		    dmm_check_range(d, &req->u.unplug,
+				    type == VIRTIO_DMM_REQ_UNPLUG ?
+				    d->p.block_size : d->sb_size, &first, &count))
 			return VIRTIO_DMM_RESP_ERROR;
 		return d->busy ? VIRTIO_DMM_RESP_BUSY :
-				 dmm_unplug(d, first, count);
+				 dmm_unplug_sbs(d, first, count);
 	case VIRTIO_DMM_REQ_UNPLUG_ALL:
 		/* As a request, a failed discard answers ERROR, changes nothing. */
 		if (d->busy)
@@ -470,7 +556,8 @@ static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
 		d->stats.unplugs++;
 		return VIRTIO_DMM_RESP_ACK;
 	case VIRTIO_DMM_REQ_STATE:
-		if (dmm_check_range(d, &req->u.state, &first, &count))
+		if (dmm_check_range(d, &req->u.state, d->p.block_size, &first,
+				    &count))
 			return VIRTIO_DMM_RESP_ERROR;
 		dmm_put_le16(&resp->u.state.state,
 			     dmm_state_of(d, first, count));
@@ -531,7 +618,7 @@ static int dmm_page_lookup(const struct dmm_dev *d, uint64_t gpa,
 	if (gpa >= d->p.region_addr &&
 	    gpa - d->p.region_addr < d->p.region_size) {
 		off = gpa - d->p.region_addr;
-		if (d->state[off / d->p.block_size] != DMM_BLOCK_PLUGGED)
+		if (!dmm_sb_test(d, off / d->sb_size))
 			return -EINVAL;
 		ref->bitmap = d->region_pages;
 		ref->boot = false;
@@ -735,6 +822,8 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
 	dmm_put_le64(&cfg->boot_size, d->p.boot_size);
 	dmm_put_le64(&cfg->requested_size, d->requested_size);
 	dmm_put_le64(&cfg->plugged_size, d->plugged_size);
+	if (d->p.sub_block_size)
+		dmm_put_le64(&cfg->sub_block_size, d->p.sub_block_size);
 	if (d->p.page_size) {
 		dmm_put_le32(&cfg->page_size, (uint32_t)d->p.page_size);
 		dmm_put_le32(&cfg->max_pages, DMM_MAX_PAGES_PER_REQ);
@@ -746,7 +835,9 @@ static uint64_t dmm_bitmap_weight(const uint8_t *bitmap, uint64_t nb)
 {
 	uint64_t i, n = 0;
 
-	for (i = 0; i < nb; i++)
+	for (i = 0; i < nb / 8; i++)
+		n += (uint64_t)__builtin_popcount(bitmap[i]);
+	for (i = nb / 8 * 8; i < nb; i++)
 		n += dmm_page_test(bitmap, i);
 	return n;
 }
@@ -769,11 +860,13 @@ static int dmm_check_loaded_pages(const struct dmm_dev *d, char *err,
 			return -EINVAL;
 		}
 	}
-	for (i = 0; i < d->nb_blocks; i++) {
-		if (d->state[i] == DMM_BLOCK_UNPLUGGED &&
-		    dmm_blocks_have_unplugged_pages(d, i, 1)) {
+	for (i = 0; i < d->nb_sbs; i++) {
+		if (!dmm_sb_test(d, i) &&
+		    dmm_range_has_unplugged_pages(d, i * d->sb_size,
+						  d->sb_size)) {
 			dmm_err(err, errlen, "unplugged block %llu has unplugged "
-				"pages", (unsigned long long)i);
+				"pages", (unsigned long long)(i /
+							      d->sbs_per_block));
 			return -EINVAL;
 		}
 	}
@@ -794,16 +887,19 @@ int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen)
 	uint64_t i, n = 0;
 
 	for (i = 0; i < d->nb_blocks; i++) {
-		if (d->state[i] > DMM_BLOCK_PLUGGED) {
-			dmm_err(err, errlen, "block %llu has invalid state %u",
-				(unsigned long long)i, d->state[i]);
+		if (d->state[i] != dmm_block_state_of(d, i)) {
+			dmm_err(err, errlen, "block %llu has state %u, but its "
+				"sub-blocks say %u", (unsigned long long)i,
+				d->state[i], dmm_block_state_of(d, i));
 			return -EINVAL;
 		}
-		n += d->state[i];
 	}
-	if (n * d->p.block_size != d->plugged_size) {
+	n = dmm_count_sbs(d, 0, d->nb_sbs);
+	for (i = d->nb_sbs; i < dmm_bitmap_bytes(d->nb_sbs) * 8; i++)
+		n += dmm_sb_test(d, i);
+	if (n * d->sb_size != d->plugged_size) {
 		dmm_err(err, errlen, "plugged-size 0x%llx does not match %llu "
-			"plugged blocks", (unsigned long long)d->plugged_size,
+			"plugged sub-blocks", (unsigned long long)d->plugged_size,
 			(unsigned long long)n);
 		return -EINVAL;
 	}

@@ -44,6 +44,8 @@ struct dmm_params {
 	uint64_t boot_size;	/* guest RAM outside the region */
 	/* 0: no page requests; else their page size, a power of two */
 	uint64_t page_size;
+	/* 0: no sub-block requests; else their size, dividing block_size */
+	uint64_t sub_block_size;
 };
 
 /* Counters of what the guest asked and what came of it. */
@@ -64,11 +66,14 @@ struct dmm_stats {
 enum dmm_block_state {
 	DMM_BLOCK_UNPLUGGED = 0,	/* not backed; the guest must not touch */
 	DMM_BLOCK_PLUGGED = 1,		/* backed on demand, guest's memory */
+	DMM_BLOCK_PARTIAL = 2,		/* some of its sub-blocks plugged */
 };
 
 #define DMM_MIN_BLOCK_SIZE	(4096ULL)
 /* Refuse regions with more blocks than this (keeps the state array small). */
 #define DMM_MAX_BLOCKS		(1ULL << 24)
+/* Keeps a block's sub-block states in one 64-bit word of a driver. */
+#define DMM_MAX_SBS_PER_BLOCK	4096
 /* The most addresses in one page request (max_pages in the config). */
 #define DMM_MAX_PAGES_PER_REQ	1024
 /* With pages, requested_size may go down to this (or boot_size if less). */
@@ -82,6 +87,17 @@ struct dmm_dev {
 	bool busy;			/* answer BUSY to state changes */
 	uint8_t *state;			/* enum dmm_block_state per block */
 	struct dmm_stats stats;
+
+	/*
+	 * Sub-blocks: the unit of state.  sb_size is p.sub_block_size, or
+	 * block_size without sub-blocks.  One bit per sub-block, set while
+	 * plugged (bit i is bit i % 8 of byte i / 8); state[] summarises
+	 * each block's sub-blocks.
+	 */
+	uint64_t sb_size;
+	uint64_t nb_sbs;		/* region_size / sb_size */
+	uint64_t sbs_per_block;
+	uint8_t *sb_plugged;
 
 	/*
 	 * Pages (p.page_size != 0): one bit per page, set while the page is

@@ -24,6 +24,7 @@
 #define REGION_ADDR	(1ULL << 32)
 #define BOOT		(64ULL << 20)
 #define PS		4096ULL
+#define SBS		(BS / 4)
 
 struct fz {
 	int fail_populate, fail_discard;
@@ -48,8 +49,8 @@ static void fz_range(uint64_t off, uint64_t len)
 		region_page_discards++;
 		return;
 	}
-	fz_assert(off % BS == 0 && len % BS == 0 && len,
-		  "backend call block-aligned");
+	fz_assert(off % SBS == 0 && len % SBS == 0 && len,
+		  "backend call sub-block-aligned");
 }
 
 static int fz_populate(void *opaque, uint64_t off, uint64_t len)
@@ -110,10 +111,20 @@ static void check_invariants(const struct dmm_dev *d)
 	uint64_t i, n = 0;
 
 	for (i = 0; i < d->nb_blocks; i++) {
-		fz_assert(d->state[i] <= DMM_BLOCK_PLUGGED, "state byte 0 or 1");
-		n += d->state[i];
+		uint64_t k = 0, j;
+
+		for (j = i * (BS / SBS); j < (i + 1) * (BS / SBS); j++)
+			k += dmm_page_test(d->sb_plugged, j);
+
+		fz_assert(d->state[i] == (k == BS / SBS ? DMM_BLOCK_PLUGGED :
+					  k ? DMM_BLOCK_PARTIAL :
+					  DMM_BLOCK_UNPLUGGED),
+			  "block state summarises its sub-blocks");
 	}
-	fz_assert(n * BS == d->plugged_size, "plugged_size matches blocks");
+	n = fz_weight(d->sb_plugged, d->nb_sbs);
+	fz_assert(n * SBS == d->plugged_size, "plugged_size matches sub-blocks");
+	fz_assert(!dmm_check_loaded_state(d, NULL, 0), "state passes the "
+		  "migration check");
 	n = fz_weight(d->boot_pages, d->nb_boot_pages) +
 	    fz_weight(d->region_pages, d->nb_region_pages);
 	fz_assert(n * PS == d->unplugged_size, "unplugged_size matches bits");
@@ -136,10 +147,12 @@ static size_t make_req(const uint8_t *p, size_t n, uint8_t *buf)
 	memset(buf, 0, 64);
 	if (n < 4)
 		return 0;
-	r->type = (uint16_t)(p[0] % 6);			/* includes bad types */
+	r->type = (uint16_t)(p[0] % 10);		/* includes bad types */
 	/* mostly inside the region, sometimes around or far outside it */
 	addr = p[1] & 0x80 ? REGION_ADDR + (uint64_t)(int8_t)p[1] * BS :
 	       REGION_ADDR + (uint64_t)(p[1] % 20) * BS - 2 * BS;
+	if (r->type >= VIRTIO_DMM_REQ_PLUG_SB)		/* sub-block units */
+		addr += (uint64_t)(p[1] & 3) * SBS;
 	if (p[2] & 1)
 		addr += (uint64_t)p[2] << 12;		/* unaligned */
 	r->u.plug.addr = addr;
@@ -213,6 +226,7 @@ static void run_script(const uint8_t *data, size_t size)
 	struct dmm_params p = {
 		.block_size = BS, .region_addr = REGION_ADDR,
 		.region_size = NB * BS, .boot_size = BOOT, .page_size = PS,
+		.sub_block_size = SBS,
 	};
 	struct virtio_dmm_resp resp;
 	uint8_t buf[64];

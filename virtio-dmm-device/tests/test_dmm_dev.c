@@ -134,12 +134,13 @@ static struct dmm_dev dev;
 static struct fake fk;
 static char err[256];
 
-static void setup_pages(uint64_t requested, uint64_t page_size)
+static void setup_full(uint64_t requested, uint64_t page_size,
+		       uint64_t sb_size)
 {
 	struct dmm_params p = {
 		.block_size = BS, .region_addr = REGION_ADDR,
 		.region_size = REGION_SIZE, .boot_size = BOOT,
-		.page_size = page_size,
+		.page_size = page_size, .sub_block_size = sb_size,
 	};
 
 	dmm_dev_fini(&dev);
@@ -148,6 +149,11 @@ static void setup_pages(uint64_t requested, uint64_t page_size)
 		abort();
 	if (dmm_set_requested_size(&dev, requested, err, sizeof(err)))
 		abort();
+}
+
+static void setup_pages(uint64_t requested, uint64_t page_size)
+{
+	setup_full(requested, page_size, 0);
 }
 
 static void setup(uint64_t requested)
@@ -496,7 +502,7 @@ static void t_fill_config(void)
 	setup(BOOT + 2 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
 	dmm_fill_config(&dev, 0x0102, &cfg);
-	CHECK(sizeof(cfg) == 72);
+	CHECK(sizeof(cfg) == 80);
 	/* block_size 0x08000000 little-endian at offset 0 */
 	CHECK(b[0] == 0 && b[3] == 0x08 && b[7] == 0);
 	CHECK(b[8] == 0x02 && b[9] == 0x01);		/* node_id */
@@ -512,7 +518,7 @@ static void t_struct_sizes(void)
 {
 	CHECK(sizeof(struct virtio_dmm_req) == 24);
 	CHECK(sizeof(struct virtio_dmm_resp) == 16);
-	CHECK(sizeof(struct virtio_dmm_config) == 72);
+	CHECK(sizeof(struct virtio_dmm_config) == 80);
 	CHECK(sizeof(struct virtio_dmm_page_req) == 8);
 }
 
@@ -839,6 +845,109 @@ static void t_pages_config_and_loaded_state(void)
 	      strstr(err, "block 5"));
 }
 
+/* --- tests: sub-blocks --- */
+
+#define SB (2 * MiB)
+#define SBA(b, i) (blk(b) + (uint64_t)(i) * SB)
+
+static void t_sb_plug_unplug(void)
+{
+	struct virtio_dmm_config cfg;
+	const uint8_t *b = (const uint8_t *)&cfg;
+
+	setup_full(BOOT + 2 * BS, PS, SB);
+	CHECK(dev.sbs_per_block == 64 && dev.nb_sbs == 8 * 64);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 5), 3) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.plugged_size == 3 * SB && dev.state[1] == DMM_BLOCK_PARTIAL);
+	CHECK(fk.populates == 1 && fk.last_off == BS + 5 * SB &&
+	      fk.last_len == 3 * SB);
+	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(1), 1) == VIRTIO_DMM_RESP_ACK &&
+	      le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_MIXED);
+	/* whole-block requests need the whole block in one state */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 7), 1);	/* plugged */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(1, 4), 2);	/* 4 is not */
+	CHECK(dmm_range_is_plugged(&dev, BS + 5 * SB, 3 * SB));
+	CHECK(!dmm_range_is_plugged(&dev, BS + 5 * SB - 4096, 8192));
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(1, 6), 1) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.discards == 1 && fk.last_off == BS + 6 * SB &&
+	      fk.last_len == SB && dev.plugged_size == 2 * SB);
+	/* fill the block up: it becomes plugged, and can go as a whole */
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 0), 5) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 6), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 8), 56) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.state[1] == DMM_BLOCK_PLUGGED && dev.plugged_size == BS);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.state[1] == DMM_BLOCK_UNPLUGGED && dev.plugged_size == 0);
+	dmm_fill_config(&dev, 0, &cfg);
+	CHECK(b[72] == 0 && b[74] == 0x20);		/* sub_block_size 2 MiB */
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+}
+
+static void t_sb_malformed(void)
+{
+	setup_full(BOOT + BS, PS, SB);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0) + 4096, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0), 0);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(7, 63), 2);	/* past end */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, REGION_ADDR - SB, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0), UINT64_MAX);
+	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0), 65);	/* > target */
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(7, 63), 1) ==
+	      VIRTIO_DMM_RESP_ACK);				/* the last */
+	/* without the feature there are no sub-block requests */
+	setup_full(BOOT + BS, PS, 0);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(0, 0), 1);
+}
+
+static void t_sb_and_pages(void)
+{
+	setup_full(BOOT + BS, PS, SB);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(2, 0), 2) == VIRTIO_DMM_RESP_ACK);
+	/* a page must lie in a plugged sub-block */
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, SBA(2, 2));
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, SBA(2, 1) + 5 * PS) ==
+	      VIRTIO_DMM_RESP_ACK);
+	/* a sub-block with an unplugged page cannot be unplugged */
+	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(2, 1), 1);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(2, 0), 1) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	/* loaded state: summary and sub-blocks must agree */
+	dev.state[2] = DMM_BLOCK_PLUGGED;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "sub-blocks"));
+	dev.state[2] = DMM_BLOCK_PARTIAL;
+	dev.plugged_size = 2 * SB;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+}
+
+static void t_sb_init_rules(void)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+		.page_size = PS, .sub_block_size = 3 * MiB,
+	};
+	struct dmm_dev d;
+
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL && strstr(err, "sub-block size"));
+	p.sub_block_size = 2 * BS;
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL);
+	p.sub_block_size = 1024;
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
+	      -EINVAL);
+	p.sub_block_size = BS;
+	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) == 0);
+	dmm_dev_fini(&d);
+}
+
 int main(void)
 {
 	static const struct {
@@ -879,6 +988,10 @@ int main(void)
 		{ "pages: requested-size rules", t_pages_requested_rules },
 		{ "pages: init parameter rules", t_pages_init_rules },
 		{ "pages: config fields and loaded state", t_pages_config_and_loaded_state },
+		{ "sub-blocks: plug, unplug, partial blocks, whole-block rules", t_sb_plug_unplug },
+		{ "sub-blocks: malformed ranges; no requests without the feature", t_sb_malformed },
+		{ "sub-blocks: pages inside sub-blocks; loaded state", t_sb_and_pages },
+		{ "sub-blocks: init parameter rules", t_sb_init_rules },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

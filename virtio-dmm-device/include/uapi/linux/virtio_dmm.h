@@ -70,6 +70,11 @@
  * unplugged_size in the configuration are valid.
  */
 #define VIRTIO_DMM_F_PAGES		2
+/*
+ * Sub-blocks: PLUG_SB and UNPLUG_SB plug and unplug parts of blocks of
+ * sub_block_size bytes; a block may be partially plugged.
+ */
+#define VIRTIO_DMM_F_SUB_BLOCKS		3
 
 /* --- virtqueues --- */
 
@@ -96,7 +101,17 @@
 /* Ask for the state of a range of blocks.  ACK (with state), ERROR. */
 #define VIRTIO_DMM_REQ_STATE		3
 
-/* A contiguous range of blocks: PLUG, UNPLUG and STATE. */
+/*
+ * Plug and unplug sub-blocks (F_SUB_BLOCKS): like PLUG and UNPLUG, with
+ * addr sub_block_size aligned and nb_blocks counting sub-blocks.  A block
+ * is plugged when all its sub-blocks are; PLUG and UNPLUG of a whole block
+ * need all its sub-blocks unplugged, or plugged.  STATE of a block with
+ * some sub-blocks plugged is MIXED.
+ */
+#define VIRTIO_DMM_REQ_PLUG_SB		7
+#define VIRTIO_DMM_REQ_UNPLUG_SB	8
+
+/* A contiguous range of blocks (or sub-blocks): PLUG*, UNPLUG*, STATE. */
 struct virtio_dmm_req_range {
 	__le64 addr;		/* guest-physical, block-aligned, in the region */
 	__le64 nb_blocks;	/* at least 1 */
@@ -152,12 +167,12 @@ struct virtio_dmm_page_req {
 /* Done; the state of every block in the range changed as asked. */
 #define VIRTIO_DMM_RESP_ACK		0
 /*
- * Valid but refused now: plugging would exceed requested_size.  PLUG and
- * PLUG_PAGES only.
+ * Valid but refused now: plugging would exceed requested_size.  PLUG,
+ * PLUG_SB and PLUG_PAGES only.
  */
 #define VIRTIO_DMM_RESP_NACK		1
 /*
- * Valid but cannot be processed now; retry later.  PLUG, UNPLUG and
+ * Valid but cannot be processed now; retry later.  PLUG*, UNPLUG* and
  * UNPLUG_ALL (page requests never get BUSY).
  */
 #define VIRTIO_DMM_RESP_BUSY		2
@@ -209,6 +224,8 @@ struct virtio_dmm_config {
 	__le32 max_pages;
 	/* With F_PAGES: bytes of RAM unplugged as pages.  Changes on requests. */
 	__le64 unplugged_size;
+	/* With F_SUB_BLOCKS: sub-block size, a power of two.  Never changes. */
+	__le64 sub_block_size;
 };
 
 #endif /* _UAPI_LINUX_VIRTIO_DMM_H */

@@ -831,6 +831,18 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
 	}
 }
 
+void dmm_sbs_from_block_states(struct dmm_dev *d)
+{
+	uint64_t i, j;
+
+	memset(d->sb_plugged, 0, dmm_bitmap_bytes(d->nb_sbs));
+	for (i = 0; i < d->nb_blocks; i++)
+		if (d->state[i] == DMM_BLOCK_PLUGGED)
+			for (j = i * d->sbs_per_block;
+			     j < (i + 1) * d->sbs_per_block; j++)
+				d->sb_plugged[j / 8] |= 1u << (j % 8);
+}
+
 static uint64_t dmm_bitmap_weight(const uint8_t *bitmap, uint64_t nb)
 {
 	uint64_t i, n = 0;

@@ -183,6 +183,13 @@ void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
 		     struct virtio_dmm_config *cfg);
 
 /*
+ * Without sub-blocks a migration stream carries only state[]: rebuild the
+ * sub-block bitmap from it (a state other than 0 or 1 stays invalid and
+ * fails dmm_check_loaded_state()).
+ */
+void dmm_sbs_from_block_states(struct dmm_dev *d);
+
+/*
  * After restoring state[], plugged_size, the page bitmaps and
  * unplugged_size from a migration stream: check they agree with each other
  * and with the parameters.  0 or -EINVAL.

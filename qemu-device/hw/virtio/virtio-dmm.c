@@ -36,8 +36,9 @@
 #include "dmm/dmm_dev.h"
 
 #define VIRTIO_DMM_DEFAULT_BLOCK_SIZE   (128 * MiB)
-/* Sub-blocks of later versions are 2 MiB: never go below that. */
-#define VIRTIO_DMM_MIN_BLOCK_SIZE       (2 * MiB)
+/* Sub-blocks are 2 MiB, the pageblock size of x86-64 Linux guests. */
+#define VIRTIO_DMM_SUB_BLOCK_SIZE       (2 * MiB)
+#define VIRTIO_DMM_MIN_BLOCK_SIZE       VIRTIO_DMM_SUB_BLOCK_SIZE
 #define VIRTIO_DMM_VQ_SIZE              128
 /* the kernel's page reporting sends up to 32 ranges at a time */
 #define VIRTIO_DMM_REPORT_VQ_SIZE       32
@@ -307,6 +308,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     if (VIRTIO_DMM(vdev)->pages) {
         virtio_add_feature(&features, VIRTIO_DMM_F_PAGES);
     }
+    if (VIRTIO_DMM(vdev)->sub_blocks) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_SUB_BLOCKS);
+    }
     return features;
 }
 
@@ -392,6 +396,14 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
                    vdmm->block_size, page_size);
         return false;
     }
+    if (vdmm->sub_blocks && page_size > VIRTIO_DMM_SUB_BLOCK_SIZE) {
+        error_setg(errp, "'%s' needs a memdev page size of at most 0x%"
+                   PRIx64 ", not 0x%" PRIx64 "; set %s=off",
+                   VIRTIO_DMM_SUB_BLOCKS_PROP,
+                   (uint64_t)VIRTIO_DMM_SUB_BLOCK_SIZE, page_size,
+                   VIRTIO_DMM_SUB_BLOCKS_PROP);
+        return false;
+    }
     if (should_mlock(mlock_state)) {
         error_setg(errp, "virtio-dmm is incompatible with mlock");
         return false;
@@ -419,6 +431,7 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     p.region_size = memory_region_size(&vdmm->memdev->mr);
     p.boot_size = ms->ram_size;
     p.page_size = vdmm->pages ? VIRTIO_DMM_PAGE_SIZE : 0;
+    p.sub_block_size = vdmm->sub_blocks ? VIRTIO_DMM_SUB_BLOCK_SIZE : 0;
     vdmm->dmm = g_new0(struct dmm_dev, 1);
     if (dmm_dev_init(vdmm->dmm, &p, &virtio_dmm_backend, vdmm, err,
                      sizeof(err))) {
@@ -461,6 +474,8 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     vdmm->mig_boot_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_boot_pages);
     vdmm->mig_region_bitmap_len =
         dmm_bitmap_bytes(vdmm->dmm->nb_region_pages);
+    vdmm->mig_sb_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_sbs);
+    vdmm->mig_sb_plugged = vdmm->dmm->sb_plugged;
     vdmm->mig_boot_pages = vdmm->dmm->boot_pages;
     vdmm->mig_region_pages = vdmm->dmm->region_pages;
 
@@ -582,9 +597,12 @@ static int virtio_dmm_pre_save(void *opaque)
 static int virtio_dmm_post_load(void *opaque, int version_id)
 {
     VirtIODMM *vdmm = opaque;
+    uint64_t i, sbs = vdmm->dmm->sb_size;
     char err[256];
-    uint64_t i, bs = vdmm->block_size;
 
+    if (!vdmm->sub_blocks) {
+        dmm_sbs_from_block_states(vdmm->dmm);
+    }
     vdmm->dmm->requested_size = vdmm->mig_requested_size;
     vdmm->dmm->plugged_size = vdmm->mig_plugged_size;
     vdmm->dmm->unplugged_size = vdmm->mig_unplugged_size;
@@ -596,15 +614,15 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
         return 0;
     }
     /*
-     * Unplugged blocks arrived as zero pages: give them back again.
+     * Unplugged sub-blocks arrived as zero pages: give them back again.
      * Unplugged pages read as zero on the source too and zero pages are
      * not written here, so they take no memory.
      */
-    for (i = 0; i < vdmm->dmm->nb_blocks; i++) {
-        if (vdmm->dmm->state[i] == DMM_BLOCK_UNPLUGGED &&
-            ram_block_discard_range(virtio_dmm_rb(vdmm), i * bs, bs)) {
-            error_report("virtio-dmm: discarding block %" PRIu64 " failed",
-                         i);
+    for (i = 0; i < vdmm->dmm->nb_sbs; i++) {
+        if (!dmm_range_is_plugged(vdmm->dmm, i * sbs, sbs) &&
+            ram_block_discard_range(virtio_dmm_rb(vdmm), i * sbs, sbs)) {
+            error_report("virtio-dmm: discarding sub-block %" PRIu64
+                         " failed", i);
             return -EINVAL;
         }
     }
@@ -634,6 +652,25 @@ static const VMStateDescription vmstate_virtio_dmm_pages = {
     },
 };
 
+static bool virtio_dmm_sub_blocks_needed(void *opaque)
+{
+    return VIRTIO_DMM(opaque)->sub_blocks;
+}
+
+/* With sub-blocks: their bitmap (the blocks' states only summarise it). */
+static const VMStateDescription vmstate_virtio_dmm_sub_blocks = {
+    .name = "virtio-dmm-device/sub-blocks",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .needed = virtio_dmm_sub_blocks_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(mig_sb_bitmap_len, VirtIODMM, NULL),
+        VMSTATE_VBUFFER_UINT32(mig_sb_plugged, VirtIODMM, 1, NULL,
+                               mig_sb_bitmap_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vmstate_virtio_dmm_device = {
     .name = "virtio-dmm-device",
     .minimum_version_id = 1,
@@ -651,6 +688,7 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
     },
     .subsections = (const VMStateDescription * const []) {
         &vmstate_virtio_dmm_pages,
+        &vmstate_virtio_dmm_sub_blocks,
         NULL
     },
 };
@@ -810,6 +848,7 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_FPR_PROP, VirtIODMM, free_page_reporting,
                      true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_PAGES_PROP, VirtIODMM, pages, true),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_SUB_BLOCKS_PROP, VirtIODMM, sub_blocks, true),
 };
 
 static void virtio_dmm_instance_init(Object *obj)

@@ -395,6 +395,48 @@ static void test_report_outside_ram(void)
     dmm_stop(t);
 }
 
+/* --- sub-blocks --- */
+
+#define SUB_BLOCK       (2 * 1024 * 1024ULL)
+
+static void test_sub_blocks(void)
+{
+    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_SUB_BLOCKS);
+    QVirtioDevice *d = &t->dev->vdev;
+    const uint64_t r = t->region;
+
+    g_assert_cmphex(qvirtio_config_readq(d,
+                    offsetof(struct virtio_dmm_config, sub_block_size)), ==,
+                    SUB_BLOCK);
+    dmm_set_requested(t, BOOT_SIZE + 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB,
+                               r + BLOCK_SIZE + 4 * SUB_BLOCK, 3), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_state(t, r + BLOCK_SIZE, 1), ==,
+                     VIRTIO_DMM_STATE_MIXED);
+    /* beyond requested, unaligned, past the end, whole-block rules */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB, r, 1), ==,
+                     VIRTIO_DMM_RESP_NACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
+                               r + BLOCK_SIZE + 4 * SUB_BLOCK + 4096, 1), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
+                               r + REGION_SIZE - SUB_BLOCK, 2), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r + BLOCK_SIZE, 1),
+                     ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
+                               r + BLOCK_SIZE + 3 * SUB_BLOCK, 2), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
+                               r + BLOCK_SIZE + 5 * SUB_BLOCK, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 2 * SUB_BLOCK);
+    dmm_stop(t);
+}
+
 /* --- page requests --- */
 
 #define PAGE            4096ULL
@@ -584,6 +626,7 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/machine-reset", test_machine_reset);
     qtest_add_func("virtio-dmm/free-page-reports", test_free_page_reports);
     qtest_add_func("virtio-dmm/report-outside-ram", test_report_outside_ram);
+    qtest_add_func("virtio-dmm/sub-blocks", test_sub_blocks);
     qtest_add_func("virtio-dmm/pages", test_pages);
     qtest_add_func("virtio-dmm/bad-page-lists", test_bad_page_lists);
     qtest_add_func("virtio-dmm/pages-reset", test_pages_reset);

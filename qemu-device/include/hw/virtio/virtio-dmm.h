@@ -30,6 +30,7 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_REPORTED_PROP        "reported-size"
 #define VIRTIO_DMM_REFUSED_PROP         "refused-reports"
 #define VIRTIO_DMM_PAGES_PROP           "pages"
+#define VIRTIO_DMM_SUB_BLOCKS_PROP      "sub-blocks"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
 #define VIRTIO_DMM_SIZE_PROP            "size"
 
@@ -55,6 +56,8 @@ struct VirtIODMM {
     /* free page reporting: offered to the guest, and its virtqueue */
     bool free_page_reporting;
     VirtQueue *report_vq;
+    /* sub-block requests offered to the guest */
+    bool sub_blocks;
     /* page requests: offered to the guest, and their virtqueue */
     bool pages;
     VirtQueue *page_vq;
@@ -87,6 +90,8 @@ struct VirtIODMM {
     uint8_t *mig_boot_pages;
     uint8_t *mig_region_pages;
     uint64_t mig_unplugged_size;
+    uint32_t mig_sb_bitmap_len;
+    uint8_t *mig_sb_plugged;
 
     /* unplugs everything on machine reset (not on device reset) */
     VirtIODMMSystemReset *system_reset;

@@ -16,12 +16,29 @@ extract_checkpatch() {
 		scripts/const_structs.checkpatch
 }
 
+# With --no-tree checkpatch cannot see the kernel's own headers, so it
+# calls every kernel API with capitals CamelCase (__SetPageOffline).  Such
+# a report is dropped only if the name is defined in the kernel headers.
+KHDR=/usr/src/linux-headers-${KVER%-amd64}-common/include
+
+kernel_name() {
+	grep -rqw -- "$1" "$KHDR" 2>/dev/null
+}
+
 run_checkpatch() {
-	local f rc=0
+	local f rc=0 out name kept
 	for f in "$TOP"/drivers/dmm/*.[ch] \
 		 "$TOP"/virtio-dmm-device/include/uapi/linux/virtio_dmm.h; do
-		if ! "$CP/scripts/checkpatch.pl" --strict --no-tree --quiet \
-			--show-types -f "$f"; then
+		out=$("$CP/scripts/checkpatch.pl" --strict --no-tree --quiet \
+			--show-types -f "$f") && continue
+		kept=0
+		while IFS= read -r name; do
+			kernel_name "$name" || kept=1
+		done < <(echo "$out" | sed -n 's/^CHECK:CAMELCASE: Avoid CamelCase: <\(.*\)>$/\1/p')
+		# anything but known kernel CamelCase fails the check
+		if [ $kept = 1 ] || echo "$out" | grep -E '^(ERROR|WARNING|CHECK):' |
+			grep -vq '^CHECK:CAMELCASE:'; then
+			echo "$out"
 			rc=1
 		fi
 	done

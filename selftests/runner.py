@@ -234,7 +234,7 @@ def size_events(g, size, wait=3.0):
 def suite_coarse(r):
     """Issue 2: grow and shrink by whole blocks, bad input, reboot, unload."""
     with Guest("coarse", mem="512M", maxmem="4G", region="3G",
-               pages=False) as g:
+               pages=False, dev_opts="sub-blocks=off") as g:
         boot = g.mem
         info = g.dmm_info()
         r.ok(info["plugged-size"] == 0 and info["boot-size"] == boot and
@@ -497,7 +497,7 @@ def suite_free_page_reporting(r):
 def suite_busy_shrink(r):
     """Issue 2: a shrink that memory in use blocks backs off, loses nothing."""
     with Guest("busy", mem="512M", maxmem="4G", region="3G",
-               pages=False) as g:
+               pages=False, dev_opts="sub-blocks=off") as g:
         g.run("echo 200 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
         grow(r, g, 2 * GiB, "grow to 2 GiB")
         g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
@@ -636,9 +636,13 @@ def suite_fine(r):
         odd = GiB + 200 * MiB + 3 * 4096
         resize(r, g, odd, "shrink to 1224 MiB + 12 KiB")
         check_sizes(r, g, odd, mt0, "1224 MiB + 12 KiB")
-        r.ok(g.dmm_info()["plugged-size"] == 2 * 128 * MiB,
-             "1224 MiB + 12 KiB: whole blocks first (2 plugged), the rest "
-             "in pages", g.dmm_info())
+        info = g.dmm_info()
+        r.ok(info["plugged-size"] == 202 * MiB and
+             info["unplugged-size"] == 2 * MiB - 3 * 4096,
+             "1224 MiB + 12 KiB: whole blocks, then 2 MiB sub-blocks, the "
+             "rest in pages (plugged 202 MiB, 2 MiB - 12 KiB of pages)",
+             info)
+        gtap(r, g, "dmm_state_check %d" % (202 * MiB))
         gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
 
         # bad values change nothing
@@ -712,17 +716,19 @@ def suite_fine_load(r):
         r.ok(target < cur < 2 * GiB - 256 * MiB,
              "under load: the shrink got %d MiB of the way, not all"
              % ((2 * GiB - cur) // MiB))
-        r.ok(info["plugged-size"] < GiB and info["unplugged-size"] > 0,
-             "under load: whole blocks and pages were both given back",
-             info)
+        r.ok(info["plugged-size"] < GiB - 128 * MiB and
+             (info["plugged-size"] % (128 * MiB) or
+              info["unplugged-size"] > 0),
+             "under load: whole blocks went first, then sub-blocks or "
+             "pages", info)
         r.ok(info["size"] == cur and
              int(g.sysfs("gap_size")) == target - cur and
              g.sysfs("status") == "busy",
              "under load: QMP size, sysfs current_size and gap_size report "
              "the achieved size honestly; status busy")
-        r.ok(int(g.sysfs("page_unplug_failures")) > 0,
-             "under load: sysfs counts the page unplugs stopped at the "
-             "floor (%s)" % g.sysfs("page_unplug_failures"))
+        r.ok(int(g.sysfs("floor_stops")) > 0,
+             "under load: sysfs counts the unplugs stopped at the floor "
+             "(%s)" % g.sysfs("floor_stops"))
         avail = g.meminfo()["MemAvailable"]
         r.ok(avail >= 48 * MiB, "under load: MemAvailable kept at %d MiB"
              % (avail // MiB))
@@ -745,30 +751,44 @@ def suite_fine_load(r):
 
 
 def suite_fine_frag(r):
-    """Issue 3: pinned pages in every block; the shrink uses pages."""
+    """Issue 3: pinned pages in every block; sub-blocks and pages still go."""
     with Guest("fine-frag", mem="1G", maxmem="4G", region="2G",
                requested="2G") as g:
         g.wait_current(2 * GiB)
         mt0 = g.meminfo()["MemTotal"] - GiB
         addr = int(g.sysfs("region_addr"), 0)
+        # a page in every other sub-block of every block: no block can go,
+        # half the sub-blocks can, the rest must come as pages
         rc, out = g.run("insmod /lib/modules/dmm_test_pin.ko start=%d "
-                        "size=%d per_block=4 && dmesg | grep dmm_test_pin |"
-                        " tail -3" % (addr, GiB))
-        r.ok(rc == 0, "4 pages pinned in each of the 8 plugged blocks", out)
+                        "size=%d per_block=32 spread=%d && dmesg | "
+                        "grep dmm_test_pin | tail -2"
+                        % (addr, GiB, 2 * MiB), 300)
+        r.ok(rc == 0, "32 pages pinned in 32 sub-blocks of each of the 8 "
+             "plugged blocks", out)
         fails0 = int(g.sysfs("unplug_failures"))
         t0 = time.time()
-        secs = resize(r, g, 1536 * MiB, "fragmented: shrink by 512 MiB")
+        secs = resize(r, g, 1280 * MiB, "fragmented: shrink by 768 MiB")
         if secs is not None:
-            r.figure("shrink 2 GiB -> 1.5 GiB, every block pinned",
+            r.figure("shrink 2 GiB -> 1.25 GiB, every block pinned",
                      "%.2f s" % (time.time() - t0))
         info = g.dmm_info()
-        r.ok(info["plugged-size"] == GiB and
-             info["unplugged-size"] == 512 * MiB,
-             "fragmented: no block could go, 512 MiB went as pages", info)
-        r.ok(int(g.sysfs("unplug_failures")) > fails0,
-             "fragmented: sysfs counts the blocks that could not be "
-             "removed (%s)" % g.sysfs("unplug_failures"))
-        check_sizes(r, g, 1536 * MiB, mt0, "fragmented 1.5 GiB")
+        iomem = g.out("grep -c 'System RAM (virtio_dmm)' /proc/iomem; "
+                      "cat /proc/iomem | grep virtio_dmm")
+        r.diag("plugged %d MiB, pages %d MiB; iomem: %s" % (
+            info["plugged-size"] // MiB, info["unplugged-size"] // MiB,
+            iomem.strip().replace("\n", "; ")))
+        r.ok(GiB - info["plugged-size"] <= 512 * MiB and
+             info["plugged-size"] < GiB and info["unplugged-size"] > 0,
+             "fragmented: no block went; sub-blocks (%d MiB) and pages "
+             "(%d MiB) did" % ((GiB - info["plugged-size"]) // MiB,
+                               info["unplugged-size"] // MiB), info)
+        gtap(r, g, "dmm_state_check")
+        r.ok(int(g.sysfs("unplug_failures")) > fails0 and
+             int(g.sysfs("sub_block_unplug_failures")) > 0,
+             "fragmented: sysfs counts the blocks (%s) and sub-blocks (%s) "
+             "that could not go" % (g.sysfs("unplug_failures"),
+                                    g.sysfs("sub_block_unplug_failures")))
+        check_sizes(r, g, 1280 * MiB, mt0, "fragmented 1.25 GiB")
 
         # unplugged pages are movable: compaction migrates them
         moves0 = int(g.sysfs("page_moves"))
@@ -778,9 +798,9 @@ def suite_fine_frag(r):
         r.ok(moves > 0, "compaction migrated %d unplugged pages (%s)"
              % (moves, vmstat))
         info2 = g.dmm_info()
-        r.ok(info2["unplugged-size"] == 512 * MiB and
-             g.sysfs("status") == "idle",
-             "after compaction: the device still counts 512 MiB unplugged",
+        r.ok(info2["unplugged-size"] == info["unplugged-size"] and
+             info2["size"] == 1280 * MiB and g.sysfs("status") == "idle",
+             "after compaction: the device counts the same pages unplugged",
              info2)
         gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
 

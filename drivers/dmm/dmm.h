@@ -23,7 +23,9 @@
 #include <linux/bitmap.h>
 #include <linux/atomic.h>
 #include <linux/mm.h>
+#include <linux/vmstat.h>
 #include <linux/mutex.h>
+#include <linux/notifier.h>
 #include <linux/sizes.h>
 #include <linux/page_reporting.h>
 #include <linux/types.h>
@@ -120,6 +122,25 @@ struct virtio_dmm {
 	u64 plug_failures;	/* PLUG refused or add_memory failed */
 	u64 unplug_failures;	/* a block could not be offlined (busy) */
 
+	/* sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); see dmm_sub.c */
+	bool sub_blocks;		/* negotiated and set up */
+	u64 sb_size;			/* block_size without sub-blocks */
+	unsigned int sbs_per_block;
+	/*
+	 * Protects @sb_plugged and @blk_offline.  Taken inside
+	 * hotplug_mutex, never held across adding or removing memory (the
+	 * online_page callback and the memory notifier take it).
+	 */
+	struct mutex sb_mutex;
+	/* one bit per sub-block: plugged with the device */
+	unsigned long *sb_plugged;
+	/* one bit per block: going or gone offline in Linux */
+	unsigned long *blk_offline;
+	struct notifier_block memory_nb;
+	struct list_head sb_list;	/* in the online_page callback's list */
+	u64 sb_unplug_failures;		/* sub-blocks Linux would not let go */
+	u64 floor_stops;		/* unplugs stopped at the floor */
+
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
 	/* set in remove(): the control loop must not run again */
@@ -130,6 +151,7 @@ struct virtio_dmm {
 int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug_all(struct virtio_dmm *vm);
+int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr, u64 nb);
 int dmm_read_config(struct virtio_dmm *vm);
 void dmm_read_requested_size(struct virtio_dmm *vm);
 u64 dmm_read_device_changed_size(struct virtio_dmm *vm);
@@ -142,6 +164,49 @@ void dmm_coarse_exit(struct virtio_dmm *vm);
 int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_coarse_unplug_all(struct virtio_dmm *vm);
+int dmm_add_block(struct virtio_dmm *vm, unsigned long id);
+void dmm_plugged_add(struct virtio_dmm *vm, s64 delta);
+
+/* dmm_sub.c: sub-blocks of blocks (they need alloc_contig_range()) */
+#if IS_ENABLED(CONFIG_CONTIG_ALLOC)
+int dmm_sb_init(struct virtio_dmm *vm);
+void dmm_sb_exit(struct virtio_dmm *vm);
+void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged);
+bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id);
+int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes);
+int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes);
+#else
+static inline int dmm_sb_init(struct virtio_dmm *vm)
+{
+	vm->sb_size = vm->block_size;
+	vm->sbs_per_block = 1;
+	return 0;
+}
+
+static inline void dmm_sb_exit(struct virtio_dmm *vm) { }
+static inline void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id,
+				     bool plugged) { }
+static inline bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
+{
+	return true;
+}
+
+static inline int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
+{
+	return -EOPNOTSUPP;
+}
+#endif
 
 /* dmm_pages.c: single pages, unplugged as balloon pages */
 #if IS_ENABLED(CONFIG_MEMORY_BALLOON)
@@ -199,6 +264,23 @@ static inline unsigned long dmm_mem_reserve(void)
 {
 	return max_t(unsigned long, SZ_64M >> PAGE_SHIFT,
 		     totalram_pages() / 32);
+}
+
+/* Free memory that must remain after a block's pages moved elsewhere. */
+#define DMM_OFFLINE_RESERVE	(SZ_64M >> PAGE_SHIFT)
+
+/*
+ * May @bytes of memory Linux uses now be taken away (blocks, sub-blocks)?
+ * Their used pages must move: free memory has to take them and keep a
+ * reserve, and MemAvailable must stay above the floor.
+ */
+static inline bool dmm_above_floor(u64 bytes)
+{
+	unsigned long free = global_zone_page_state(NR_FREE_PAGES);
+	unsigned long pages = bytes >> PAGE_SHIFT;
+
+	return free >= pages + DMM_OFFLINE_RESERVE &&
+	       si_mem_available() >= (long)(pages + dmm_mem_reserve());
 }
 
 /* The guest's RAM now, as the device counts it. */

@@ -100,22 +100,25 @@ void dmm_coarse_exit(struct virtio_dmm *vm)
  * While memory is plugged the module holds a reference to itself: unloading
  * then fails with "in use" instead of stranding memory in Linux.
  */
-static void dmm_account(struct virtio_dmm *vm, unsigned long id, bool plug)
+void dmm_plugged_add(struct virtio_dmm *vm, s64 delta)
 {
-	if (plug) {
-		if (!vm->plugged_size)
-			__module_get(THIS_MODULE);
-		set_bit(id, vm->plugged);
-		vm->plugged_size += vm->block_size;
-	} else {
-		clear_bit(id, vm->plugged);
-		vm->plugged_size -= vm->block_size;
-		if (!vm->plugged_size)
-			module_put(THIS_MODULE);
-	}
+	if (!vm->plugged_size && delta > 0)
+		__module_get(THIS_MODULE);
+	vm->plugged_size += delta;
+	if (!vm->plugged_size && delta < 0)
+		module_put(THIS_MODULE);
 }
 
-static int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
+static void dmm_account(struct virtio_dmm *vm, unsigned long id, bool plug)
+{
+	if (plug)
+		set_bit(id, vm->plugged);
+	else
+		clear_bit(id, vm->plugged);
+	dmm_plugged_add(vm, plug ? (s64)vm->block_size : -(s64)vm->block_size);
+}
+
+int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
 {
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
@@ -148,9 +151,12 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 			vm->plug_failures++;
 			return rc;
 		}
+		/* the online_page callback reads this while adding */
+		dmm_sb_mark_block(vm, id, true);
 		rc = dmm_add_block(vm, id);
 		if (rc) {
 			vm->plug_failures++;
+			dmm_sb_mark_block(vm, id, false);
 			/* Linux refused it: give it back. */
 			if (dmm_send_unplug(vm, dmm_block_addr(vm, id), 1))
 				return -EIO;
@@ -160,26 +166,6 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 		bytes -= vm->block_size;
 	}
 	return 0;
-}
-
-/* Free memory that must remain after a block's pages moved elsewhere. */
-#define DMM_OFFLINE_RESERVE	(SZ_64M >> PAGE_SHIFT)
-
-/*
- * offline_pages() retries migration for as long as it takes when there is
- * no free memory to migrate to, and a kernel worker gets no signal to stop
- * it.  Offline a block only if the rest of the system can take its pages:
- * free pages minus the block's own size (its free pages are counted in the
- * total, its used pages must move) must leave a reserve, and so must
- * MemAvailable: the same floor as for pages (dmm_mem_reserve()).
- */
-static bool dmm_room_for_block(struct virtio_dmm *vm)
-{
-	unsigned long free = global_zone_page_state(NR_FREE_PAGES);
-	unsigned long block = vm->block_size >> PAGE_SHIFT;
-
-	return free >= block + DMM_OFFLINE_RESERVE &&
-	       si_mem_available() >= (long)(block + dmm_mem_reserve());
 }
 
 /*
@@ -194,6 +180,9 @@ static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 	unsigned long pfn = PHYS_PFN(dmm_block_addr(vm, id));
 	unsigned long nr = vm->block_size >> PAGE_SHIFT;
 	int rc;
+
+	if (!IS_ENABLED(CONFIG_CONTIG_ALLOC))
+		return 0;
 
 	rc = alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE, GFP_KERNEL);
 	if (rc) {
@@ -215,7 +204,16 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
 
-	if (!dmm_room_for_block(vm) || dmm_vacate_block(vm, id)) {
+	/*
+	 * offline_pages() retries migration for as long as it takes when
+	 * there is no free memory to migrate to, and a kernel worker gets no
+	 * signal to stop it: never start without room.
+	 */
+	if (!dmm_above_floor(vm->block_size)) {
+		vm->floor_stops++;
+		return -EBUSY;
+	}
+	if (dmm_vacate_block(vm, id)) {
 		vm->unplug_failures++;
 		return -EBUSY;
 	}
@@ -232,6 +230,7 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 			return -EIO;	/* neither Linux's nor unplugged */
 		return rc;
 	}
+	dmm_sb_mark_block(vm, id, false);
 	dmm_account(vm, id, false);
 	return 0;
 }
@@ -250,7 +249,8 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	while (bytes >= vm->block_size && id-- > 0) {
-		if (!test_bit(id, vm->plugged))
+		/* partially plugged blocks empty out by sub-blocks */
+		if (!test_bit(id, vm->plugged) || !dmm_sb_block_full(vm, id))
 			continue;
 		rc = dmm_remove_block(vm, id);
 		if (rc == -EBUSY) {
@@ -264,8 +264,15 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 	return bytes >= vm->block_size && busy ? -EBUSY : 0;
 }
 
-/* Unplug every block we hold.  Returns 0 or the first error. */
+/*
+ * Unplug every block we hold, partially plugged ones sub-block by
+ * sub-block.  Returns 0 or the first error.
+ */
 int dmm_coarse_unplug_all(struct virtio_dmm *vm)
 {
-	return dmm_coarse_unplug(vm, vm->plugged_size);
+	int rc = dmm_coarse_unplug(vm, vm->plugged_size);
+
+	if (!rc && vm->sub_blocks && vm->plugged_size)
+		rc = dmm_sb_unplug(vm, vm->plugged_size);
+	return rc;
 }

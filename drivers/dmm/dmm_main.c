@@ -59,14 +59,29 @@ static int dmm_resize_blocks(struct virtio_dmm *vm)
 	return 0;
 }
 
+/* Bytes above the target now. */
+static u64 dmm_excess(const struct virtio_dmm *vm)
+{
+	u64 cur = dmm_current_size(vm);
+
+	return cur > vm->requested_size ? cur - vm->requested_size : 0;
+}
+
+/* Bytes below the target now. */
+static u64 dmm_deficit(const struct virtio_dmm *vm)
+{
+	u64 cur = dmm_current_size(vm);
+
+	return cur < vm->requested_size ? vm->requested_size - cur : 0;
+}
+
 /*
- * Shrink by @bytes: whole blocks first (most memory per request, no
- * fragments left behind), then pages for the rest, and in place of blocks
- * Linux cannot offline now.
+ * Shrink by @bytes: whole blocks first (most memory per request, nothing
+ * left behind), then sub-blocks, then pages for the rest, and in place of
+ * blocks and sub-blocks Linux cannot let go of now.
  */
 static int dmm_shrink(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 cur;
 	int rc;
 
 	if (bytes >= vm->block_size && vm->plugged_size) {
@@ -74,21 +89,50 @@ static int dmm_shrink(struct virtio_dmm *vm, u64 bytes)
 		if (rc && rc != -EBUSY)
 			return rc;
 	}
-	cur = dmm_current_size(vm);
-	if (cur <= vm->requested_size)
+	if (vm->sub_blocks && dmm_excess(vm) >= vm->sb_size &&
+	    vm->plugged_size) {
+		rc = dmm_sb_unplug(vm, round_down(dmm_excess(vm), vm->sb_size));
+		if (rc == -ENOMEM)	/* at the floor: pages cannot go either */
+			return rc;
+		if (rc && rc != -EBUSY)
+			return rc;
+	}
+	if (!dmm_excess(vm) || !vm->pages)
 		return 0;
-	return dmm_pages_unplug(vm, cur - vm->requested_size);
+	return dmm_pages_unplug(vm, dmm_excess(vm));
 }
 
 /*
- * Grow by @bytes: unplugged pages first, then whole blocks.  Less than a
- * block short, plug one more block and unplug the difference as pages
- * (the device refuses to let the guest exceed requested_size, so the
- * pages go first).
+ * Less than a unit (@unit: a sub-block, or a block) short: unplug the
+ * difference as pages first (the device refuses to let the guest exceed
+ * requested_size), then plug one more unit.
+ */
+static int dmm_grow_last(struct virtio_dmm *vm, u64 unit)
+{
+	u64 need = dmm_deficit(vm);
+	int rc;
+
+	/* without pages a gap below one unit stays (sysfs gap_size) */
+	if (!need || !vm->pages || vm->plugged_size + unit > vm->region_size)
+		return 0;
+	rc = dmm_pages_unplug(vm, unit - need);
+	if (rc)
+		return rc;
+	if (unit == vm->block_size)
+		return dmm_coarse_plug(vm, unit);
+	rc = dmm_sb_plug_added(vm, unit);
+	if (!rc && dmm_deficit(vm))
+		rc = dmm_sb_plug_new(vm, unit);
+	return rc;
+}
+
+/*
+ * Grow by @bytes: unplugged pages first, then sub-blocks of blocks Linux
+ * has, then whole blocks, then a partially plugged new block.
  */
 static int dmm_grow(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 need;
+	u64 sb = vm->sub_blocks ? vm->sb_size : vm->block_size;
 	int rc;
 
 	if (vm->pages_unplugged) {
@@ -96,22 +140,26 @@ static int dmm_grow(struct virtio_dmm *vm, u64 bytes)
 		if (rc)
 			return rc;
 	}
-	need = vm->requested_size - dmm_current_size(vm);
-	if (need >= vm->block_size) {
-		rc = dmm_coarse_plug(vm, round_down(need, vm->block_size));
+	if (vm->sub_blocks && dmm_deficit(vm) >= sb) {
+		rc = dmm_sb_plug_added(vm, round_down(dmm_deficit(vm), sb));
 		if (rc)
 			return rc;
-		need = vm->requested_size - dmm_current_size(vm);
 	}
-	if (!need || vm->plugged_size >= vm->region_size)
-		return 0;
-	rc = dmm_pages_unplug(vm, vm->block_size - need);
-	if (rc)
-		return rc;
-	return dmm_coarse_plug(vm, vm->block_size);
+	if (dmm_deficit(vm) >= vm->block_size) {
+		rc = dmm_coarse_plug(vm, round_down(dmm_deficit(vm),
+						    vm->block_size));
+		if (rc)
+			return rc;
+	}
+	if (vm->sub_blocks && dmm_deficit(vm) >= sb) {
+		rc = dmm_sb_plug_new(vm, round_down(dmm_deficit(vm), sb));
+		if (rc)
+			return rc;
+	}
+	return dmm_grow_last(vm, sb);
 }
 
-/* With pages: move the guest's RAM to exactly requested_size. */
+/* With pages or sub-blocks: move the guest's RAM to requested_size. */
 static int dmm_resize(struct virtio_dmm *vm)
 {
 	u64 cur = dmm_current_size(vm), req = vm->requested_size;
@@ -135,7 +183,8 @@ static void dmm_step(struct virtio_dmm *vm)
 
 	if (atomic_xchg(&vm->config_changed, 0))
 		dmm_read_requested_size(vm);
-	rc = vm->pages ? dmm_resize(vm) : dmm_resize_blocks(vm);
+	rc = vm->pages || vm->sub_blocks ? dmm_resize(vm) :
+					   dmm_resize_blocks(vm);
 
 	switch (rc) {
 	case 0:
@@ -226,15 +275,19 @@ static int dmm_probe(struct virtio_device *vdev)
 	rc = dmm_coarse_init(vm);
 	if (rc)
 		goto out_del_vqs;
+	rc = dmm_sb_init(vm);
+	if (rc)
+		goto out_coarse;
 	virtio_device_ready(vdev);
 
 	rc = dmm_unplug_stale(vm);
 	if (rc)
 		goto out_reset;
 
-	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s\n",
+	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s%s\n",
 		 vm->region_addr, vm->region_addr + vm->region_size - 1,
 		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid,
+		 vm->sub_blocks ? ", sub-blocks" : "",
 		 vm->pages ? ", pages" : "");
 	dmm_report_init(vm);
 	atomic_set(&vm->config_changed, 1);
@@ -243,6 +296,8 @@ static int dmm_probe(struct virtio_device *vdev)
 
 out_reset:
 	virtio_reset_device(vdev);
+	dmm_sb_exit(vm);
+out_coarse:
 	dmm_coarse_exit(vm);
 out_del_vqs:
 	vdev->config->del_vqs(vdev);
@@ -294,6 +349,7 @@ static void dmm_remove(struct virtio_device *vdev)
 	vdev->config->del_vqs(vdev);
 	dmm_pages_exit(vm);
 	if (!vm->plugged_size) {
+		dmm_sb_exit(vm);
 		dmm_coarse_exit(vm);
 		kfree(vm);
 	}
@@ -324,6 +380,9 @@ static unsigned int dmm_features[] = {
 #endif
 #if IS_ENABLED(CONFIG_MEMORY_BALLOON)
 	VIRTIO_DMM_F_PAGES,
+#endif
+#if IS_ENABLED(CONFIG_CONTIG_ALLOC)
+	VIRTIO_DMM_F_SUB_BLOCKS,
 #endif
 };
 

@@ -186,8 +186,10 @@ int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
 	while (left) {
 		rc = dmm_unplug_batch(vm, min_t(u64, left, vm->page_batch));
 		if (rc < 0) {
-			if (rc == -ENOMEM)
+			if (rc == -ENOMEM) {
 				vm->page_unplug_failures++;
+				vm->floor_stops++;
+			}
 			return rc;
 		}
 		left -= rc;

@@ -101,6 +101,32 @@ static ssize_t page_unplug_failures_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(page_unplug_failures);
 
+static ssize_t sub_block_size_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, sb_size),
+			    false);
+}
+static DEVICE_ATTR_RO(sub_block_size);
+
+static ssize_t sub_block_unplug_failures_show(struct device *dev,
+					      struct device_attribute *attr,
+					      char *buf)
+{
+	return dmm_show_u64(dev, buf,
+			    offsetof(struct virtio_dmm, sb_unplug_failures),
+			    false);
+}
+static DEVICE_ATTR_RO(sub_block_unplug_failures);
+
+static ssize_t floor_stops_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return dmm_show_u64(dev, buf, offsetof(struct virtio_dmm, floor_stops),
+			    false);
+}
+static DEVICE_ATTR_RO(floor_stops);
+
 static ssize_t page_moves_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
 {
@@ -240,6 +266,9 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_gap_size.attr,
 	&dev_attr_page_unplug_failures.attr,
 	&dev_attr_page_moves.attr,
+	&dev_attr_sub_block_size.attr,
+	&dev_attr_sub_block_unplug_failures.attr,
+	&dev_attr_floor_stops.attr,
 	NULL,
 };
 

@@ -85,8 +85,8 @@ static int dmm_send_request(struct virtio_dmm *vm)
 	}
 }
 
-static int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr,
-			  u64 nb_blocks)
+/* A range request: PLUG, UNPLUG, STATE, PLUG_SB, UNPLUG_SB. */
+int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr, u64 nb_blocks)
 {
 	memset(&vm->req, 0, sizeof(vm->req));
 	vm->req.type = cpu_to_le16(type);

@@ -2,9 +2,11 @@
 /*
  * dmm_state_check: the guest's three views of plugged memory agree.
  *
- * The driver's plugged_size, the "System RAM (virtio_dmm)" resources in
- * /proc/iomem and the online memory blocks inside the region must describe
- * the same memory.  With an argument, plugged_size must also equal it.
+ * The "System RAM (virtio_dmm)" resources in /proc/iomem and the online
+ * memory blocks inside the region must describe the same blocks, and the
+ * driver's plugged_size must fit them: every added block has at least one
+ * sub-block plugged (a whole block without sub-blocks), nothing plugged
+ * lies outside them.  With an argument, plugged_size must also equal it.
  *
  *   dmm_state_check [EXPECTED_PLUGGED_BYTES]
  */
@@ -71,7 +73,7 @@ static uint64_t online_block_bytes(uint64_t start, uint64_t size)
 
 int main(int argc, char **argv)
 {
-	uint64_t plugged, start, size, iomem, online;
+	uint64_t plugged, start, size, iomem, online, bs, sbs;
 
 	ksft_print_header();
 	if (!dmm_sysfs_dir())
@@ -87,10 +89,14 @@ int main(int argc, char **argv)
 		       " MiB, online blocks %" PRIu64 " MiB\n", plugged / MiB,
 		       iomem / MiB, online / MiB);
 
-	ksft_test_result(iomem == plugged,
-			 "iomem System RAM (virtio_dmm) equals plugged_size\n");
-	ksft_test_result(online == plugged,
-			 "online memory blocks in the region equal plugged_size\n");
+	bs = dmm_attr_u64("block_size");
+	sbs = dmm_attr_u64("sub_block_size");
+	ksft_test_result(iomem == online,
+			 "iomem System RAM (virtio_dmm) equals the online memory blocks in the region\n");
+	ksft_test_result(plugged <= iomem && plugged >= iomem / bs * sbs,
+			 "plugged_size %" PRIu64 " MiB fits the %" PRIu64
+			 " added blocks (sub-blocks of %" PRIu64 " MiB)\n",
+			 plugged / MiB, iomem / bs, sbs / MiB);
 	if (argc > 1) {
 		uint64_t want = strtoull(argv[1], NULL, 0);
 

@@ -270,6 +270,16 @@ int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
 
 	if (p->page_size)
 		return dmm_check_requested_pages(d, size, err, errlen);
+	if (p->sub_block_size && size >= p->boot_size &&
+	    size - p->boot_size <= p->region_size &&
+	    (size - p->boot_size) % p->sub_block_size) {
+		dmm_err(err, errlen, "requested-size 0x%llx is not boot-size "
+			"0x%llx plus a multiple of the sub-block size 0x%llx",
+			(unsigned long long)size,
+			(unsigned long long)p->boot_size,
+			(unsigned long long)p->sub_block_size);
+		return -EINVAL;
+	}
 	if (size < p->boot_size) {
 		dmm_err(err, errlen, "requested-size 0x%llx is below boot-size "
 			"0x%llx", (unsigned long long)size,
@@ -284,7 +294,7 @@ int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
 			(unsigned long long)p->region_size);
 		return -EINVAL;
 	}
-	if ((size - p->boot_size) % p->block_size) {
+	if (!p->sub_block_size && (size - p->boot_size) % p->block_size) {
 		dmm_err(err, errlen, "requested-size 0x%llx is not boot-size "
 			"0x%llx plus a multiple of block-size 0x%llx",
 			(unsigned long long)size,

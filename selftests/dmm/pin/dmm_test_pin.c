@@ -3,7 +3,7 @@
  * dmm_test_pin: a test module that makes memory blocks unremovable.
  *
  * It pins @per_block pages in every online memory block of
- * [@start, @start + @size): pages taken from the page allocator and held,
+ * [@start, @start + @size), at most one in each @spread bytes: pages taken from the page allocator and held,
  * neither on the LRU nor movable, so neither offlining nor
  * alloc_contig_range() can move them.  That is what fragmentation by
  * unmovable allocations looks like to a driver that wants whole blocks
@@ -14,7 +14,9 @@
  * need.  Loading fails with -ENOSPC if some online block got no page.
  * For tests inside throw-away guests only.
  */
+#include <linux/bitmap.h>
 #include <linux/gfp.h>
+#include <linux/log2.h>
 #include <linux/io.h>
 #include <linux/list.h>
 #include <linux/memory.h>
@@ -31,6 +33,9 @@ MODULE_PARM_DESC(size, "size of the range in bytes");
 static unsigned int per_block = 4;
 module_param(per_block, uint, 0444);
 MODULE_PARM_DESC(per_block, "pages to pin in each online block");
+static unsigned long spread;
+module_param(spread, ulong, 0444);
+MODULE_PARM_DESC(spread, "pin at most one page per this many bytes (0: any)");
 
 static LIST_HEAD(pinned);
 static unsigned long nr_pinned;
@@ -62,24 +67,37 @@ static unsigned long online_blocks(unsigned long nblocks)
 static int __init dmm_test_pin_init(void)
 {
 	unsigned long nblocks = size / memory_block_size_bytes();
-	unsigned long want, full = 0, b;
+	unsigned long want, full = 0, b, unit;
+	unsigned long *taken = NULL;
 	unsigned int *count;
 	LIST_HEAD(spare);
 	struct page *page;
 
 	if (!size || !IS_ALIGNED(start | size, memory_block_size_bytes()) ||
-	    !per_block)
+	    !per_block || (spread && (!is_power_of_2(spread) ||
+				      spread > memory_block_size_bytes() ||
+				      per_block > memory_block_size_bytes() /
+						  spread)))
 		return -EINVAL;
 	count = kcalloc(nblocks, sizeof(*count), GFP_KERNEL);
 	if (!count)
 		return -ENOMEM;
+	if (spread) {
+		taken = bitmap_zalloc(size / spread, GFP_KERNEL);
+		if (!taken) {
+			kfree(count);
+			return -ENOMEM;
+		}
+	}
 	want = online_blocks(nblocks);
 	while (full < want) {
 		page = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NORETRY |
 				  __GFP_NOWARN);
 		if (!page)
 			break;
-		if (pin_in_range(page) && count[block_of(page)] < per_block) {
+		unit = spread ? (page_to_phys(page) - start) / spread : 0;
+		if (pin_in_range(page) && count[block_of(page)] < per_block &&
+		    (!spread || !test_and_set_bit(unit, taken))) {
 			if (++count[block_of(page)] == per_block)
 				full++;
 			list_add(&page->lru, &pinned);
@@ -98,6 +116,7 @@ static int __init dmm_test_pin_init(void)
 			pr_info("dmm_test_pin: block %lu: %u pages pinned\n", b,
 				count[b]);
 	kfree(count);
+	bitmap_free(taken);
 	if (full < want) {
 		pr_err("dmm_test_pin: only %lu of %lu online blocks pinned\n",
 		       full, want);

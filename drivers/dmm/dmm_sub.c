@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS).
+ *
+ * A block added to Linux may be partially plugged.  Its unplugged
+ * sub-blocks are "fake-offline": Linux manages their memory map, but the
+ * pages belong to us (PageOffline) and never reach the page allocator.
+ *
+ *  - Unplug a sub-block of an online block: alloc_contig_range() takes it
+ *    (migrating what was there, or failing fast on unmovable pages), then
+ *    the device unplugs it.
+ *  - Plug one back: the device plugs it, then its pages go to the buddy.
+ *  - Add a block with only some sub-blocks plugged: the online_page
+ *    callback keeps the unplugged ones away from the buddy.  The kernel has
+ *    one such callback for everyone; probe fails if another driver
+ *    (virtio_mem, hv_balloon) holds it.
+ *  - Remove a block: when memory goes offline the memory notifier drops our
+ *    references to fake-offline pages, so offlining skips them.
+ *
+ * Locking: sb_mutex protects sb_plugged and blk_offline.  The control loop
+ * takes it (inside hotplug_mutex) around each sub-block change, never
+ * around add_memory or offline_and_remove_memory, which call back into the
+ * notifier and the online_page callback; those take it themselves.
+ */
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/page-flags.h>
+#include <linux/rculist.h>
+#include <linux/slab.h>
+#include <linux/virtio_config.h>
+
+#include "dmm.h"
+
+/* Devices with sub-blocks, for the one online_page callback. */
+static LIST_HEAD(dmm_sb_devices);
+static DEFINE_MUTEX(dmm_sb_devices_mutex);
+
+static unsigned long dmm_sb_nr_pages(const struct virtio_dmm *vm)
+{
+	return vm->sb_size >> PAGE_SHIFT;
+}
+
+/* First sub-block of block @id. */
+static unsigned long dmm_sb_first(const struct virtio_dmm *vm,
+				  unsigned long id)
+{
+	return id * vm->sbs_per_block;
+}
+
+static unsigned long dmm_sb_pfn(const struct virtio_dmm *vm, unsigned long sb)
+{
+	return PHYS_PFN(vm->region_addr + (u64)sb * vm->sb_size);
+}
+
+/* Plugged sub-blocks of block @id. */
+static unsigned int dmm_sb_count(const struct virtio_dmm *vm,
+				 unsigned long id)
+{
+	unsigned long sb, end = dmm_sb_first(vm, id) + vm->sbs_per_block;
+	unsigned int n = 0;
+
+	for (sb = dmm_sb_first(vm, id); sb < end; sb++)
+		n += test_bit(sb, vm->sb_plugged);
+	return n;
+}
+
+/* Mark every sub-block of @id plugged or unplugged (whole-block paths). */
+void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged)
+{
+	if (!vm->sub_blocks)
+		return;
+	mutex_lock(&vm->sb_mutex);
+	if (plugged)
+		bitmap_set(vm->sb_plugged, dmm_sb_first(vm, id),
+			   vm->sbs_per_block);
+	else
+		bitmap_clear(vm->sb_plugged, dmm_sb_first(vm, id),
+			     vm->sbs_per_block);
+	mutex_unlock(&vm->sb_mutex);
+}
+
+/*
+ * Mark pages fake-offline.  Pages never onlined (kept from the buddy by the
+ * online_page callback) are PageOffline already; PageDirty remembers that
+ * they have to go through generic_online_page() later.
+ */
+static void dmm_set_fake_offline(unsigned long pfn, unsigned long nr,
+				 bool onlined)
+{
+	page_offline_begin();
+	for (; nr--; pfn++) {
+		struct page *page = pfn_to_page(pfn);
+
+		if (onlined)
+			__SetPageOffline(page);
+		else
+			SetPageDirty(page);
+	}
+	page_offline_end();
+}
+
+/* Give fake-offline pages to the buddy: a sub-block is plugged again. */
+static void dmm_fake_online(unsigned long pfn, unsigned long nr)
+{
+	unsigned int order = MAX_PAGE_ORDER;
+	unsigned long i, j;
+
+	while (!IS_ALIGNED(pfn | nr, 1UL << order))
+		order--;
+	for (i = 0; i < nr; i += 1UL << order) {
+		struct page *page = pfn_to_page(pfn + i);
+
+		/* all pages of a sub-block came the same way */
+		if (PageDirty(page)) {
+			for (j = 0; j < 1UL << order; j++)
+				ClearPageDirty(page + j);
+			generic_online_page(page, order);
+		} else {
+			for (j = 0; j < 1UL << order; j++)
+				__ClearPageOffline(page + j);
+			free_contig_range(pfn + i, 1UL << order);
+			adjust_managed_page_count(page, 1UL << order);
+		}
+	}
+}
+
+/*
+ * Take sub-block @sb out of Linux: allocate it whole.  alloc_contig_range()
+ * retries a few times in ZONE_MOVABLE, where pages are supposed to move.
+ */
+static int dmm_fake_offline(struct virtio_dmm *vm, unsigned long sb)
+{
+	unsigned long pfn = dmm_sb_pfn(vm, sb), nr = dmm_sb_nr_pages(vm);
+	bool movable = is_zone_movable_page(pfn_to_page(pfn));
+	int rc, tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (atomic_read(&vm->config_changed))
+			return -EAGAIN;
+		rc = alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE,
+					GFP_KERNEL);
+		if (!rc) {
+			dmm_set_fake_offline(pfn, nr, true);
+			adjust_managed_page_count(pfn_to_page(pfn), -nr);
+			return 0;
+		}
+		if (rc == -ENOMEM || !movable)
+			break;
+	}
+	return rc == -ENOMEM ? -ENOMEM : -EBUSY;
+}
+
+/* May sub-blocks of block @id change?  Only while Linux has it online. */
+static bool dmm_sb_block_usable(struct virtio_dmm *vm, unsigned long id)
+{
+	lockdep_assert_held(&vm->sb_mutex);
+	return test_bit(id, vm->plugged) && !test_bit(id, vm->blk_offline) &&
+	       pfn_to_online_page(PHYS_PFN(dmm_block_addr(vm, id)));
+}
+
+/*
+ * Unplug sub-block @sb of an added block: Linux lets go of it, then the
+ * device unplugs it.  -EBUSY if Linux cannot let go now.
+ */
+static int dmm_sb_unplug_one(struct virtio_dmm *vm, unsigned long sb)
+{
+	unsigned long id = sb / vm->sbs_per_block;
+	u64 addr = vm->region_addr + (u64)sb * vm->sb_size;
+	int rc;
+
+	if (!dmm_above_floor(vm->sb_size)) {
+		vm->floor_stops++;
+		return -ENOMEM;
+	}
+	mutex_lock(&vm->sb_mutex);
+	if (!dmm_sb_block_usable(vm, id) || !test_bit(sb, vm->sb_plugged)) {
+		rc = -EBUSY;
+		goto out;
+	}
+	rc = dmm_fake_offline(vm, sb);
+	if (rc)
+		goto out;
+	rc = dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG_SB, addr, 1);
+	if (rc) {
+		dmm_fake_online(dmm_sb_pfn(vm, sb), dmm_sb_nr_pages(vm));
+		goto out;
+	}
+	clear_bit(sb, vm->sb_plugged);
+	dmm_plugged_add(vm, -(s64)vm->sb_size);
+out:
+	mutex_unlock(&vm->sb_mutex);
+	return rc;
+}
+
+/* Plug sub-block @sb of an added block back. */
+static int dmm_sb_plug_one(struct virtio_dmm *vm, unsigned long sb)
+{
+	unsigned long id = sb / vm->sbs_per_block;
+	u64 addr = vm->region_addr + (u64)sb * vm->sb_size;
+	int rc;
+
+	mutex_lock(&vm->sb_mutex);
+	if (!dmm_sb_block_usable(vm, id)) {
+		rc = -EBUSY;
+		goto out;
+	}
+	rc = dmm_send_range(vm, VIRTIO_DMM_REQ_PLUG_SB, addr, 1);
+	if (rc)
+		goto out;
+	dmm_fake_online(dmm_sb_pfn(vm, sb), dmm_sb_nr_pages(vm));
+	set_bit(sb, vm->sb_plugged);
+	dmm_plugged_add(vm, vm->sb_size);
+out:
+	mutex_unlock(&vm->sb_mutex);
+	return rc;
+}
+
+/*
+ * Block @id has no plugged sub-block left: take it out of Linux.  All its
+ * pages are fake-offline, so offlining only has to drop our references.
+ */
+static int dmm_sb_remove_empty(struct virtio_dmm *vm, unsigned long id)
+{
+	int rc = offline_and_remove_memory(dmm_block_addr(vm, id),
+					   vm->block_size);
+
+	if (rc) {
+		dev_warn(&vm->vdev->dev, "removing empty block 0x%llx failed: %d\n",
+			 dmm_block_addr(vm, id), rc);
+		return rc;
+	}
+	clear_bit(id, vm->plugged);
+	return 0;
+}
+
+/*
+ * Unplug up to @bytes in sub-blocks of added blocks, highest first,
+ * partially plugged blocks before full ones so that blocks empty out and
+ * leave Linux.  Returns 0, -EBUSY if sub-blocks were busy, or an error.
+ */
+int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
+{
+	unsigned long id, sb;
+	bool busy = false;
+	int pass, rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	for (pass = 0; pass < 2; pass++) {
+		for (id = vm->nb_blocks; id-- > 0 && bytes >= vm->sb_size; ) {
+			bool partial;
+
+			if (!test_bit(id, vm->plugged))
+				continue;
+			/* pass 0: partially plugged blocks; pass 1: full */
+			partial = dmm_sb_count(vm, id) < vm->sbs_per_block;
+			if (partial == !!pass)
+				continue;
+			for (sb = dmm_sb_first(vm, id) + vm->sbs_per_block;
+			     sb-- > dmm_sb_first(vm, id) && bytes >= vm->sb_size;) {
+				if (!test_bit(sb, vm->sb_plugged))
+					continue;
+				rc = dmm_sb_unplug_one(vm, sb);
+				if (rc == -EBUSY) {
+					vm->sb_unplug_failures++;
+					busy = true;
+					continue;
+				}
+				if (rc)
+					return rc;
+				bytes -= vm->sb_size;
+			}
+			if (!dmm_sb_count(vm, id))
+				dmm_sb_remove_empty(vm, id);
+		}
+	}
+	return bytes >= vm->sb_size && busy ? -EBUSY : 0;
+}
+
+/* Plug up to @bytes in unplugged sub-blocks of added blocks. */
+int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes)
+{
+	unsigned long id, sb;
+	int rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	for (id = 0; id < vm->nb_blocks && bytes >= vm->sb_size; id++) {
+		if (!test_bit(id, vm->plugged))
+			continue;
+		for (sb = dmm_sb_first(vm, id);
+		     sb < dmm_sb_first(vm, id) + vm->sbs_per_block &&
+		     bytes >= vm->sb_size; sb++) {
+			if (test_bit(sb, vm->sb_plugged))
+				continue;
+			rc = dmm_sb_plug_one(vm, sb);
+			if (rc == -EBUSY)	/* offline in Linux: next block */
+				break;
+			if (rc)
+				return rc;
+			bytes -= vm->sb_size;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Add a new block with its first @bytes / sb_size sub-blocks plugged (less
+ * than a block): plug them with the device, then add the block; the
+ * online_page callback keeps the rest fake-offline.
+ */
+int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
+{
+	unsigned long id, n = bytes / vm->sb_size;
+	int rc;
+
+	lockdep_assert_held(&vm->hotplug_mutex);
+	if (!n)
+		return 0;
+	id = find_first_zero_bit(vm->plugged, vm->nb_blocks);
+	if (id >= vm->nb_blocks)
+		return -ENOSPC;
+	rc = dmm_send_range(vm, VIRTIO_DMM_REQ_PLUG_SB, dmm_block_addr(vm, id),
+			    n);
+	if (rc) {
+		vm->plug_failures++;
+		return rc;
+	}
+	mutex_lock(&vm->sb_mutex);
+	bitmap_set(vm->sb_plugged, dmm_sb_first(vm, id), n);
+	mutex_unlock(&vm->sb_mutex);
+	rc = dmm_add_block(vm, id);
+	if (rc) {
+		vm->plug_failures++;
+		dmm_sb_mark_block(vm, id, false);
+		if (dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG_SB,
+				   dmm_block_addr(vm, id), n))
+			return -EIO;
+		return rc;
+	}
+	set_bit(id, vm->plugged);
+	dmm_plugged_add(vm, (s64)n * vm->sb_size);
+	return 0;
+}
+
+/* Is block @id full (every sub-block plugged)?  Without sub-blocks, yes. */
+bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
+{
+	return !vm->sub_blocks || dmm_sb_count(vm, id) == vm->sbs_per_block;
+}
+
+/* --- the online_page callback and the memory notifier --- */
+
+/*
+ * Online @page (order @order) of our region: plugged sub-blocks go to the
+ * buddy, unplugged ones stay fake-offline.
+ */
+static void dmm_online_range(struct virtio_dmm *vm, struct page *page,
+			     unsigned int order)
+{
+	unsigned long pfn = page_to_pfn(page), end = pfn + (1UL << order);
+	unsigned long step = min(1UL << order, dmm_sb_nr_pages(vm));
+	unsigned long sb;
+
+	mutex_lock(&vm->sb_mutex);
+	for (; pfn < end; pfn += step) {
+		sb = (PFN_PHYS(pfn) - vm->region_addr) / vm->sb_size;
+		if (test_bit(sb, vm->sb_plugged))
+			generic_online_page(pfn_to_page(pfn), ilog2(step));
+		else
+			dmm_set_fake_offline(pfn, step, false);
+	}
+	mutex_unlock(&vm->sb_mutex);
+}
+
+static bool dmm_contains(const struct virtio_dmm *vm, u64 addr, u64 size)
+{
+	return addr >= vm->region_addr &&
+	       addr + size <= vm->region_addr + vm->region_size;
+}
+
+static void dmm_online_page_cb(struct page *page, unsigned int order)
+{
+	u64 addr = page_to_phys(page);
+	struct virtio_dmm *vm;
+
+	/* Pages being onlined never cross a memory block, so not devices. */
+	rcu_read_lock();
+	list_for_each_entry_rcu(vm, &dmm_sb_devices, sb_list) {
+		if (!dmm_contains(vm, addr, PFN_PHYS(1UL << order)))
+			continue;
+		/* a device on the list outlives memory it has added */
+		rcu_read_unlock();
+		dmm_online_range(vm, page, order);
+		return;
+	}
+	rcu_read_unlock();
+	generic_online_page(page, order);
+}
+
+/* Drop (or take back) our reference to every fake-offline page of @id. */
+static void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long id,
+				bool drop)
+{
+	unsigned long sb, i, pfn;
+
+	for (sb = dmm_sb_first(vm, id);
+	     sb < dmm_sb_first(vm, id) + vm->sbs_per_block; sb++) {
+		if (test_bit(sb, vm->sb_plugged))
+			continue;
+		pfn = dmm_sb_pfn(vm, sb);
+		for (i = 0; i < dmm_sb_nr_pages(vm); i++) {
+			struct page *page = pfn_to_page(pfn + i);
+
+			if (!drop)
+				page_ref_inc(page);
+			else if (WARN_ON(!page_ref_dec_and_test(page)))
+				dump_page(page, "fake-offline page referenced");
+		}
+	}
+}
+
+/*
+ * Memory of a partially plugged block goes offline (our own removal or an
+ * administrator's): let offlining skip the fake-offline pages, and keep
+ * the control loop off the block until it is online again.
+ */
+static int dmm_memory_notifier_cb(struct notifier_block *nb,
+				  unsigned long action, void *arg)
+{
+	struct virtio_dmm *vm = container_of(nb, struct virtio_dmm, memory_nb);
+	struct memory_notify *mhp = arg;
+	u64 start = PFN_PHYS(mhp->start_pfn);
+	u64 size = PFN_PHYS(mhp->nr_pages);
+	unsigned long id;
+
+	if (!dmm_contains(vm, start, size))
+		return NOTIFY_DONE;
+	id = (start - vm->region_addr) / vm->block_size;
+
+	mutex_lock(&vm->sb_mutex);
+	switch (action) {
+	case MEM_GOING_OFFLINE:
+		set_bit(id, vm->blk_offline);
+		dmm_sb_offline_refs(vm, id, true);
+		break;
+	case MEM_CANCEL_OFFLINE:
+		dmm_sb_offline_refs(vm, id, false);
+		clear_bit(id, vm->blk_offline);
+		break;
+	case MEM_ONLINE:
+		clear_bit(id, vm->blk_offline);
+		break;
+	default:
+		break;
+	}
+	mutex_unlock(&vm->sb_mutex);
+	return NOTIFY_OK;
+}
+
+static void dmm_sb_unlist(struct virtio_dmm *vm);
+
+int dmm_sb_init(struct virtio_dmm *vm)
+{
+	unsigned long pageblock = PAGE_SIZE << pageblock_order;
+	int rc;
+
+	vm->sbs_per_block = 1;
+	vm->sb_size = vm->block_size;
+	mutex_init(&vm->sb_mutex);
+	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_SUB_BLOCKS))
+		return 0;
+
+	virtio_cread_le(vm->vdev, struct virtio_dmm_config, sub_block_size,
+			&vm->sb_size);
+	if (!is_power_of_2(vm->sb_size) || vm->sb_size < pageblock ||
+	    vm->sb_size > vm->block_size) {
+		dev_err(&vm->vdev->dev, "sub-block size 0x%llx is not a power of two between the pageblock size 0x%lx and the block size 0x%llx\n",
+			vm->sb_size, pageblock, vm->block_size);
+		return -EINVAL;
+	}
+	vm->sbs_per_block = vm->block_size / vm->sb_size;
+	vm->sb_plugged = bitmap_zalloc(vm->nb_blocks * vm->sbs_per_block,
+				       GFP_KERNEL);
+	vm->blk_offline = bitmap_zalloc(vm->nb_blocks, GFP_KERNEL);
+	if (!vm->sb_plugged || !vm->blk_offline) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+
+	mutex_lock(&dmm_sb_devices_mutex);
+	if (list_empty(&dmm_sb_devices)) {
+		rc = set_online_page_callback(&dmm_online_page_cb);
+		if (rc) {
+			mutex_unlock(&dmm_sb_devices_mutex);
+			dev_err(&vm->vdev->dev, "another driver (virtio_mem? hv_balloon?) holds the kernel's online_page callback that sub-blocks need: %d\n",
+				rc);
+			rc = -EBUSY;
+			goto out_free;
+		}
+	}
+	list_add_rcu(&vm->sb_list, &dmm_sb_devices);
+	mutex_unlock(&dmm_sb_devices_mutex);
+
+	vm->memory_nb.notifier_call = dmm_memory_notifier_cb;
+	rc = register_memory_notifier(&vm->memory_nb);
+	if (rc) {
+		dev_err(&vm->vdev->dev, "registering a memory notifier failed: %d\n",
+			rc);
+		dmm_sb_unlist(vm);
+		goto out_free;
+	}
+	vm->sub_blocks = true;
+	return 0;
+
+out_free:
+	bitmap_free(vm->sb_plugged);
+	bitmap_free(vm->blk_offline);
+	vm->sb_plugged = NULL;
+	vm->blk_offline = NULL;
+	return rc;
+}
+
+/* Leave the callback's device list; the last device gives it back. */
+static void dmm_sb_unlist(struct virtio_dmm *vm)
+{
+	mutex_lock(&dmm_sb_devices_mutex);
+	list_del_rcu(&vm->sb_list);
+	if (list_empty(&dmm_sb_devices))
+		restore_online_page_callback(&dmm_online_page_cb);
+	mutex_unlock(&dmm_sb_devices_mutex);
+	synchronize_rcu();
+}
+
+/* Only when no block is added: nothing of ours is online. */
+void dmm_sb_exit(struct virtio_dmm *vm)
+{
+	if (!vm->sub_blocks)
+		return;
+	unregister_memory_notifier(&vm->memory_nb);
+	dmm_sb_unlist(vm);
+	bitmap_free(vm->sb_plugged);
+	bitmap_free(vm->blk_offline);
+	vm->sb_plugged = NULL;
+	vm->blk_offline = NULL;
+	vm->sub_blocks = false;
+}

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """The virtio-dmm demo: grow a running guest past its boot size, use the new
 memory, free it (free page reporting returns it to the host), shrink back,
-and show what guest and host see at each step."""
+go below the boot size and to a size between blocks, and show what guest
+and host see at each step."""
 
 import os
 import sys
@@ -20,16 +21,18 @@ def show(g, label):
     info = g.dmm_info()
     mi = g.meminfo()
     print("%-28s guest MemTotal %5d MiB  MemFree %5d MiB | device: "
-          "requested %5d MiB, plugged %5d MiB | host: QEMU RSS %5d MiB"
+          "requested %5d MiB = size %5d MiB (plugged %5d MiB, pages "
+          "unplugged %4d MiB) | host: QEMU RSS %5d MiB"
           % (label, mi["MemTotal"] // MiB, mi["MemFree"] // MiB,
-             info["requested-size"] // MiB, info["plugged-size"] // MiB,
+             info["requested-size"] // MiB, info["size"] // MiB,
+             info["plugged-size"] // MiB, info["unplugged-size"] // MiB,
              g.rss() // MiB), flush=True)
 
 
 def resize(g, total):
     t0 = time.time()
     g.set_requested(total)
-    g.wait_plugged(total - g.mem)
+    g.wait_current(total)
     return time.time() - t0
 
 
@@ -77,12 +80,25 @@ def main():
         print(g.out("free -m"))
         print(g.qmp.hmp("info memory-devices").rstrip())
 
+        banner("below the boot size: qom-set dmm0 requested-size 300M "
+               "(the guest gives back 212 MiB of boot memory as pages)")
+        secs = resize(g, 300 * MiB)
+        show(g, "shrunk (%.2f s):" % secs)
+        print(g.out("free -m; grep balloon /proc/vmstat"))
+
+        banner("between blocks: qom-set dmm0 requested-size 1001M (the "
+               "pages come back, then 3 blocks, 53 sub-blocks of 2 MiB, "
+               "and 1 MiB given back as pages to land exactly)")
+        secs = resize(g, 1001 * MiB)
+        show(g, "grown (%.2f s):" % secs)
+        print(g.qmp.hmp("info memory-devices").rstrip())
+
         banner("a bad value is refused and changes nothing")
         try:
             g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
-                      value=513 * MiB)
+                      value=1001 * MiB + 1)
         except Exception as e:              # QMPError: the point of the demo
-            print("qom-set requested-size 513M -> %s" % e)
+            print("qom-set requested-size 1001M + 1 byte -> %s" % e)
         show(g, "unchanged:")
     print("\ndemo done")
 

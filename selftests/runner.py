@@ -370,6 +370,41 @@ def suite_bad_config(r):
              "\n".join(problems[:40]))
 
 
+def suite_callback_conflict(r):
+    """Issue 3: sub-blocks need the one online_page callback; virtio_mem
+    holding it makes probe fail clearly, sub-blocks=off still binds."""
+    vmem = ["-object", "memory-backend-ram,id=vmem0,size=512M,reserve=off",
+            "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,"
+            "requested-size=128M"]
+    with Guest("cbconflict", mem="512M", maxmem="4G", region="1G",
+               requested="768M", modules=["virtio_mem", "virtio_dmm"],
+               extra_args=vmem) as g:
+        rc, out = g.run("dmesg | grep virtio_dmm")
+        r.diag(out.strip())
+        r.ok("holds the kernel's online_page callback" in out and
+             "virtio_mem" in out,
+             "virtio_mem loaded first: probe says who holds the callback")
+        rc, _ = g.run("ls /sys/bus/virtio/drivers/virtio_dmm/virtio*")
+        r.ok(rc != 0, "virtio_mem loaded first: virtio_dmm did not bind")
+        time.sleep(1)
+        r.ok(g.dmm_info()["plugged-size"] == 0,
+             "virtio_mem loaded first: nothing plugged", g.dmm_info())
+    with Guest("cbconflict-off", mem="512M", maxmem="4G", region="1G",
+               requested="768M", modules=["virtio_mem", "virtio_dmm"],
+               extra_args=vmem, dev_opts="sub-blocks=off") as g:
+        try:
+            g.wait_current(768 * MiB, 60)
+            ok = True
+        except dmmvm.AgentError:
+            ok = False
+        r.ok(ok and g.sysfs("sub_block_size") == str(128 * MiB),
+             "sub-blocks=off: virtio_dmm binds next to virtio_mem and plugs "
+             "to 768 MiB")
+        problems = g.kernel_problems()
+        r.ok(not problems, "callback conflict: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 def wait_guest_file(g, path, text, timeout=120):
     """Wait until guest file @path contains @text; returns its content."""
     deadline = time.time() + timeout
@@ -923,6 +958,7 @@ SUITES = {
     "fine-frag": suite_fine_frag,
     "fine-random": suite_fine_random,
     "fine-migrate": suite_fine_migrate,
+    "callback-conflict": suite_callback_conflict,
 }
 
 

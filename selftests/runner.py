@@ -612,9 +612,15 @@ def check_sizes(r, g, total, mt0, label):
          % (label, mt // MiB, mt0 // MiB, (want - mt0) // MiB),
          "MemTotal %d, expected about %d" % (mt, want))
     r.ok(int(g.sysfs("unplugged_size")) == info["unplugged-size"] and
-         int(g.sysfs("plugged_size")) == info["plugged-size"],
-         "%s: guest and device agree on plugged blocks and unplugged pages"
-         % label)
+         int(g.sysfs("plugged_size")) == info["plugged-size"] and
+         int(g.sysfs("sub_block_plugged_size")) ==
+         info["sub-block-plugged-size"],
+         "%s: guest and device agree per granularity: blocks %d MiB, "
+         "sub-blocks %d MiB plugged, pages %d KiB unplugged"
+         % (label, (info["plugged-size"] -
+                    info["sub-block-plugged-size"]) // MiB,
+            info["sub-block-plugged-size"] // MiB,
+            info["unplugged-size"] // 1024))
 
 
 def bad_page_sizes(g):

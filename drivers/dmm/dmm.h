@@ -173,6 +173,7 @@ int dmm_sb_init(struct virtio_dmm *vm);
 void dmm_sb_exit(struct virtio_dmm *vm);
 void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged);
 bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id);
+u64 dmm_sb_partial_bytes(struct virtio_dmm *vm);
 int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes);
 int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes);
@@ -190,6 +191,11 @@ static inline void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id,
 static inline bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
 {
 	return true;
+}
+
+static inline u64 dmm_sb_partial_bytes(struct virtio_dmm *vm)
+{
+	return 0;
 }
 
 static inline int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)

@@ -343,6 +343,26 @@ int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
 	return 0;
 }
 
+/* Bytes plugged in partially plugged blocks (for sysfs). */
+u64 dmm_sb_partial_bytes(struct virtio_dmm *vm)
+{
+	unsigned long id;
+	u64 n = 0;
+
+	if (!vm->sub_blocks)
+		return 0;
+	for (id = 0; id < vm->nb_blocks; id++) {
+		unsigned int k;
+
+		if (!test_bit(id, vm->plugged))
+			continue;
+		k = dmm_sb_count(vm, id);
+		if (k < vm->sbs_per_block)
+			n += (u64)k * vm->sb_size;
+	}
+	return n;
+}
+
 /* Is block @id full (every sub-block plugged)?  Without sub-blocks, yes. */
 bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
 {

@@ -140,6 +140,7 @@ enum dmm_derived {
 	DMM_UNPLUGGED,		/* bytes unplugged as pages */
 	DMM_CURRENT,		/* the guest's RAM now */
 	DMM_FLOOR,		/* lowest size the guest would go to now */
+	DMM_PARTIAL,		/* plugged in partially plugged blocks */
 };
 
 static u64 dmm_derived(struct device *dev, enum dmm_derived what)
@@ -154,6 +155,9 @@ static u64 dmm_derived(struct device *dev, enum dmm_derived what)
 		break;
 	case DMM_CURRENT:
 		val = dmm_current_size(vm);
+		break;
+	case DMM_PARTIAL:
+		val = dmm_sb_partial_bytes(vm);
 		break;
 	default:
 		val = vm->pages ? dmm_pages_floor(vm) :
@@ -177,6 +181,14 @@ static ssize_t current_size_show(struct device *dev,
 	return sysfs_emit(buf, "%llu\n", dmm_derived(dev, DMM_CURRENT));
 }
 static DEVICE_ATTR_RO(current_size);
+
+static ssize_t sub_block_plugged_size_show(struct device *dev,
+					   struct device_attribute *attr,
+					   char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", dmm_derived(dev, DMM_PARTIAL));
+}
+static DEVICE_ATTR_RO(sub_block_plugged_size);
 
 static ssize_t floor_size_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
@@ -267,6 +279,7 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_page_unplug_failures.attr,
 	&dev_attr_page_moves.attr,
 	&dev_attr_sub_block_size.attr,
+	&dev_attr_sub_block_plugged_size.attr,
 	&dev_attr_sub_block_unplug_failures.attr,
 	&dev_attr_floor_stops.attr,
 	NULL,

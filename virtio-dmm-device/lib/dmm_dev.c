@@ -364,6 +364,17 @@ static void dmm_set_sbs(struct dmm_dev *d, uint64_t first, uint64_t count,
 		dmm_update_block(d, i);
 }
 
+uint64_t dmm_partial_plugged_size(const struct dmm_dev *d)
+{
+	uint64_t i, n = 0;
+
+	for (i = 0; i < d->nb_blocks; i++)
+		if (d->state[i] == DMM_BLOCK_PARTIAL)
+			n += dmm_count_sbs(d, i * d->sbs_per_block,
+					   d->sbs_per_block);
+	return n * d->sb_size;
+}
+
 uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
 			   uint64_t count)
 {

@@ -159,6 +159,9 @@ int dmm_handle_page_request(struct dmm_dev *d, const void *req,
 /* The guest's RAM now: boot_size + plugged_size - unplugged_size. */
 uint64_t dmm_current_size(const struct dmm_dev *d);
 
+/* Bytes plugged in blocks that are only partially plugged (sub-blocks). */
+uint64_t dmm_partial_plugged_size(const struct dmm_dev *d);
+
 /* Is page @i of @bitmap set (unplugged)? */
 static inline bool dmm_page_test(const uint8_t *bitmap, uint64_t i)
 {

@@ -859,6 +859,7 @@ static void t_sb_plug_unplug(void)
 	CHECK(dev.sbs_per_block == 64 && dev.nb_sbs == 8 * 64);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 5), 3) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.plugged_size == 3 * SB && dev.state[1] == DMM_BLOCK_PARTIAL);
+	CHECK(dmm_partial_plugged_size(&dev) == 3 * SB);
 	CHECK(fk.populates == 1 && fk.last_off == BS + 5 * SB &&
 	      fk.last_len == 3 * SB);
 	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(1), 1) == VIRTIO_DMM_RESP_ACK &&
@@ -880,6 +881,7 @@ static void t_sb_plug_unplug(void)
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 8), 56) ==
 	      VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.state[1] == DMM_BLOCK_PLUGGED && dev.plugged_size == BS);
+	CHECK(dmm_partial_plugged_size(&dev) == 0);
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.state[1] == DMM_BLOCK_UNPLUGGED && dev.plugged_size == 0);
 	dmm_fill_config(&dev, 0, &cfg);

@@ -177,6 +177,8 @@ static void virtio_dmm_pci_instance_init(Object *obj)
                               OBJECT(vdmm), VIRTIO_DMM_UNPLUGGED_SIZE_PROP);
     object_property_add_alias(obj, VIRTIO_DMM_SIZE_PROP, OBJECT(vdmm),
                               VIRTIO_DMM_SIZE_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_PARTIAL_SIZE_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_PARTIAL_SIZE_PROP);
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_pci_get_requested_size,
                         virtio_dmm_pci_set_requested_size, NULL, NULL);

@@ -718,6 +718,8 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->boot_size = d->p.boot_size;
     vi->block_size = vdmm->block_size;
     vi->unplugged_size = d->unplugged_size;
+    vi->sub_block_plugged_size = dmm_partial_plugged_size(d);
+    vi->sub_block_size = d->sb_size;
     vi->size = dmm_current_size(d);
     vi->memdev = object_get_canonical_path(OBJECT(vdmm->memdev));
 }
@@ -810,6 +812,17 @@ static void virtio_dmm_get_unplugged_size(Object *obj, Visitor *v,
     visit_type_size(v, name, &value, errp);
 }
 
+/* Plugged in partially plugged blocks: the sub-block granularity. */
+static void virtio_dmm_get_partial_size(Object *obj, Visitor *v,
+                                        const char *name, void *opaque,
+                                        Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = vdmm->dmm ? dmm_partial_plugged_size(vdmm->dmm) : 0;
+
+    visit_type_size(v, name, &value, errp);
+}
+
 /* The guest's RAM now: boot + plugged - unplugged pages. */
 static void virtio_dmm_get_size(Object *obj, Visitor *v, const char *name,
                                 void *opaque, Error **errp)
@@ -865,6 +878,8 @@ static void virtio_dmm_instance_init(Object *obj)
                         virtio_dmm_get_unplugged_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_SIZE_PROP, "size",
                         virtio_dmm_get_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_PARTIAL_SIZE_PROP, "size",
+                        virtio_dmm_get_partial_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
                         virtio_dmm_get_boot_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_REPORTED_PROP, "size",

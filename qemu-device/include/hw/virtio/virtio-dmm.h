@@ -31,6 +31,7 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_REFUSED_PROP         "refused-reports"
 #define VIRTIO_DMM_PAGES_PROP           "pages"
 #define VIRTIO_DMM_SUB_BLOCKS_PROP      "sub-blocks"
+#define VIRTIO_DMM_PARTIAL_SIZE_PROP    "sub-block-plugged-size"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
 #define VIRTIO_DMM_SIZE_PROP            "size"
 

@@ -949,6 +949,75 @@ def suite_fine_migrate(r):
             dst.stop()
 
 
+def suite_fine_bad_lists(r):
+    """Issue 3: malformed page lists sent from inside a guest are refused
+    by QEMU and change nothing (through the driver's debugfs test file)."""
+    with Guest("fine-badlists", mem="1G", maxmem="4G", region="2G") as g:
+        g.run("mount -t debugfs none /sys/kernel/debug 2>/dev/null")
+        f = g.out("echo /sys/kernel/debug/virtio_dmm/virtio*/page_request"
+                  ).strip()
+        g.run("dmm_memfill -s %d -a 4 -c -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (64 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
+        addrs = [int(w, 16) for w in re.findall(r"addr (0x[0-9a-f]+)", out)]
+        r.ok(len(addrs) == 4 and g.run("test -w " + f)[0] == 0,
+             "a program holds 64 MiB with a pattern; 4 of its pages "
+             "found; debugfs page_request present", out)
+        if len(addrs) != 4:
+            return
+        a, b = addrs[0], addrs[1]
+        region = g.dmm_info()["memaddr"]
+        unplug, plug, move = 4, 5, 6
+        many = " ".join("%x" % (a + 4096 * i) for i in range(1025))
+        cases = [
+            ("unaligned", "%d 1 %x" % (unplug, a + 8)),
+            ("not RAM (local APIC)", "%d 1 fee00000" % unplug),
+            ("not RAM (PCI hole)", "%d 1 80000000" % unplug),
+            ("in an unplugged block of the region",
+             "%d 1 %x" % (unplug, region)),
+            ("beyond guest RAM", "%d 1 %x" % (unplug, 1 << 46)),
+            ("listed twice", "%d 2 %x %x" % (unplug, a, a)),
+            ("a good page, then a bad one", "%d 2 %x %x" % (unplug, b,
+                                                             a + 1)),
+            ("plugging a page that is plugged", "%d 1 %x" % (plug, a)),
+            ("moving a plugged page", "%d 2 %x %x" % (move, a, b)),
+            ("an odd MOVE list", "%d 1 %x" % (move, a)),
+            ("no pages", "%d 0" % unplug),
+            ("more pages claimed than sent", "%d 3 %x %x" % (unplug, a, b)),
+            ("more than max_pages", "%d 1025 %s" % (unplug, many)),
+            ("an unknown type", "9 1 %x" % a),
+        ]
+        before = g.dmm_info()
+        for what, line in cases:
+            rc, out = g.run("echo %s > %s && cat %s" % (line, f, f))
+            after = g.dmm_info()
+            r.ok(rc == 0 and out.strip() == "error" and after == before,
+                 "malformed page list (%s): ERROR, nothing changed" % what,
+                 "answer %r\nbefore %s\nafter %s" % (out, before, after))
+        # beyond requested: the guest unplugged pages and is at its target;
+        # plugging two of them back would exceed it
+        resize(r, g, GiB - 4 * MiB, "shrink by 4 MiB of pages")
+        info = g.dmm_info()
+        off = g.out("dmm_offline_pages 2 %d" % GiB).split()
+        rc, out = g.run("echo %d 2 %s > %s && cat %s"
+                        % (plug, " ".join(x[2:] for x in off), f, f))
+        r.ok(len(off) == 2 and out.strip() == "nack" and
+             g.dmm_info() == info,
+             "PLUG_PAGES beyond requested-size (2 of the guest's unplugged "
+             "pages, %s): NACK, nothing changed" % " ".join(off), out)
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals", 300)
+        r.tap("dmm_memfill (the pages named in the bad lists)", 0, out)
+        r.ok("pattern intact" in out,
+             "the pages named in malformed lists kept their content")
+        r.ok(g.sysfs("status") == "idle" and
+             int(g.sysfs("current_size")) == GiB - 4 * MiB,
+             "the driver is unaffected: idle at 1020 MiB")
+        problems = g.kernel_problems()
+        r.ok(not problems, "malformed lists: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -965,6 +1034,7 @@ SUITES = {
     "fine-random": suite_fine_random,
     "fine-migrate": suite_fine_migrate,
     "callback-conflict": suite_callback_conflict,
+    "fine-bad-lists": suite_fine_bad_lists,
 }
 
 

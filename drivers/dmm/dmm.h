@@ -141,6 +141,10 @@ struct virtio_dmm {
 	u64 sb_unplug_failures;		/* sub-blocks Linux would not let go */
 	u64 floor_stops;		/* unplugs stopped at the floor */
 
+	/* debugfs (dmm_debugfs.c): a test's raw page request */
+	struct dentry *debug_dir;
+	u16 debug_resp;			/* the device's last answer to it */
+
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
 	/* set in remove(): the control loop must not run again */
@@ -250,6 +254,19 @@ void dmm_report_exit(struct virtio_dmm *vm);
 #define dmm_report_vq_done NULL
 static inline void dmm_report_init(struct virtio_dmm *vm) { }
 static inline void dmm_report_exit(struct virtio_dmm *vm) { }
+#endif
+
+/* dmm_debugfs.c: raw page requests for tests */
+#if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)
+void dmm_debugfs_init(struct virtio_dmm *vm);
+void dmm_debugfs_exit(struct virtio_dmm *vm);
+void dmm_debugfs_register(void);
+void dmm_debugfs_unregister(void);
+#else
+static inline void dmm_debugfs_init(struct virtio_dmm *vm) { }
+static inline void dmm_debugfs_exit(struct virtio_dmm *vm) { }
+static inline void dmm_debugfs_register(void) { }
+static inline void dmm_debugfs_unregister(void) { }
 #endif
 
 /* dmm_sysfs.c */

@@ -290,6 +290,7 @@ static int dmm_probe(struct virtio_device *vdev)
 		 vm->sub_blocks ? ", sub-blocks" : "",
 		 vm->pages ? ", pages" : "");
 	dmm_report_init(vm);
+	dmm_debugfs_init(vm);
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
 	return 0;
@@ -334,6 +335,7 @@ static void dmm_remove(struct virtio_device *vdev)
 {
 	struct virtio_dmm *vm = vdev->priv;
 
+	dmm_debugfs_exit(vm);
 	dmm_report_exit(vm);
 	WRITE_ONCE(vm->removing, true);
 	cancel_delayed_work_sync(&vm->work);
@@ -408,7 +410,25 @@ static struct virtio_driver dmm_driver = {
 #endif
 };
 
-module_virtio_driver(dmm_driver);
+static int __init dmm_init(void)
+{
+	int rc;
+
+	dmm_debugfs_register();
+	rc = register_virtio_driver(&dmm_driver);
+	if (rc)
+		dmm_debugfs_unregister();
+	return rc;
+}
+
+static void __exit dmm_exit(void)
+{
+	unregister_virtio_driver(&dmm_driver);
+	dmm_debugfs_unregister();
+}
+
+module_init(dmm_init);
+module_exit(dmm_exit);
 MODULE_DEVICE_TABLE(virtio, dmm_id_table);
 MODULE_DESCRIPTION("virtio-dmm dynamic memory driver");
 MODULE_LICENSE("GPL");

@@ -14,6 +14,9 @@
  *   -w FILE                 after filling, wait until FILE exists, then
  *                           verify (keeps the memory in use meanwhile,
  *                           e.g. across a migration or a resize)
+ *   -a N                    print the physical addresses of the first N
+ *                           pages ("addr 0x..."), for tests that need
+ *                           pages in use
  *   -c                      with -w: verify the whole pattern over and
  *                           over while waiting, not only at the end, so a
  *                           page that changes and changes back is caught
@@ -75,17 +78,35 @@ static int64_t bytes_in_range(void *p, uint64_t len, uint64_t start,
 	return in;
 }
 
+/* Print the physical address of the first @n pages of @p (root only). */
+static void print_addrs(void *p, uint64_t n)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e;
+
+	for (uint64_t i = 0; fd >= 0 && i < n; i++) {
+		if (pread(fd, &e, 8, ((uintptr_t)p / psz + i) * 8) != 8 ||
+		    !(e >> 63))
+			break;
+		ksft_print_msg("addr 0x%" PRIx64 "\n",
+			       (uint64_t)((e & ((1ULL << 55) - 1)) * psz));
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = 0, leave = 0, seed = getpid(), bad;
 	const char *wait_file = NULL;
 	int64_t need_region = -1, in;
-	uint64_t passes = 0;
+	uint64_t passes = 0, addrs = 0;
 	bool check = false;
 	uint64_t *p;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:l:r:p:w:c")) != -1) {
+	while ((opt = getopt(argc, argv, "s:l:r:p:w:ca:")) != -1) {
 		switch (opt) {
 		case 's': size = strtoull(optarg, NULL, 0); break;
 		case 'l': leave = strtoull(optarg, NULL, 0); break;
@@ -93,6 +114,7 @@ int main(int argc, char **argv)
 		case 'p': seed = strtoull(optarg, NULL, 0); break;
 		case 'w': wait_file = optarg; break;
 		case 'c': check = true; break;
+		case 'a': addrs = strtoull(optarg, NULL, 0); break;
 		default:
 			fprintf(stderr, "usage: %s -s BYTES|-l BYTES [-r MIN] [-p SEED] [-w FILE [-c]]\n",
 				argv[0]);
@@ -118,6 +140,7 @@ int main(int argc, char **argv)
 		ksft_exit_fail_msg("cannot map %" PRIu64 " bytes\n", size);
 	fill(p, size / 8, seed);
 	ksft_test_result_pass("fill %" PRIu64 " MiB\n", size / MiB);
+	print_addrs(p, addrs < size / 4096 ? addrs : size / 4096);
 	if (wait_file) {
 		ksft_print_msg("filled; waiting for %s\n", wait_file);
 		bad = size / 8;

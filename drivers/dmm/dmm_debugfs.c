@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-dmm guest driver: debugfs, for tests of the device.
+ *
+ * /sys/kernel/debug/virtio_dmm/<device>/page_request sends one raw page
+ * request and reads back the device's answer:
+ *
+ *   echo "TYPE NB ADDR..." > page_request     # decimal TYPE and NB, hex ADDR
+ *   cat page_request                          # ack, nack, busy or error
+ *
+ * NB goes into the header as it is, so a request can claim more addresses
+ * than it carries.  This lets a test prove inside a guest that the device
+ * refuses malformed page lists.  It bypasses the driver's bookkeeping: a
+ * well-formed request sent here takes memory away from a guest that still
+ * uses it.  Root only, and only for tests.
+ */
+#include <linux/debugfs.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "dmm.h"
+
+/* At most this many addresses: one more than a device may accept. */
+#define DMM_DEBUG_MAX_ADDRS	1025
+#define DMM_DEBUG_MAX_INPUT	(DMM_DEBUG_MAX_ADDRS * 20 + 32)
+
+static struct dentry *dmm_debugfs_root;
+
+static const char * const dmm_resp_names[] = {
+	[VIRTIO_DMM_RESP_ACK] = "ack",
+	[VIRTIO_DMM_RESP_NACK] = "nack",
+	[VIRTIO_DMM_RESP_BUSY] = "busy",
+	[VIRTIO_DMM_RESP_ERROR] = "error",
+};
+
+/* Parse "TYPE NB ADDR..." into @req; returns the number of addresses. */
+static int dmm_debug_parse(char *buf, struct virtio_dmm_page_req *req)
+{
+	unsigned int type, nb, n = 0;
+	char *tok;
+	u64 addr;
+
+	tok = strsep(&buf, "\n ");
+	if (!tok || kstrtouint(tok, 10, &type) || type > U16_MAX)
+		return -EINVAL;
+	tok = strsep(&buf, "\n ");
+	if (!tok || kstrtouint(tok, 10, &nb))
+		return -EINVAL;
+	req->type = cpu_to_le16(type);
+	req->nb_pages = cpu_to_le32(nb);
+	while ((tok = strsep(&buf, "\n "))) {
+		if (!*tok)
+			continue;
+		if (n == DMM_DEBUG_MAX_ADDRS || kstrtou64(tok, 16, &addr))
+			return -EINVAL;
+		req->addr[n++] = cpu_to_le64(addr);
+	}
+	return n;
+}
+
+/* Send @req with @n addresses on the page queue and wait for the answer. */
+static int dmm_debug_send(struct virtio_dmm *vm,
+			  struct virtio_dmm_page_req *req, unsigned int n)
+{
+	struct scatterlist sg_req, sg_resp;
+	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
+	unsigned int len;
+	int rc;
+
+	mutex_lock(&vm->page_mutex);
+	sg_init_one(&sg_req, req, struct_size(req, addr, n));
+	sg_init_one(&sg_resp, &vm->page_resp_buf, sizeof(vm->page_resp_buf));
+	rc = virtqueue_add_sgs(vm->page_vq, sgs, 1, 1, vm, GFP_KERNEL);
+	if (!rc) {
+		virtqueue_kick(vm->page_vq);
+		wait_event(vm->page_resp, virtqueue_get_buf(vm->page_vq, &len));
+		vm->debug_resp = le16_to_cpu(vm->page_resp_buf.type);
+	}
+	mutex_unlock(&vm->page_mutex);
+	return rc;
+}
+
+static ssize_t dmm_debug_write(struct file *file, const char __user *ubuf,
+			       size_t count, loff_t *ppos)
+{
+	struct virtio_dmm *vm = file->private_data;
+	struct virtio_dmm_page_req *req;
+	char *buf;
+	int n, rc;
+
+	if (count > DMM_DEBUG_MAX_INPUT)
+		return -EINVAL;
+	buf = memdup_user_nul(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	req = kzalloc(struct_size(req, addr, DMM_DEBUG_MAX_ADDRS), GFP_KERNEL);
+	if (!req) {
+		kfree(buf);
+		return -ENOMEM;
+	}
+	n = dmm_debug_parse(buf, req);
+	rc = n < 0 ? n : dmm_debug_send(vm, req, n);
+	kfree(req);
+	kfree(buf);
+	return rc ? rc : count;
+}
+
+static ssize_t dmm_debug_read(struct file *file, char __user *ubuf,
+			      size_t count, loff_t *ppos)
+{
+	struct virtio_dmm *vm = file->private_data;
+	u16 resp = READ_ONCE(vm->debug_resp);
+	char out[16];
+	int len;
+
+	len = scnprintf(out, sizeof(out), "%s\n",
+			resp < ARRAY_SIZE(dmm_resp_names) ?
+			dmm_resp_names[resp] : "none");
+	return simple_read_from_buffer(ubuf, count, ppos, out, len);
+}
+
+static const struct file_operations dmm_debug_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = dmm_debug_read,
+	.write = dmm_debug_write,
+	.llseek = default_llseek,
+};
+
+void dmm_debugfs_init(struct virtio_dmm *vm)
+{
+	vm->debug_resp = U16_MAX;
+	if (!vm->pages)
+		return;
+	vm->debug_dir = debugfs_create_dir(dev_name(&vm->vdev->dev),
+					   dmm_debugfs_root);
+	debugfs_create_file("page_request", 0600, vm->debug_dir, vm,
+			    &dmm_debug_fops);
+}
+
+void dmm_debugfs_exit(struct virtio_dmm *vm)
+{
+	debugfs_remove_recursive(vm->debug_dir);
+	vm->debug_dir = NULL;
+}
+
+/* Module load and unload: the driver's directory. */
+void dmm_debugfs_register(void)
+{
+	dmm_debugfs_root = debugfs_create_dir(KBUILD_MODNAME, NULL);
+}
+
+void dmm_debugfs_unregister(void)
+{
+	debugfs_remove_recursive(dmm_debugfs_root);
+	dmm_debugfs_root = NULL;
+}

@@ -376,40 +376,32 @@ class Guest:
     def sysfs(self, attr):
         return self.out("cat %s/%s" % (self.sysfs_dir(), attr)).strip()
 
-    def wait_plugged(self, size, timeout=120):
-        """Wait until the driver reports @size plugged and is idle.
+    def _wait_attr(self, attr, size, timeout):
+        """Wait until sysfs @attr is @size and the driver idle.
 
         Returns seconds waited, or raises AgentError on timeout.
         """
         want = parse_size(size)
         d = self.sysfs_dir()
-        cmd = ("t=0; while [ $t -lt %d ]; do p=$(cat %s/plugged_size); "
-               "s=$(cat %s/status); [ \"$p\" = %d ] && [ \"$s\" = idle ] && "
-               "exit 0; usleep 20000; t=$((t+1)); done; echo $p $s; exit 1"
-               % (timeout * 50, d, d, want))
+        cmd = ("t=0; while [ $t -lt %d ]; do v=$(cat %s/%s); "
+               "s=$(cat %s/status); [ \"$v\" = %d ] && [ \"$s\" = idle ] && "
+               "exit 0; usleep 20000; t=$((t+1)); done; echo $v $s; exit 1"
+               % (timeout * 50, d, attr, d, want))
         t0 = time.time()
         rc, out = self.run(cmd, timeout + 30)
         if rc:
-            raise AgentError("plugged size did not reach %d: %s"
-                             % (want, out.strip()))
+            raise AgentError("%s did not reach %d: %s"
+                             % (attr, want, out.strip()))
         return time.time() - t0
+
+    def wait_plugged(self, size, timeout=120):
+        """Wait until the driver reports @size plugged and is idle."""
+        return self._wait_attr("plugged_size", size, timeout)
 
     def wait_current(self, size, timeout=120):
         """Wait until the guest's RAM (sysfs current_size) is @size and the
-        driver idle.  Returns seconds waited, or raises AgentError.
-        """
-        want = parse_size(size)
-        d = self.sysfs_dir()
-        cmd = ("t=0; while [ $t -lt %d ]; do c=$(cat %s/current_size); "
-               "s=$(cat %s/status); [ \"$c\" = %d ] && [ \"$s\" = idle ] && "
-               "exit 0; usleep 20000; t=$((t+1)); done; echo $c $s; exit 1"
-               % (timeout * 50, d, d, want))
-        t0 = time.time()
-        rc, out = self.run(cmd, timeout + 30)
-        if rc:
-            raise AgentError("current size did not reach %d: %s"
-                             % (want, out.strip()))
-        return time.time() - t0
+        driver idle."""
+        return self._wait_attr("current_size", size, timeout)
 
     def console(self):
         with open(self.console_log, errors="replace") as f:

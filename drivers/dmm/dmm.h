@@ -152,6 +152,9 @@ struct virtio_dmm {
 };
 
 /* dmm_virtio.c: the device protocol, called with hotplug_mutex held */
+int dmm_vq_exchange(struct virtqueue *vq, wait_queue_head_t *wq, void *req,
+		    size_t req_len, struct virtio_dmm_resp *resp);
+int dmm_resp_errno(int type);
 int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug_all(struct virtio_dmm *vm);

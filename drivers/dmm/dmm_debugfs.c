@@ -15,7 +15,6 @@
  * uses it.  Root only, and only for tests.
  */
 #include <linux/debugfs.h>
-#include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -60,26 +59,19 @@ static int dmm_debug_parse(char *buf, struct virtio_dmm_page_req *req)
 	return n;
 }
 
-/* Send @req with @n addresses on the page queue and wait for the answer. */
+/* Send @req with @n addresses on the page queue and keep the answer. */
 static int dmm_debug_send(struct virtio_dmm *vm,
 			  struct virtio_dmm_page_req *req, unsigned int n)
 {
-	struct scatterlist sg_req, sg_resp;
-	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
-	unsigned int len;
 	int rc;
 
 	mutex_lock(&vm->page_mutex);
-	sg_init_one(&sg_req, req, struct_size(req, addr, n));
-	sg_init_one(&sg_resp, &vm->page_resp_buf, sizeof(vm->page_resp_buf));
-	rc = virtqueue_add_sgs(vm->page_vq, sgs, 1, 1, vm, GFP_KERNEL);
-	if (!rc) {
-		virtqueue_kick(vm->page_vq);
-		wait_event(vm->page_resp, virtqueue_get_buf(vm->page_vq, &len));
-		vm->debug_resp = le16_to_cpu(vm->page_resp_buf.type);
-	}
+	rc = dmm_vq_exchange(vm->page_vq, &vm->page_resp, req,
+			     struct_size(req, addr, n), &vm->page_resp_buf);
+	if (rc >= 0)
+		vm->debug_resp = rc;
 	mutex_unlock(&vm->page_mutex);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static ssize_t dmm_debug_write(struct file *file, const char __user *ubuf,

@@ -22,7 +22,6 @@
 #include <linux/delay.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
-#include <linux/scatterlist.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/virtio_config.h>
@@ -44,37 +43,24 @@ void dmm_page_vq_done(struct virtqueue *vq)
 /*
  * Send the page request in vm->page_req (@nb addresses) and wait for the
  * answer.  Called with page_mutex held: one request in flight.
- * ACK 0, NACK -ENOSPC, ERROR (or anything else) -EIO.
+ * ACK 0, NACK -ENOSPC, anything else an error (see dmm_resp_errno()).
  */
 static int dmm_send_pages(struct virtio_dmm *vm, u16 type, unsigned int nb)
 {
-	struct scatterlist sg_req, sg_resp;
-	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
-	unsigned int len;
 	int rc;
 
 	lockdep_assert_held(&vm->page_mutex);
 	vm->page_req->type = cpu_to_le16(type);
 	vm->page_req->padding = 0;
 	vm->page_req->nb_pages = cpu_to_le32(nb);
-	sg_init_one(&sg_req, vm->page_req, struct_size(vm->page_req, addr, nb));
-	sg_init_one(&sg_resp, &vm->page_resp_buf, sizeof(vm->page_resp_buf));
-	rc = virtqueue_add_sgs(vm->page_vq, sgs, 1, 1, vm, GFP_KERNEL);
-	if (rc < 0)
-		return rc;
-	virtqueue_kick(vm->page_vq);
-	wait_event(vm->page_resp, virtqueue_get_buf(vm->page_vq, &len));
-
-	switch (le16_to_cpu(vm->page_resp_buf.type)) {
-	case VIRTIO_DMM_RESP_ACK:
-		return 0;
-	case VIRTIO_DMM_RESP_NACK:
-		return -ENOSPC;
-	default:
-		dev_err(&vm->vdev->dev, "page request %u of %u pages failed: response %u\n",
-			type, nb, le16_to_cpu(vm->page_resp_buf.type));
-		return -EIO;
-	}
+	rc = dmm_resp_errno(dmm_vq_exchange(vm->page_vq, &vm->page_resp,
+					    vm->page_req,
+					    struct_size(vm->page_req, addr, nb),
+					    &vm->page_resp_buf));
+	if (rc && rc != -ENOSPC)
+		dev_err(&vm->vdev->dev, "page request %u of %u pages failed: %d\n",
+			type, nb, rc);
+	return rc;
 }
 
 /* How many more pages may be unplugged before the floor is reached. */

@@ -54,26 +54,33 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 }
 
 /*
- * Send vm->req and wait for the answer in vm->resp.
- * Must be called with hotplug_mutex held: one request is in flight.
+ * Put @req (@req_len bytes) and a response buffer on @vq, kick, and sleep
+ * on @wq until the device has used them.  Returns the response type, or
+ * -errno if the request could not be queued.  The caller keeps one request
+ * in flight per queue.  Request, page and debugfs requests all go here.
  */
-static int dmm_send_request(struct virtio_dmm *vm)
+int dmm_vq_exchange(struct virtqueue *vq, wait_queue_head_t *wq, void *req,
+		    size_t req_len, struct virtio_dmm_resp *resp)
 {
 	struct scatterlist sg_req, sg_resp;
 	struct scatterlist *sgs[2] = { &sg_req, &sg_resp };
 	unsigned int len;
 	int rc;
 
-	lockdep_assert_held(&vm->hotplug_mutex);
-	sg_init_one(&sg_req, &vm->req, sizeof(vm->req));
-	sg_init_one(&sg_resp, &vm->resp, sizeof(vm->resp));
-	rc = virtqueue_add_sgs(vm->vq, sgs, 1, 1, vm, GFP_KERNEL);
+	sg_init_one(&sg_req, req, req_len);
+	sg_init_one(&sg_resp, resp, sizeof(*resp));
+	rc = virtqueue_add_sgs(vq, sgs, 1, 1, resp, GFP_KERNEL);
 	if (rc < 0)
 		return rc;
-	virtqueue_kick(vm->vq);
-	wait_event(vm->host_resp, virtqueue_get_buf(vm->vq, &len));
+	virtqueue_kick(vq);
+	wait_event(*wq, virtqueue_get_buf(vq, &len));
+	return le16_to_cpu(resp->type);
+}
 
-	switch (le16_to_cpu(vm->resp.type)) {
+/* One errno per answer: ACK 0, NACK -ENOSPC, BUSY -EAGAIN, ERROR -EIO. */
+int dmm_resp_errno(int type)
+{
+	switch (type) {
 	case VIRTIO_DMM_RESP_ACK:
 		return 0;
 	case VIRTIO_DMM_RESP_NACK:
@@ -81,8 +88,19 @@ static int dmm_send_request(struct virtio_dmm *vm)
 	case VIRTIO_DMM_RESP_BUSY:
 		return -EAGAIN;
 	default:
-		return -EIO;
+		return type < 0 ? type : -EIO;
 	}
+}
+
+/*
+ * Send vm->req and wait for the answer in vm->resp.
+ * Must be called with hotplug_mutex held: one request is in flight.
+ */
+static int dmm_send_request(struct virtio_dmm *vm)
+{
+	lockdep_assert_held(&vm->hotplug_mutex);
+	return dmm_resp_errno(dmm_vq_exchange(vm->vq, &vm->host_resp, &vm->req,
+					      sizeof(vm->req), &vm->resp));
 }
 
 /* A range request: PLUG, UNPLUG, STATE, PLUG_SB, UNPLUG_SB. */

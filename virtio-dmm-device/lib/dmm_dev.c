@@ -940,3 +940,211 @@ int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen)
 		return -EINVAL;
 	return dmm_check_requested_size(d, d->requested_size, err, errlen);
 }
+
+/* --- hints --- */
+
+#define XXH_P1 0x9E3779B185EBCA87ULL
+#define XXH_P2 0xC2B2AE3D27D4EB4FULL
+#define XXH_P3 0x165667B19E3779F9ULL
+#define XXH_P4 0x85EBCA77C2B2AE63ULL
+#define XXH_P5 0x27D4EB2F165667C5ULL
+
+static uint64_t xxh_rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t xxh_round(uint64_t acc, uint64_t input)
+{
+	return xxh_rotl(acc + input * XXH_P2, 31) * XXH_P1;
+}
+
+static uint64_t xxh_merge(uint64_t acc, uint64_t v)
+{
+	return (acc ^ xxh_round(0, v)) * XXH_P1 + XXH_P4;
+}
+
+/* XXH64 as its specification defines it (little-endian input words). */
+uint64_t dmm_xxh64(const void *data, size_t len, uint64_t seed)
+{
+	const uint8_t *p = data, *end = p + len;
+	uint64_t h, v[4];
+
+	if (len >= 32) {
+		v[0] = seed + XXH_P1 + XXH_P2;
+		v[1] = seed + XXH_P2;
+		v[2] = seed;
+		v[3] = seed - XXH_P1;
+		for (; end - p >= 32; p += 32) {
+			v[0] = xxh_round(v[0], dmm_le64(p));
+			v[1] = xxh_round(v[1], dmm_le64(p + 8));
+			v[2] = xxh_round(v[2], dmm_le64(p + 16));
+			v[3] = xxh_round(v[3], dmm_le64(p + 24));
+		}
+		h = xxh_rotl(v[0], 1) + xxh_rotl(v[1], 7) +
+		    xxh_rotl(v[2], 12) + xxh_rotl(v[3], 18);
+		h = xxh_merge(xxh_merge(xxh_merge(xxh_merge(h, v[0]), v[1]),
+					v[2]), v[3]);
+	} else {
+		h = seed + XXH_P5;
+	}
+	h += len;
+	for (; end - p >= 8; p += 8)
+		h = xxh_rotl(h ^ xxh_round(0, dmm_le64(p)), 27) * XXH_P1 +
+		    XXH_P4;
+	if (end - p >= 4) {
+		h = xxh_rotl(h ^ (uint64_t)dmm_le32(p) * XXH_P1, 23) * XXH_P2 +
+		    XXH_P3;
+		p += 4;
+	}
+	for (; p < end; p++)
+		h = xxh_rotl(h ^ *p * XXH_P5, 11) * XXH_P1;
+	h ^= h >> 33;
+	h *= XXH_P2;
+	h ^= h >> 29;
+	h *= XXH_P3;
+	h ^= h >> 32;
+	return h;
+}
+
+/*
+ * Where the page of a hint lives: boot RAM, or a plugged sub-block of the
+ * region, and not a page the guest unplugged.
+ */
+static int dmm_hint_lookup(const struct dmm_dev *d, uint64_t gpa,
+			   bool *boot, uint64_t *offset)
+{
+	const uint64_t hps = VIRTIO_DMM_HINT_PAGE_SIZE;
+	const uint8_t *bitmap;
+
+	if (gpa % hps)
+		return -EINVAL;
+	if (gpa >= d->p.region_addr &&
+	    gpa - d->p.region_addr < d->p.region_size) {
+		*offset = gpa - d->p.region_addr;
+		if (!dmm_sb_test(d, *offset / d->sb_size))
+			return -EINVAL;
+		*boot = false;
+		bitmap = d->region_pages;
+	} else {
+		if (d->ops->boot_page(d->opaque, gpa, offset) ||
+		    *offset % hps || *offset >= d->p.boot_size)
+			return -EINVAL;
+		*boot = true;
+		bitmap = d->boot_pages;
+	}
+	/* hint pages are never larger than unplug pages (both 4 KiB) */
+	if (d->p.page_size &&
+	    dmm_page_test(bitmap, *offset / d->p.page_size))
+		return -EINVAL;
+	return 0;
+}
+
+static bool dmm_page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	size_t i;
+
+	for (i = 0; i < VIRTIO_DMM_HINT_PAGE_SIZE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Header and addresses: everything is checked before any page is read. */
+static uint16_t dmm_check_hint_req(const struct dmm_dev *d,
+				   const struct virtio_dmm_hint_req *h,
+				   size_t req_len, uint16_t *type, uint32_t *nb)
+{
+	const uint8_t *e = (const uint8_t *)h + sizeof(*h);
+	uint64_t offset;
+	uint32_t i;
+	bool boot;
+
+	*type = dmm_le16(&h->type);
+	*nb = dmm_le32(&h->nb_hints);
+	if (!d->ops->boot_page || !d->ops->page_ptr || !d->ops->share)
+		return VIRTIO_DMM_RESP_ERROR;	/* the VMM offers no hints */
+	if (dmm_le16(&h->padding) ||
+	    (*type != VIRTIO_DMM_HINT_ZERO && *type != VIRTIO_DMM_HINT_DUP))
+		return VIRTIO_DMM_RESP_ERROR;
+	if (!*nb || *nb > VIRTIO_DMM_MAX_HINTS ||
+	    (req_len - sizeof(*h)) / sizeof(struct virtio_dmm_hint) < *nb)
+		return VIRTIO_DMM_RESP_ERROR;
+	for (i = 0; i < *nb; i++, e += sizeof(struct virtio_dmm_hint)) {
+		if (dmm_hint_lookup(d, dmm_le64(e), &boot, &offset) ||
+		    (*type == VIRTIO_DMM_HINT_ZERO && dmm_le64(e + 8)))
+			return VIRTIO_DMM_RESP_ERROR;
+	}
+	return VIRTIO_DMM_RESP_ACK;
+}
+
+/*
+ * Is the page as the hint says?  The content may change while we read it:
+ * a page passed on is shared only by a mechanism that compares again
+ * under write protection, so a wrong answer here costs work, not data.
+ */
+static bool dmm_hint_holds(struct dmm_dev *d, uint16_t type, bool boot,
+			   uint64_t offset, uint64_t hash)
+{
+	const uint8_t *p = d->ops->page_ptr(d->opaque, boot, offset);
+
+	if (!p)
+		return false;
+	if (type == VIRTIO_DMM_HINT_ZERO)
+		return dmm_page_is_zero(p);
+	return dmm_xxh64(p, VIRTIO_DMM_HINT_PAGE_SIZE, 0) == hash;
+}
+
+static void dmm_process_hints(struct dmm_dev *d, uint16_t type,
+			      const uint8_t *e, uint32_t nb,
+			      struct virtio_dmm_resp *resp)
+{
+	uint32_t i, ok = 0;
+	uint64_t offset;
+	bool boot;
+
+	for (i = 0; i < nb; i++, e += sizeof(struct virtio_dmm_hint)) {
+		/* checked by dmm_check_hint_req(): cannot fail */
+		if (dmm_hint_lookup(d, dmm_le64(e), &boot, &offset) ||
+		    !dmm_hint_holds(d, type, boot, offset, dmm_le64(e + 8)))
+			continue;
+		if (d->ops->share(d->opaque, boot, offset)) {
+			d->stats.backend_errors++;
+			continue;
+		}
+		ok++;
+	}
+	if (type == VIRTIO_DMM_HINT_ZERO)
+		d->stats.hints_zero += ok;
+	else
+		d->stats.hints_dup += ok;
+	d->stats.hints_rejected += nb - ok;
+	dmm_put_le32(&resp->u.hint.accepted, ok);
+	dmm_put_le32(&resp->u.hint.rejected, nb - ok);
+}
+
+int dmm_handle_hint_request(struct dmm_dev *d, const void *req,
+			    size_t req_len, struct virtio_dmm_resp *resp)
+{
+	const struct virtio_dmm_hint_req *h = req;
+	uint16_t type, rtype;
+	uint32_t nb;
+
+	if (req_len < sizeof(*h))
+		return -EINVAL;
+	memset(resp, 0, sizeof(*resp));
+	d->stats.hint_requests++;
+	rtype = dmm_check_hint_req(d, h, req_len, &type, &nb);
+	if (rtype == VIRTIO_DMM_RESP_ACK && d->hints_refused) {
+		rtype = VIRTIO_DMM_RESP_NACK;
+		d->stats.hints_rejected += nb;
+	}
+	if (rtype == VIRTIO_DMM_RESP_ACK)
+		dmm_process_hints(d, type, (const uint8_t *)req + sizeof(*h),
+				  nb, resp);
+	else if (rtype == VIRTIO_DMM_RESP_ERROR)
+		d->stats.hint_errors++;
+	dmm_put_le16(&resp->type, rtype);
+	return sizeof(*resp);
+}

@@ -28,12 +28,24 @@ struct dmm_backend_ops {
 	/* plugged_size changed (after a request or unplug-all); may be NULL. */
 	void (*plugged_changed)(void *opaque, uint64_t plugged_size);
 	/*
-	 * Pages (page_size != 0) only.  Is guest-physical @gpa boot RAM?  Then
+	 * Pages and hints only.  Is guest-physical @gpa boot RAM?  Then
 	 * 0 and *offset is its offset in [0, boot_size); else -1.
 	 */
 	int (*boot_page)(void *opaque, uint64_t gpa, uint64_t *offset);
 	/* Give host memory behind boot RAM [offset, offset + len) back. */
 	int (*discard_boot)(void *opaque, uint64_t offset, uint64_t len);
+	/*
+	 * Hints only.  The host mapping of the VIRTIO_DMM_HINT_PAGE_SIZE page
+	 * at @offset of boot RAM (@boot) or of the region, or NULL.  Read
+	 * while the guest runs: the content may change under the reader.
+	 */
+	const void *(*page_ptr)(void *opaque, bool boot, uint64_t offset);
+	/*
+	 * Hints only.  Let the host share the page's memory with identical
+	 * pages, safely against concurrent writes (copy on write); 0 or
+	 * -errno.
+	 */
+	int (*share)(void *opaque, bool boot, uint64_t offset);
 };
 
 /* Fixed parameters of a device, checked by dmm_dev_init(). */
@@ -60,6 +72,11 @@ struct dmm_stats {
 	uint64_t page_requests;	/* page requests processed */
 	uint64_t pages_unplugged; /* pages unplugged (UNPLUG_PAGES, MOVE) */
 	uint64_t pages_plugged;	/* pages plugged back (PLUG_PAGES, MOVE) */
+	uint64_t hint_requests;	/* hint requests processed */
+	uint64_t hints_zero;	/* zero hints whose page was zero */
+	uint64_t hints_dup;	/* duplicate hints whose hash matched */
+	uint64_t hints_rejected; /* content not as stated, or not processed */
+	uint64_t hint_errors;	/* hint requests answered ERROR */
 };
 
 /* Block states, one byte each (stored as-is in QEMU's migration stream). */
@@ -111,6 +128,8 @@ struct dmm_dev {
 	uint64_t unplugged_size;	/* set bits in both, times page_size */
 	/* unplug pages without discarding them (postcopy, snapshots) */
 	bool discard_inhibited;
+	/* answer hints NACK: memory must not be shared now (VFIO, ...) */
+	bool hints_refused;
 
 	const struct dmm_backend_ops *ops;
 	void *opaque;
@@ -155,6 +174,18 @@ int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
  */
 int dmm_handle_page_request(struct dmm_dev *d, const void *req,
 			    size_t req_len, struct virtio_dmm_resp *resp);
+
+/*
+ * Process one hint request (hint virtqueue), as dmm_handle_request(): every
+ * address is checked before any page is read; then each page's content is
+ * compared with the hint (zero, or the XXH64 hash) and only pages found as
+ * stated are passed to ops->share.  -EINVAL if shorter than its header.
+ */
+int dmm_handle_hint_request(struct dmm_dev *d, const void *req,
+			    size_t req_len, struct virtio_dmm_resp *resp);
+
+/* XXH64 of @len bytes at @data with @seed (the hash of DUP hints). */
+uint64_t dmm_xxh64(const void *data, size_t len, uint64_t seed);
 
 /* The guest's RAM now: boot_size + plugged_size - unplugged_size. */
 uint64_t dmm_current_size(const struct dmm_dev *d);

@@ -28,6 +28,7 @@
 
 struct fz {
 	int fail_populate, fail_discard;
+	const struct dmm_dev *d;	/* to check what hints may touch */
 };
 
 static void fz_assert(int cond, const char *what)
@@ -39,6 +40,7 @@ static void fz_assert(int cond, const char *what)
 }
 
 static int region_page_discards;
+static int hint_shares;		/* pages hints passed on */
 
 static void fz_range(uint64_t off, uint64_t len)
 {
@@ -84,11 +86,47 @@ static int fz_discard_boot(void *opaque, uint64_t off, uint64_t len)
 	return fz_discard_page(opaque, off, len);
 }
 
+/* A hint may only read or share RAM the guest has now. */
+static void fz_hint_page(void *opaque, bool boot, uint64_t off)
+{
+	const struct dmm_dev *d = ((struct fz *)opaque)->d;
+
+	fz_assert(off % PS == 0, "hinted page aligned");
+	if (boot) {
+		fz_assert(off < BOOT, "hinted boot page in boot RAM");
+		fz_assert(!dmm_page_test(d->boot_pages, off / PS),
+			  "hinted boot page plugged");
+		return;
+	}
+	fz_assert(off < NB * BS, "hinted page in the region");
+	fz_assert(dmm_page_test(d->sb_plugged, off / SBS),
+		  "hinted page in a plugged sub-block");
+	fz_assert(!dmm_page_test(d->region_pages, off / PS),
+		  "hinted page plugged");
+}
+
+static const void *fz_page_ptr(void *opaque, bool boot, uint64_t off)
+{
+	static const uint64_t zero[PS / 8];
+
+	fz_hint_page(opaque, boot, off);
+	return zero;
+}
+
+static int fz_share(void *opaque, bool boot, uint64_t off)
+{
+	fz_hint_page(opaque, boot, off);
+	hint_shares++;
+	return 0;
+}
+
 static const struct dmm_backend_ops fz_ops = {
 	.populate = fz_populate,
 	.discard = fz_discard,
 	.boot_page = fz_boot_page,
 	.discard_boot = fz_discard_boot,
+	.page_ptr = fz_page_ptr,
+	.share = fz_share,
 };
 
 static uint64_t fz_weight(const uint8_t *bitmap, uint64_t nb)
@@ -221,6 +259,33 @@ static void run_page_req(struct dmm_dev *d, const uint8_t *p, size_t n)
 	fz_assert(d->plugged_size == plugged, "page requests keep blocks");
 }
 
+/* A hint request over the same few pages, with the same kinds of damage. */
+static void run_hint_req(struct dmm_dev *d, const uint8_t *p, size_t n)
+{
+	uint64_t unplugged = d->unplugged_size, plugged = d->plugged_size;
+	uint8_t buf[8 + 8 * 8], hbuf[8 + 16 * 8];
+	struct virtio_dmm_resp resp;
+	size_t len = make_page_req(p, n, buf), k;
+	int rc;
+
+	/* reuse the page list: each address becomes a hint */
+	memcpy(hbuf, buf, 8);
+	((uint16_t *)hbuf)[0] = (uint16_t)(buf[0] % 3);	/* 2 is bad */
+	for (k = 0; k < 8; k++) {
+		memcpy(hbuf + 8 + 16 * k, buf + 8 + 8 * k, 8);
+		memset(hbuf + 16 + 16 * k, n > 3 && (p[3] & 1) ? 0xff : 0, 8);
+	}
+	len = len < 8 ? len : 8 + 2 * (len - 8);
+	rc = dmm_handle_hint_request(d, hbuf, len, &resp);
+	if (len < sizeof(struct virtio_dmm_hint_req))
+		fz_assert(rc == -EINVAL, "short hint request is -EINVAL");
+	else
+		fz_assert(rc == sizeof(resp) &&
+			  resp.type != VIRTIO_DMM_RESP_BUSY, "hint answered");
+	fz_assert(d->unplugged_size == unplugged && d->plugged_size == plugged,
+		  "hints change no state");
+}
+
 static void run_script(const uint8_t *data, size_t size)
 {
 	struct dmm_params p = {
@@ -238,12 +303,16 @@ static void run_script(const uint8_t *data, size_t size)
 
 	if (dmm_dev_init(&d, &p, &fz_ops, &fz, NULL, 0))
 		abort();
+	fz.d = &d;
 	while (i < size) {
 		uint8_t op = data[i++];
 
 		switch (op & 7) {
-		case 3:					/* a page request */
-			run_page_req(&d, data + i, size - i);
+		case 3:			/* a page request, or hints */
+			if (op & 0x80)
+				run_hint_req(&d, data + i, size - i);
+			else
+				run_page_req(&d, data + i, size - i);
 			i += 3;
 			break;
 		case 0: case 1: case 2:			/* a request */
@@ -284,6 +353,7 @@ static void run_script(const uint8_t *data, size_t size)
 		case 6:
 			d.busy = !d.busy;
 			d.discard_inhibited = !!(op & 0x40);
+			d.hints_refused = !!(op & 0x20);
 			break;
 		case 7:
 			fz.fail_populate = !!(op & 0x10);
@@ -313,8 +383,8 @@ int main(int argc, char **argv)
 		run_script(data, n);
 		runs++;
 	}
-	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, no invariant violated\n",
-	       runs, seconds, seed, region_page_discards);
+	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, %d hinted pages shared, no invariant violated\n",
+	       runs, seconds, seed, region_page_discards, hint_shares);
 	return 0;
 }
 #else

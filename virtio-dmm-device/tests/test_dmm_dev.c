@@ -950,6 +950,242 @@ static void t_sb_init_rules(void)
 	dmm_dev_fini(&d);
 }
 
+/* --- hints --- */
+
+#define HPS VIRTIO_DMM_HINT_PAGE_SIZE
+#define FAKE_PAGES 16
+
+/* Guest pages behind hints: page i of boot RAM or region -> slot i % 16. */
+static uint64_t fake_mem[2][FAKE_PAGES][HPS / 8];
+static int hint_reads, hint_shares;
+static uint64_t last_share_off;
+static int last_share_boot, fail_share;
+
+static const void *fake_page_ptr(void *opaque __attribute__((unused)),
+				 bool boot, uint64_t offset)
+{
+	hint_reads++;
+	return fake_mem[boot][(offset / HPS) % FAKE_PAGES];
+}
+
+static int fake_share(void *opaque __attribute__((unused)), bool boot,
+		      uint64_t offset)
+{
+	hint_shares++;
+	last_share_boot = boot;
+	last_share_off = offset;
+	return fail_share ? -EINVAL : 0;
+}
+
+static const struct dmm_backend_ops hint_ops = {
+	.populate = fake_populate,
+	.discard = fake_discard,
+	.plugged_changed = fake_changed,
+	.boot_page = fake_boot_page,
+	.discard_boot = fake_discard_boot,
+	.page_ptr = fake_page_ptr,
+	.share = fake_share,
+};
+
+static void setup_hints(uint64_t page_size)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+		.page_size = page_size, .sub_block_size = 2 * MiB,
+	};
+
+	dmm_dev_fini(&dev);
+	memset(&fk, 0, sizeof(fk));
+	memset(fake_mem, 0, sizeof(fake_mem));
+	hint_reads = hint_shares = fail_share = 0;
+	if (dmm_dev_init(&dev, &p, &hint_ops, &fk, err, sizeof(err)) ||
+	    dmm_set_requested_size(&dev, BOOT + BS, err, sizeof(err)))
+		abort();
+}
+
+static struct {
+	struct virtio_dmm_hint_req h;
+	struct virtio_dmm_hint e[VIRTIO_DMM_MAX_HINTS + 1];
+} hreq;
+
+static void hint_set(unsigned int i, uint64_t addr, uint64_t hash)
+{
+	put64(&hreq.e[i].addr, addr);
+	put64(&hreq.e[i].hash, hash);
+}
+
+/* Send hreq with @nb hints of @type; returns the response type. */
+static uint16_t hint_send(uint16_t type, uint32_t nb, size_t len)
+{
+	put16(&hreq.h.type, type);
+	hreq.h.nb_hints = 0;
+	for (int i = 0; i < 4; i++)
+		((uint8_t *)&hreq.h.nb_hints)[i] = (nb >> (8 * i)) & 0xff;
+	if (!len)
+		len = sizeof(hreq.h) + nb * sizeof(hreq.e[0]);
+	if (dmm_handle_hint_request(&dev, &hreq, len, &last_resp) !=
+	    (int)sizeof(last_resp))
+		return 0xffff;
+	return le16(&last_resp.type);
+}
+
+static uint32_t resp32(const void *p)
+{
+	const uint8_t *b = p;
+
+	return b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void t_xxh64(void)
+{
+	static uint8_t buf[4096];
+	int i;
+
+	CHECK(dmm_xxh64("", 0, 0) == 0xef46db3751d8e999ULL);
+	CHECK(dmm_xxh64("a", 1, 0) == 0xd24ec4f1a98c6e5bULL);
+	CHECK(dmm_xxh64("abc", 3, 0) == 0x44bc2cf5ad770999ULL);
+	for (i = 0; i < 37; i++)
+		buf[i] = (uint8_t)(i + 1);
+	CHECK(dmm_xxh64(buf, 37, 0) == 0x217866f14ee30f32ULL);
+	memset(buf, 0, sizeof(buf));
+	CHECK(dmm_xxh64(buf, 4096, 0) == 0xac869b6f32d8bbdbULL);
+	for (i = 0; i < 4096; i++)
+		buf[i] = (uint8_t)(i * 7);
+	CHECK(dmm_xxh64(buf, 4096, 0) == 0xc8066d80a6fe1426ULL);
+}
+
+static void t_hints_verified(void)
+{
+	uint64_t h;
+
+	setup_hints(HPS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	/* boot page 1 is zero, boot page 2 is not */
+	fake_mem[1][2][5] = 1;
+	hint_set(0, 1 * HPS, 0);
+	hint_set(1, 2 * HPS, 0);
+	hint_set(2, blk(0) + 3 * HPS, 0);
+	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 3, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
+	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
+	CHECK(hint_shares == 2 && !last_share_boot &&
+	      last_share_off == 3 * HPS);
+	/* high boot RAM is boot RAM at its offset */
+	hint_set(0, HIGH_RAM_ADDR + 4 * HPS, 0);
+	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(last_share_boot && last_share_off == LOW_RAM + 4 * HPS);
+
+	/* duplicates: the device hashes the content itself */
+	fake_mem[0][6][0] = 0x1234;
+	h = dmm_xxh64(fake_mem[0][6], HPS, 0);
+	hint_set(0, blk(0) + 6 * HPS, h);
+	hint_set(1, blk(0) + 7 * HPS, h);	/* zero page, other hash */
+	hint_set(2, 2 * HPS, dmm_xxh64(fake_mem[1][2], HPS, 0));
+	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
+	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
+	CHECK(dev.stats.hints_zero == 3 && dev.stats.hints_dup == 2 &&
+	      dev.stats.hints_rejected == 2 && !dev.stats.hint_errors);
+
+	/* a failing share counts as rejected */
+	fail_share = 1;
+	hint_set(0, 1 * HPS, 0);
+	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
+	      dev.stats.backend_errors == 1);
+	/* no state, no size changes from hints */
+	CHECK(dev.plugged_size == BS && !dev.unplugged_size &&
+	      !fk.discards && !fk.boot_discards);
+}
+
+/* The request must be answered @resp and read and share nothing. */
+static void expect_hint_refused(uint16_t resp, uint16_t type, uint32_t nb,
+				size_t len, int line)
+{
+	int reads = hint_reads, shares = hint_shares;
+	uint64_t errs = dev.stats.hint_errors;
+
+	check(hint_send(type, nb, len) == resp, "response", line);
+	check(hint_reads == reads && hint_shares == shares,
+	      "no page read or shared", line);
+	check(resp != VIRTIO_DMM_RESP_ERROR || dev.stats.hint_errors == errs + 1,
+	      "counted as error", line);
+}
+
+#define HINT_REFUSED(resp, type, nb, len) \
+	expect_hint_refused(resp, type, nb, len, __LINE__)
+
+static void t_hints_malformed(void)
+{
+	const uint16_t E = VIRTIO_DMM_RESP_ERROR, Z = VIRTIO_DMM_HINT_ZERO;
+	uint64_t bad[] = {
+		1 * HPS + 8,			/* unaligned */
+		LOW_RAM + HPS,			/* the hole: not RAM */
+		HIGH_RAM_ADDR + BOOT,		/* past boot RAM */
+		blk(1),				/* unplugged block */
+		blk(0) + 2 * MiB,		/* unplugged sub-block */
+		REGION_ADDR + REGION_SIZE,	/* past the region */
+		5 * HPS,			/* an unplugged page */
+		~0ULL & ~(HPS - 1),
+	};
+	struct dmm_backend_ops no_hints = fake_ops;
+	unsigned int i;
+
+	setup_hints(HPS);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	{
+		uint8_t pr[16] = { 0 };
+
+		put16(pr, VIRTIO_DMM_REQ_UNPLUG_PAGES);
+		pr[4] = 1;
+		put64(pr + 8, 5 * HPS);
+		CHECK(dmm_handle_page_request(&dev, pr, sizeof(pr),
+					      &last_resp) > 0 &&
+		      le16(&last_resp.type) == VIRTIO_DMM_RESP_ACK);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* a bad address anywhere in the list spoils all of it */
+		hint_set(0, 1 * HPS, 0);
+		hint_set(1, bad[i], 0);
+		HINT_REFUSED(E, Z, 2, 0);
+	}
+	hint_set(0, 1 * HPS, 0);
+	hint_set(1, 1 * HPS, 7);		/* ZERO with a hash */
+	HINT_REFUSED(E, Z, 2, 0);
+	hint_set(1, 1 * HPS, 0);
+	HINT_REFUSED(E, Z, 0, 0);			/* none */
+	HINT_REFUSED(E, Z, VIRTIO_DMM_MAX_HINTS + 1, 0);	/* too many */
+	HINT_REFUSED(E, Z, 2, sizeof(hreq.h) + sizeof(hreq.e[0]) + 8);
+	HINT_REFUSED(E, 2, 1, 0);			/* unknown type */
+	HINT_REFUSED(E, 0xffff, 1, 0);
+	put16(&hreq.h.padding, 1);
+	HINT_REFUSED(E, Z, 1, 0);
+	put16(&hreq.h.padding, 0);
+	CHECK(dmm_handle_hint_request(&dev, &hreq, sizeof(hreq.h) - 1,
+				      &last_resp) == -EINVAL);
+
+	/* refused now: NACK, nothing read */
+	dev.hints_refused = true;
+	HINT_REFUSED(VIRTIO_DMM_RESP_NACK, Z, 1, 0);
+	dev.hints_refused = false;
+	CHECK(hint_send(Z, 1, 0) == VIRTIO_DMM_RESP_ACK);
+
+	/* a VMM without hint operations answers ERROR */
+	dmm_dev_fini(&dev);
+	{
+		struct dmm_params p = {
+			.block_size = BS, .region_addr = REGION_ADDR,
+			.region_size = REGION_SIZE, .boot_size = BOOT,
+		};
+
+		CHECK(!dmm_dev_init(&dev, &p, &no_hints, &fk, err,
+				    sizeof(err)));
+	}
+	HINT_REFUSED(E, Z, 1, 0);
+	CHECK(!dev.plugged_size && !fk.discards);
+}
+
 int main(void)
 {
 	static const struct {
@@ -994,6 +1230,9 @@ int main(void)
 		{ "sub-blocks: malformed ranges; no requests without the feature", t_sb_malformed },
 		{ "sub-blocks: pages inside sub-blocks; loaded state", t_sb_and_pages },
 		{ "sub-blocks: init parameter rules", t_sb_init_rules },
+		{ "hints: XXH64 matches the reference vectors", t_xxh64 },
+		{ "hints: content verified, only matching pages shared", t_hints_verified },
+		{ "hints: malformed and hostile lists are ERRORs, nothing read", t_hints_malformed },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

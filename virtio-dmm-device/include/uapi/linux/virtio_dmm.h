@@ -75,6 +75,13 @@
  * sub_block_size bytes; a block may be partially plugged.
  */
 #define VIRTIO_DMM_F_SUB_BLOCKS		3
+/*
+ * Shared-page hints on the hint virtqueue: the driver names pages it
+ * believes are zero, or hold content other guests likely hold too, and
+ * the device may make the host share them.  Advice only: the content the
+ * guest sees never changes because of a hint.
+ */
+#define VIRTIO_DMM_F_HINTS		4
 
 /* --- virtqueues --- */
 
@@ -86,6 +93,11 @@
  * leave it unused without F_FREE_PAGE_REPORTING).
  */
 #define VIRTIO_DMM_VQ_PAGE		2
+/*
+ * F_HINTS.  A device offering F_HINTS has queues 1 and 2 too; a driver
+ * using the hintq sets them up (and may leave them unused).
+ */
+#define VIRTIO_DMM_VQ_HINT		3
 
 /* --- requests (driver to device, request virtqueue) --- */
 
@@ -162,13 +174,52 @@ struct virtio_dmm_page_req {
 	__le64 addr[];		/* guest-physical */
 };
 
+/* --- hints (driver to device, hint virtqueue) --- */
+
+/* Every page named is entirely zero.  hash must be 0. */
+#define VIRTIO_DMM_HINT_ZERO		0
+/*
+ * Every page named holds content that is likely duplicated (a clean page
+ * of a file's page cache, say); hash is XXH64 (seed 0) of its page_size
+ * bytes.  The device checks the content against the hash itself.
+ */
+#define VIRTIO_DMM_HINT_DUP		1
+
+/* Hints name pages of this size, aligned to it. */
+#define VIRTIO_DMM_HINT_PAGE_SIZE	4096
+/* The most hints one request may carry. */
+#define VIRTIO_DMM_MAX_HINTS		256
+
+struct virtio_dmm_hint {
+	__le64 addr;		/* guest-physical, page aligned */
+	__le64 hash;		/* VIRTIO_DMM_HINT_DUP: XXH64 of the page */
+};
+
+/*
+ * A hint request: this header, then nb_hints hints.  ERROR, and nothing
+ * happens, if the type is unknown, padding is not 0, nb_hints is 0, above
+ * VIRTIO_DMM_MAX_HINTS or more than the buffer holds, or if any address is
+ * unaligned, not guest RAM (boot memory or a plugged sub-block of the
+ * region) or an unplugged page.  Otherwise ACK with the number of hints
+ * whose content the device found as stated (accepted) and not (rejected).
+ * NACK: the device does not act on hints now (e.g. memory must not be
+ * shared or discarded while a VFIO device is attached); the driver should
+ * wait before it sends more.
+ */
+struct virtio_dmm_hint_req {
+	__le16 type;		/* VIRTIO_DMM_HINT_* */
+	__le16 padding;		/* must be 0 */
+	__le32 nb_hints;
+	struct virtio_dmm_hint hints[];
+};
+
 /* --- responses (device to driver) --- */
 
 /* Done; the state of every block in the range changed as asked. */
 #define VIRTIO_DMM_RESP_ACK		0
 /*
- * Valid but refused now: plugging would exceed requested_size.  PLUG,
- * PLUG_SB and PLUG_PAGES only.
+ * Valid but refused now: plugging would exceed requested_size (PLUG,
+ * PLUG_SB and PLUG_PAGES), or hints are not acted on now (hints).
  */
 #define VIRTIO_DMM_RESP_NACK		1
 /*
@@ -191,12 +242,18 @@ struct virtio_dmm_resp_state {
 	__le16 padding[3];
 };
 
+struct virtio_dmm_resp_hint {
+	__le32 accepted;	/* content as stated */
+	__le32 rejected;	/* content differs: stale or wrong */
+};
+
 struct virtio_dmm_resp {
 	__le16 type;		/* VIRTIO_DMM_RESP_* */
 	__le16 padding[3];
 
 	union {
 		struct virtio_dmm_resp_state state;	/* STATE with ACK */
+		struct virtio_dmm_resp_hint hint;	/* hints with ACK */
 	} u;
 };
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Pack the test guest's initramfs: busybox (static), the driver module, the
-# baseline modules (virtio_mem, virtio_balloon) and the selftests.
+# baseline modules (virtio_mem, virtio_balloon), virtio_blk (a disk for
+# page-cache tests) and the selftests.
 # Rebuilds only when an input is newer than the archive.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -55,6 +56,7 @@ main() {
 	cp "$KMOD_TEST" "$ROOT/lib/modules/"
 	guest_module virtio_mem
 	guest_module virtio_balloon
+	guest_module virtio_blk
 	find "$SELFTESTS" -maxdepth 1 -type f -perm -u+x -exec cp {} "$ROOT/dmm/" \;
 	(cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT.tmp"
 	mv "$OUT.tmp" "$OUT"

@@ -141,9 +141,33 @@ struct virtio_dmm {
 	u64 sb_unplug_failures;		/* sub-blocks Linux would not let go */
 	u64 floor_stops;		/* unplugs stopped at the floor */
 
+	/* shared-page hints (VIRTIO_DMM_F_HINTS); see dmm_hints.c */
+	struct virtqueue *hint_vq;	/* NULL if not negotiated */
+	wait_queue_head_t hint_resp_wq;	/* the device answered a hint list */
+	/* one hint list in flight: serialises hint_vq and hint_resp */
+	struct mutex hint_mutex;
+	struct virtio_dmm_resp hint_resp;
+	struct virtio_dmm_hint_req *hint_req;	/* debugfs's list */
+	struct dmm_hint_lists *hint_lists;	/* the thread's own */
+	struct task_struct *hint_thread;
+	wait_queue_head_t hint_wq;	/* wakes the thread: budget, stop */
+	/* percent of one CPU the thread may use; written by sysfs only */
+	unsigned int hint_budget;
+	/* counters, updated by the thread without locks */
+	atomic64_t hints_sent[2];	/* by kind: ZERO, DUP */
+	atomic64_t hints_accepted;	/* the device found them as said */
+	atomic64_t hints_rejected;	/* it did not, or refused hints */
+	atomic64_t hint_errors;		/* lists refused as invalid */
+	atomic64_t hint_pages_scanned;
+	atomic64_t hint_passes;		/* passes over all memory */
+	atomic64_t hint_scan_ns;	/* time spent scanning */
+
 	/* debugfs (dmm_debugfs.c): a test's raw page request */
 	struct dentry *debug_dir;
 	u16 debug_resp;			/* the device's last answer to it */
+	/* and to a test's hint list: type, accepted, rejected (hint_mutex) */
+	u16 debug_hint_resp;
+	u32 debug_hint_counts[2];
 
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
@@ -258,6 +282,15 @@ void dmm_report_exit(struct virtio_dmm *vm);
 static inline void dmm_report_init(struct virtio_dmm *vm) { }
 static inline void dmm_report_exit(struct virtio_dmm *vm) { }
 #endif
+
+/* dmm_hints.c: shared-page hints */
+#define DMM_HINT_BUDGET_DEFAULT	5	/* percent of one CPU */
+void dmm_hint_vq_done(struct virtqueue *vq);
+void dmm_hints_init(struct virtio_dmm *vm);
+void dmm_hints_exit(struct virtio_dmm *vm);
+void dmm_hints_kick(struct virtio_dmm *vm);
+int dmm_hints_send(struct virtio_dmm *vm, struct virtio_dmm_hint_req *req,
+		   unsigned int nb);
 
 /* dmm_debugfs.c: raw page requests for tests */
 #if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)

@@ -8,6 +8,12 @@
  *   echo "TYPE NB ADDR..." > page_request     # decimal TYPE and NB, hex ADDR
  *   cat page_request                          # ack, nack, busy or error
  *
+ * /sys/kernel/debug/virtio_dmm/<device>/hint_request does the same with
+ * one hint list (KIND 0 zero, 1 duplicate; ADDR and HASH in hex):
+ *
+ *   echo "KIND NB ADDR HASH..." > hint_request
+ *   cat hint_request                          # "ack A R", nack or error
+ *
  * NB goes into the header as it is, so a request can claim more addresses
  * than it carries.  This lets a test prove inside a guest that the device
  * refuses malformed page lists.  It bypasses the driver's bookkeeping: a
@@ -113,6 +119,96 @@ static ssize_t dmm_debug_read(struct file *file, char __user *ubuf,
 	return simple_read_from_buffer(ubuf, count, ppos, out, len);
 }
 
+/* Parse "KIND NB ADDR HASH..." into vm->hint_req; returns the hints. */
+static int dmm_debug_parse_hints(char *buf, struct virtio_dmm_hint_req *req)
+{
+	unsigned int kind, nb, n = 0;
+	u64 val[2];
+	char *tok;
+	int i = 0;
+
+	tok = strsep(&buf, "\n ");
+	if (!tok || kstrtouint(tok, 10, &kind) || kind > U16_MAX)
+		return -EINVAL;
+	tok = strsep(&buf, "\n ");
+	if (!tok || kstrtouint(tok, 10, &nb))
+		return -EINVAL;
+	req->type = cpu_to_le16(kind);
+	req->padding = 0;
+	req->nb_hints = cpu_to_le32(nb);
+	while ((tok = strsep(&buf, "\n "))) {
+		if (!*tok)
+			continue;
+		if (n == VIRTIO_DMM_MAX_HINTS || kstrtou64(tok, 16, &val[i]))
+			return -EINVAL;
+		if (++i < 2)
+			continue;
+		req->hints[n].addr = cpu_to_le64(val[0]);
+		req->hints[n++].hash = cpu_to_le64(val[1]);
+		i = 0;
+	}
+	return i ? -EINVAL : n;
+}
+
+static ssize_t dmm_debug_hint_write(struct file *file,
+				    const char __user *ubuf, size_t count,
+				    loff_t *ppos)
+{
+	struct virtio_dmm *vm = file->private_data;
+	char *buf;
+	int n, rc;
+
+	if (count > VIRTIO_DMM_MAX_HINTS * 40 + 32)
+		return -EINVAL;
+	buf = memdup_user_nul(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	mutex_lock(&vm->hint_mutex);
+	n = dmm_debug_parse_hints(buf, vm->hint_req);
+	rc = n;
+	if (n >= 0) {
+		rc = dmm_hints_send(vm, vm->hint_req, n);
+		vm->debug_hint_resp = rc == -EIO ? VIRTIO_DMM_RESP_ERROR :
+				      le16_to_cpu(vm->hint_resp.type);
+		vm->debug_hint_counts[0] =
+			le32_to_cpu(vm->hint_resp.u.hint.accepted);
+		vm->debug_hint_counts[1] =
+			le32_to_cpu(vm->hint_resp.u.hint.rejected);
+		rc = rc == -EIO || rc == -ENOSPC ? 0 : rc;
+	}
+	mutex_unlock(&vm->hint_mutex);
+	kfree(buf);
+	return rc ? rc : count;
+}
+
+static ssize_t dmm_debug_hint_read(struct file *file, char __user *ubuf,
+				   size_t count, loff_t *ppos)
+{
+	struct virtio_dmm *vm = file->private_data;
+	char out[40];
+	int len;
+
+	mutex_lock(&vm->hint_mutex);
+	if (vm->debug_hint_resp == VIRTIO_DMM_RESP_ACK)
+		len = scnprintf(out, sizeof(out), "ack %u %u\n",
+				vm->debug_hint_counts[0],
+				vm->debug_hint_counts[1]);
+	else
+		len = scnprintf(out, sizeof(out), "%s\n",
+				vm->debug_hint_resp < ARRAY_SIZE(dmm_resp_names) ?
+				dmm_resp_names[vm->debug_hint_resp] : "none");
+	mutex_unlock(&vm->hint_mutex);
+	return simple_read_from_buffer(ubuf, count, ppos, out, len);
+}
+
+static const struct file_operations dmm_debug_hint_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = dmm_debug_hint_read,
+	.write = dmm_debug_hint_write,
+	.llseek = default_llseek,
+};
+
 static const struct file_operations dmm_debug_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
@@ -124,12 +220,17 @@ static const struct file_operations dmm_debug_fops = {
 void dmm_debugfs_init(struct virtio_dmm *vm)
 {
 	vm->debug_resp = U16_MAX;
-	if (!vm->pages)
+	vm->debug_hint_resp = U16_MAX;
+	if (!vm->pages && !vm->hint_req)
 		return;
 	vm->debug_dir = debugfs_create_dir(dev_name(&vm->vdev->dev),
 					   dmm_debugfs_root);
-	debugfs_create_file("page_request", 0600, vm->debug_dir, vm,
-			    &dmm_debug_fops);
+	if (vm->pages)
+		debugfs_create_file("page_request", 0600, vm->debug_dir, vm,
+				    &dmm_debug_fops);
+	if (vm->hint_req)
+		debugfs_create_file("hint_request", 0600, vm->debug_dir, vm,
+				    &dmm_debug_hint_fops);
 }
 
 void dmm_debugfs_exit(struct virtio_dmm *vm)

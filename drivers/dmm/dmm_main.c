@@ -260,6 +260,7 @@ static int dmm_probe(struct virtio_device *vdev)
 	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
 	init_waitqueue_head(&vm->host_resp);
 	init_waitqueue_head(&vm->report_done);
+	init_waitqueue_head(&vm->hint_resp_wq);
 	mutex_init(&vm->hotplug_mutex);
 	INIT_DELAYED_WORK(&vm->work, dmm_run);
 
@@ -290,6 +291,7 @@ static int dmm_probe(struct virtio_device *vdev)
 		 vm->sub_blocks ? ", sub-blocks" : "",
 		 vm->pages ? ", pages" : "");
 	dmm_report_init(vm);
+	dmm_hints_init(vm);
 	dmm_debugfs_init(vm);
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
@@ -336,6 +338,7 @@ static void dmm_remove(struct virtio_device *vdev)
 	struct virtio_dmm *vm = vdev->priv;
 
 	dmm_debugfs_exit(vm);
+	dmm_hints_exit(vm);
 	dmm_report_exit(vm);
 	WRITE_ONCE(vm->removing, true);
 	cancel_delayed_work_sync(&vm->work);
@@ -386,6 +389,7 @@ static unsigned int dmm_features[] = {
 #if IS_ENABLED(CONFIG_CONTIG_ALLOC)
 	VIRTIO_DMM_F_SUB_BLOCKS,
 #endif
+	VIRTIO_DMM_F_HINTS,
 };
 
 static const struct virtio_device_id dmm_id_table[] = {

@@ -219,6 +219,97 @@ static ssize_t reported_bytes_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(reported_bytes);
 
+/* Shared-page hints: counters of dmm_hints.c, read without locks. */
+static ssize_t dmm_show_atomic(char *buf, atomic64_t *v)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(v));
+}
+
+static ssize_t hints_zero_sent_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hints_sent[VIRTIO_DMM_HINT_ZERO]);
+}
+static DEVICE_ATTR_RO(hints_zero_sent);
+
+static ssize_t hints_dup_sent_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hints_sent[VIRTIO_DMM_HINT_DUP]);
+}
+static DEVICE_ATTR_RO(hints_dup_sent);
+
+static ssize_t hints_accepted_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hints_accepted);
+}
+static DEVICE_ATTR_RO(hints_accepted);
+
+static ssize_t hints_rejected_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hints_rejected);
+}
+static DEVICE_ATTR_RO(hints_rejected);
+
+static ssize_t hint_errors_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hint_errors);
+}
+static DEVICE_ATTR_RO(hint_errors);
+
+static ssize_t hint_pages_scanned_show(struct device *dev,
+				       struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hint_pages_scanned);
+}
+static DEVICE_ATTR_RO(hint_pages_scanned);
+
+static ssize_t hint_passes_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->hint_passes);
+}
+static DEVICE_ATTR_RO(hint_passes);
+
+static ssize_t hint_scan_ms_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  div_u64(atomic64_read(&dev_to_dmm(dev)->hint_scan_ns),
+				  NSEC_PER_MSEC));
+}
+static DEVICE_ATTR_RO(hint_scan_ms);
+
+static ssize_t hint_budget_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(dev_to_dmm(dev)->hint_budget));
+}
+
+/*
+ * Percent of one CPU the hint scanner may use: 0 (stopped) to 100.
+ * -ENODEV without hints, -EINVAL for anything else.
+ */
+static ssize_t hint_budget_store(struct device *dev,
+				 struct device_attribute *attr,
+				 const char *buf, size_t count)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	unsigned int val;
+
+	if (!vm->hint_thread)
+		return -ENODEV;
+	if (kstrtouint(buf, 10, &val) || val > 100)
+		return -EINVAL;
+	WRITE_ONCE(vm->hint_budget, val);
+	dmm_hints_kick(vm);
+	return count;
+}
+static DEVICE_ATTR_RW(hint_budget);
+
 static const char * const dmm_status_names[] = {
 	[DMM_STATUS_IDLE] = "idle",
 	[DMM_STATUS_BUSY] = "busy",
@@ -282,6 +373,15 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_sub_block_plugged_size.attr,
 	&dev_attr_sub_block_unplug_failures.attr,
 	&dev_attr_floor_stops.attr,
+	&dev_attr_hint_budget.attr,
+	&dev_attr_hints_zero_sent.attr,
+	&dev_attr_hints_dup_sent.attr,
+	&dev_attr_hints_accepted.attr,
+	&dev_attr_hints_rejected.attr,
+	&dev_attr_hint_errors.attr,
+	&dev_attr_hint_pages_scanned.attr,
+	&dev_attr_hint_passes.attr,
+	&dev_attr_hint_scan_ms.attr,
 	NULL,
 };
 

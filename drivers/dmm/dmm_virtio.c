@@ -33,12 +33,14 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 		[VIRTIO_DMM_VQ_REQUEST] = { "requests", dmm_vq_done },
 		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_report_vq_done },
 		[VIRTIO_DMM_VQ_PAGE] = { "pages", dmm_page_vq_done },
+		[VIRTIO_DMM_VQ_HINT] = { "hints", dmm_hint_vq_done },
 	};
 	struct virtqueue *vqs[ARRAY_SIZE(info)];
 	bool report = IS_ENABLED(CONFIG_PAGE_REPORTING) &&
 		      virtio_has_feature(vm->vdev,
 					 VIRTIO_DMM_F_FREE_PAGE_REPORTING);
-	unsigned int nvqs = vm->pages ? 3 : report ? 2 : 1;
+	bool hints = virtio_has_feature(vm->vdev, VIRTIO_DMM_F_HINTS);
+	unsigned int nvqs = hints ? 4 : vm->pages ? 3 : report ? 2 : 1;
 	int rc;
 
 	rc = virtio_find_vqs(vm->vdev, nvqs, vqs, info, NULL);
@@ -50,6 +52,7 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 	vm->vq = vqs[VIRTIO_DMM_VQ_REQUEST];
 	vm->report_vq = report ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
 	vm->page_vq = vm->pages ? vqs[VIRTIO_DMM_VQ_PAGE] : NULL;
+	vm->hint_vq = hints ? vqs[VIRTIO_DMM_VQ_HINT] : NULL;
 	return 0;
 }
 

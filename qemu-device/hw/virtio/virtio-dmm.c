@@ -17,6 +17,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/units.h"
+#include "qemu/madvise.h"
 #include "system/numa.h"
 #include "system/reset.h"
 #include "system/system.h"
@@ -43,6 +44,13 @@
 /* the kernel's page reporting sends up to 32 ranges at a time */
 #define VIRTIO_DMM_REPORT_VQ_SIZE       32
 #define VIRTIO_DMM_PAGE_VQ_SIZE         32
+#define VIRTIO_DMM_HINT_VQ_SIZE         32
+/*
+ * Hints make host memory mergeable in chunks of this size: every madvise()
+ * may split a mapping, and a process has a limited number of them.  2 MiB
+ * is the host's THP size, which hinted chunks give up (KSM splits THPs).
+ */
+#define VIRTIO_DMM_HINT_CHUNK           (2 * MiB)
 /* Guest pages of page requests; also the host page size they need. */
 #define VIRTIO_DMM_PAGE_SIZE            4096
 
@@ -104,12 +112,76 @@ static int virtio_dmm_discard_boot(void *opaque, uint64_t offset, uint64_t len)
     return ram_block_discard_range(ms->ram->ram_block, offset, len);
 }
 
+/* The RAM block a hint names: boot RAM or the region. */
+static RAMBlock *virtio_dmm_hint_rb(VirtIODMM *vdmm, bool boot)
+{
+    return boot ? MACHINE(qdev_get_machine())->ram->ram_block :
+                  virtio_dmm_rb(vdmm);
+}
+
+static const void *virtio_dmm_page_ptr(void *opaque, bool boot,
+                                       uint64_t offset)
+{
+    RAMBlock *rb = virtio_dmm_hint_rb(opaque, boot);
+
+    if (offset + VIRTIO_DMM_HINT_PAGE_SIZE > qemu_ram_get_used_length(rb)) {
+        return NULL;
+    }
+    return (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
+}
+
+/* Make the host chunk at chunk index @chunk mergeable, once. */
+static int virtio_dmm_share_chunk(VirtIODMM *vdmm, bool boot, uint64_t chunk)
+{
+    RAMBlock *rb = virtio_dmm_hint_rb(vdmm, boot);
+    uint64_t start = chunk * VIRTIO_DMM_HINT_CHUNK;
+    uint64_t len = MIN(VIRTIO_DMM_HINT_CHUNK,
+                       qemu_ram_get_used_length(rb) - start);
+    void *host = (uint8_t *)qemu_ram_get_host_addr(rb) + start;
+
+    /*
+     * KSM write-protects a page, compares it and only then maps it shared
+     * (or to the zero page), so a guest write never gets lost; one write
+     * later breaks the sharing by copy on write.
+     */
+    if (qemu_madvise(host, len, QEMU_MADV_MERGEABLE)) {
+        return -errno;
+    }
+    /* keep khugepaged from collapsing what KSM has split and merged */
+    qemu_madvise(host, len, QEMU_MADV_NOHUGEPAGE);
+    vdmm->mergeable_bytes += len;
+    trace_virtio_dmm_hint_chunk(boot, start, len);
+    return 0;
+}
+
+static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset)
+{
+    VirtIODMM *vdmm = opaque;
+    uint8_t *bitmap = vdmm->hint_chunks[boot];
+    uint64_t chunk = offset / VIRTIO_DMM_HINT_CHUNK;
+    int ret;
+
+    if (chunk / 8 >= vdmm->hint_chunks_len[boot]) {
+        return -EINVAL;
+    }
+    if (bitmap[chunk / 8] & (1u << (chunk % 8))) {
+        return 0;
+    }
+    ret = virtio_dmm_share_chunk(vdmm, boot, chunk);
+    if (!ret) {
+        bitmap[chunk / 8] |= 1u << (chunk % 8);
+    }
+    return ret;
+}
+
 static const struct dmm_backend_ops virtio_dmm_backend = {
     .populate = virtio_dmm_populate,
     .discard = virtio_dmm_discard,
     .plugged_changed = virtio_dmm_plugged_changed,
     .boot_page = virtio_dmm_boot_page,
     .discard_boot = virtio_dmm_discard_boot,
+    .page_ptr = virtio_dmm_page_ptr,
+    .share = virtio_dmm_share,
 };
 
 /* --- the request virtqueue --- */
@@ -284,6 +356,51 @@ static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
     }
 }
 
+/* --- shared-page hints --- */
+
+/*
+ * Hints are advice: the library checks every address, then compares each
+ * page's content with the hint, and only then makes its chunk mergeable.
+ * Refused while memory must not be shared or discarded (VFIO, incoming
+ * postcopy) and when the guest did not negotiate hints.
+ */
+static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
+{
+    const size_t max_len = sizeof(struct virtio_dmm_hint_req) +
+        VIRTIO_DMM_MAX_HINTS * sizeof(struct virtio_dmm_hint);
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    g_autofree uint8_t *buf = g_malloc(max_len);
+    struct virtio_dmm_resp resp;
+    VirtQueueElement *elem;
+    size_t len;
+    int ret;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, max_len);
+        if (len < sizeof(struct virtio_dmm_hint_req) ||
+            iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
+            virtio_error(vdev, "virtio-dmm protocol violation: hint request"
+                         " of %zu bytes, %zu bytes for the response", len,
+                         iov_size(elem->in_sg, elem->in_num));
+            virtio_dmm_drop_element(vq, elem);
+            return;
+        }
+        vdmm->dmm->hints_refused = ram_block_discard_is_disabled() ||
+            migration_in_incoming_postcopy() ||
+            !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_HINTS);
+        ret = dmm_handle_hint_request(vdmm->dmm, buf, len, &resp);
+        assert(ret == sizeof(resp));
+        trace_virtio_dmm_hint_request(lduw_le_p(buf), ldl_le_p(buf + 4),
+                                      le16_to_cpu(resp.type),
+                                      le32_to_cpu(resp.u.hint.accepted));
+
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
+        virtqueue_push(vq, elem, sizeof(resp));
+        virtio_notify(vdev, vq);
+        g_free(elem);
+    }
+}
+
 /* --- configuration and features --- */
 
 static void virtio_dmm_get_config(VirtIODevice *vdev, uint8_t *config_data)
@@ -310,6 +427,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     }
     if (VIRTIO_DMM(vdev)->sub_blocks) {
         virtio_add_feature(&features, VIRTIO_DMM_F_SUB_BLOCKS);
+    }
+    if (VIRTIO_DMM(vdev)->hints) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_HINTS);
     }
     return features;
 }
@@ -370,6 +490,45 @@ static bool virtio_dmm_check_pages(VirtIODMM *vdmm, Error **errp)
     return true;
 }
 
+/*
+ * Hints make host memory mergeable (KSM): boot RAM and the region must be
+ * private memory with 4 KiB pages on a host with KSM.  "auto" turns hints
+ * off where that does not hold; "on" fails.
+ */
+static const char *virtio_dmm_hints_unsupported(VirtIODMM *vdmm)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    RAMBlock *rb = virtio_dmm_rb(vdmm);
+
+    if (QEMU_MADV_MERGEABLE == QEMU_MADV_INVALID) {
+        return "the host cannot merge pages (no KSM)";
+    }
+    if (!ms->ram || !ms->ram->ram_block) {
+        return "the machine's RAM is not in a memory backend";
+    }
+    if (qemu_ram_is_shared(ms->ram->ram_block) || qemu_ram_is_shared(rb)) {
+        return "boot RAM or the memdev is shared memory (share=on)";
+    }
+    if (qemu_ram_pagesize(ms->ram->ram_block) != VIRTIO_DMM_HINT_PAGE_SIZE ||
+        qemu_ram_pagesize(rb) != VIRTIO_DMM_HINT_PAGE_SIZE) {
+        return "boot RAM or the memdev does not have 4 KiB pages";
+    }
+    return NULL;
+}
+
+static bool virtio_dmm_check_hints(VirtIODMM *vdmm, Error **errp)
+{
+    const char *why = virtio_dmm_hints_unsupported(vdmm);
+
+    vdmm->hints = vdmm->hints_prop != ON_OFF_AUTO_OFF && !why;
+    if (vdmm->hints_prop == ON_OFF_AUTO_ON && why) {
+        error_setg(errp, "'%s' is on, but %s; set %s=off",
+                   VIRTIO_DMM_HINTS_PROP, why, VIRTIO_DMM_HINTS_PROP);
+        return false;
+    }
+    return true;
+}
+
 static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
@@ -408,7 +567,10 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
         error_setg(errp, "virtio-dmm is incompatible with mlock");
         return false;
     }
-    return !vdmm->pages || virtio_dmm_check_pages(vdmm, errp);
+    if (vdmm->pages && !virtio_dmm_check_pages(vdmm, errp)) {
+        return false;
+    }
+    return virtio_dmm_check_hints(vdmm, errp);
 }
 
 static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
@@ -478,18 +640,31 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     vdmm->mig_sb_plugged = vdmm->dmm->sb_plugged;
     vdmm->mig_boot_pages = vdmm->dmm->boot_pages;
     vdmm->mig_region_pages = vdmm->dmm->region_pages;
+    if (vdmm->hints) {
+        vdmm->hint_chunks_len[0] = DIV_ROUND_UP(p.region_size,
+                                                8 * VIRTIO_DMM_HINT_CHUNK);
+        vdmm->hint_chunks_len[1] = DIV_ROUND_UP(
+            qemu_ram_get_used_length(ms->ram->ram_block),
+            8 * VIRTIO_DMM_HINT_CHUNK);
+        vdmm->hint_chunks[0] = g_malloc0(vdmm->hint_chunks_len[0]);
+        vdmm->hint_chunks[1] = g_malloc0(vdmm->hint_chunks_len[1]);
+    }
 
     virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
     vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
                                 virtio_dmm_handle_request);
-    /* Queue indices are fixed: the page queue comes after the report queue. */
-    if (vdmm->free_page_reporting || vdmm->pages) {
+    /* Queue indices are fixed: report, page, hint queue, in this order. */
+    if (vdmm->free_page_reporting || vdmm->pages || vdmm->hints) {
         vdmm->report_vq = virtio_add_queue(vdev, VIRTIO_DMM_REPORT_VQ_SIZE,
                                            virtio_dmm_handle_report);
     }
-    if (vdmm->pages) {
+    if (vdmm->pages || vdmm->hints) {
         vdmm->page_vq = virtio_add_queue(vdev, VIRTIO_DMM_PAGE_VQ_SIZE,
                                          virtio_dmm_handle_pages);
+    }
+    if (vdmm->hints) {
+        vdmm->hint_vq = virtio_add_queue(vdev, VIRTIO_DMM_HINT_VQ_SIZE,
+                                         virtio_dmm_handle_hints);
     }
     host_memory_backend_set_mapped(vdmm->memdev, true);
     vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
@@ -505,6 +680,9 @@ out_discard:
     ram_block_coordinated_discard_require(false);
 out_fini:
     dmm_dev_fini(vdmm->dmm);
+    g_free(vdmm->hint_chunks[0]);
+    g_free(vdmm->hint_chunks[1]);
+    vdmm->hint_chunks[0] = vdmm->hint_chunks[1] = NULL;
 out_free:
     g_free(vdmm->dmm);
     vdmm->dmm = NULL;
@@ -519,6 +697,10 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
     host_memory_backend_set_mapped(vdmm->memdev, false);
+    if (vdmm->hint_vq) {
+        virtio_del_queue(vdev, VIRTIO_DMM_VQ_HINT);
+        vdmm->hint_vq = NULL;
+    }
     if (vdmm->page_vq) {
         virtio_del_queue(vdev, VIRTIO_DMM_VQ_PAGE);
         vdmm->page_vq = NULL;
@@ -532,6 +714,9 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     dmm_dev_fini(vdmm->dmm);
     g_free(vdmm->dmm);
     vdmm->dmm = NULL;
+    g_free(vdmm->hint_chunks[0]);
+    g_free(vdmm->hint_chunks[1]);
+    vdmm->hint_chunks[0] = vdmm->hint_chunks[1] = NULL;
     ram_block_coordinated_discard_require(false);
 }
 
@@ -629,6 +814,55 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
     return 0;
 }
 
+static bool virtio_dmm_hints_needed(void *opaque)
+{
+    return VIRTIO_DMM(opaque)->hints;
+}
+
+/* The chunks hints made mergeable here are made mergeable there too. */
+static int virtio_dmm_hints_post_load(void *opaque, int version_id)
+{
+    VirtIODMM *vdmm = opaque;
+    uint64_t chunk;
+    int boot;
+
+    vdmm->mergeable_bytes = 0;
+    for (boot = 0; boot < 2; boot++) {
+        for (chunk = 0; chunk < 8ULL * vdmm->hint_chunks_len[boot];
+             chunk++) {
+            if (!(vdmm->hint_chunks[boot][chunk / 8] & (1u << (chunk % 8)))) {
+                continue;
+            }
+            if (chunk * VIRTIO_DMM_HINT_CHUNK >=
+                qemu_ram_get_used_length(virtio_dmm_hint_rb(vdmm, boot)) ||
+                virtio_dmm_share_chunk(vdmm, boot, chunk)) {
+                error_report("virtio-dmm: hinted chunk %" PRIu64 " of %s"
+                             " is out of range or cannot be shared", chunk,
+                             boot ? "boot RAM" : "the region");
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+static const VMStateDescription vmstate_virtio_dmm_hints = {
+    .name = "virtio-dmm-device/hints",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .needed = virtio_dmm_hints_needed,
+    .post_load = virtio_dmm_hints_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(hint_chunks_len[0], VirtIODMM, NULL),
+        VMSTATE_UINT32_EQUAL(hint_chunks_len[1], VirtIODMM, NULL),
+        VMSTATE_VBUFFER_UINT32(hint_chunks[0], VirtIODMM, 1, NULL,
+                               hint_chunks_len[0]),
+        VMSTATE_VBUFFER_UINT32(hint_chunks[1], VirtIODMM, 1, NULL,
+                               hint_chunks_len[1]),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static bool virtio_dmm_pages_needed(void *opaque)
 {
     return VIRTIO_DMM(opaque)->pages;
@@ -689,6 +923,7 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
     .subsections = (const VMStateDescription * const []) {
         &vmstate_virtio_dmm_pages,
         &vmstate_virtio_dmm_sub_blocks,
+        &vmstate_virtio_dmm_hints,
         NULL
     },
 };
@@ -705,6 +940,28 @@ static const VMStateDescription vmstate_virtio_dmm = {
 
 /* --- the memory-device side (used by virtio-dmm-pci) --- */
 
+/*
+ * What KSM saves this process, from /proc/self/ksm_stat, in bytes:
+ * ksm_merging_pages (mapped shared) or ksm_zero_pages (mapped to the zero
+ * page).  0 where the host does not say.
+ */
+static uint64_t virtio_dmm_ksm_stat(const char *key)
+{
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents("/proc/self/ksm_stat", &text, NULL, NULL)) {
+        return 0;
+    }
+    for (p = strstr(text, key); p; p = strstr(p + 1, key)) {
+        if ((p == text || p[-1] == '\n') && p[strlen(key)] == ' ') {
+            return g_ascii_strtoull(p + strlen(key) + 1, NULL, 10) *
+                   qemu_real_host_page_size();
+        }
+    }
+    return 0;
+}
+
 static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
                                         VirtioDMMDeviceInfo *vi)
 {
@@ -718,6 +975,13 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->boot_size = d->p.boot_size;
     vi->block_size = vdmm->block_size;
     vi->unplugged_size = d->unplugged_size;
+    vi->reported_size = vdmm->reported_bytes;
+    vi->hints_accepted = d->stats.hints_zero + d->stats.hints_dup;
+    vi->hints_rejected = d->stats.hints_rejected;
+    vi->hint_errors = d->stats.hint_errors;
+    vi->hint_mergeable_size = vdmm->mergeable_bytes;
+    vi->shared_size = virtio_dmm_ksm_stat("ksm_merging_pages");
+    vi->zero_size = virtio_dmm_ksm_stat("ksm_zero_pages");
     vi->sub_block_plugged_size = dmm_partial_plugged_size(d);
     vi->sub_block_size = d->sb_size;
     vi->size = dmm_current_size(d);
@@ -851,6 +1115,28 @@ static void virtio_dmm_get_u64(Object *obj, Visitor *v, const char *name,
     visit_type_uint64(v, name, &value, errp);
 }
 
+/* Hint counters of the device library (a uint64_t in dmm->stats). */
+static void virtio_dmm_get_stat(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = 0;
+
+    if (vdmm->dmm) {
+        value = *(uint64_t *)((uint8_t *)&vdmm->dmm->stats +
+                              (uintptr_t)opaque);
+    }
+    visit_type_uint64(v, name, &value, errp);
+}
+
+static void virtio_dmm_get_ksm_stat(Object *obj, Visitor *v, const char *name,
+                                    void *opaque, Error **errp)
+{
+    uint64_t value = virtio_dmm_ksm_stat(opaque);
+
+    visit_type_size(v, name, &value, errp);
+}
+
 static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_UINT64(VIRTIO_DMM_ADDR_PROP, VirtIODMM, addr, 0),
     DEFINE_PROP_UINT32(VIRTIO_DMM_NODE_PROP, VirtIODMM, node, 0),
@@ -862,6 +1148,8 @@ static const Property virtio_dmm_properties[] = {
                      true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_PAGES_PROP, VirtIODMM, pages, true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_SUB_BLOCKS_PROP, VirtIODMM, sub_blocks, true),
+    DEFINE_PROP_ON_OFF_AUTO(VIRTIO_DMM_HINTS_PROP, VirtIODMM, hints_prop,
+                            ON_OFF_AUTO_AUTO),
 };
 
 static void virtio_dmm_instance_init(Object *obj)
@@ -888,6 +1176,27 @@ static void virtio_dmm_instance_init(Object *obj)
     object_property_add(obj, VIRTIO_DMM_REFUSED_PROP, "uint64",
                         virtio_dmm_get_u64, NULL, NULL,
                         &vdmm->refused_reports);
+    object_property_add(obj, VIRTIO_DMM_HINTS_ZERO_PROP, "uint64",
+                        virtio_dmm_get_stat, NULL, NULL,
+                        (void *)offsetof(struct dmm_stats, hints_zero));
+    object_property_add(obj, VIRTIO_DMM_HINTS_DUP_PROP, "uint64",
+                        virtio_dmm_get_stat, NULL, NULL,
+                        (void *)offsetof(struct dmm_stats, hints_dup));
+    object_property_add(obj, VIRTIO_DMM_HINTS_REJECTED_PROP, "uint64",
+                        virtio_dmm_get_stat, NULL, NULL,
+                        (void *)offsetof(struct dmm_stats, hints_rejected));
+    object_property_add(obj, VIRTIO_DMM_HINT_ERRORS_PROP, "uint64",
+                        virtio_dmm_get_stat, NULL, NULL,
+                        (void *)offsetof(struct dmm_stats, hint_errors));
+    object_property_add(obj, VIRTIO_DMM_MERGEABLE_PROP, "size",
+                        virtio_dmm_get_u64, NULL, NULL,
+                        &vdmm->mergeable_bytes);
+    object_property_add(obj, VIRTIO_DMM_SHARED_PROP, "size",
+                        virtio_dmm_get_ksm_stat, NULL, NULL,
+                        (void *)"ksm_merging_pages");
+    object_property_add(obj, VIRTIO_DMM_ZERO_SIZE_PROP, "size",
+                        virtio_dmm_get_ksm_stat, NULL, NULL,
+                        (void *)"ksm_zero_pages");
 }
 
 static void virtio_dmm_class_init(ObjectClass *klass, void *data)

@@ -34,6 +34,14 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_PARTIAL_SIZE_PROP    "sub-block-plugged-size"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
 #define VIRTIO_DMM_SIZE_PROP            "size"
+#define VIRTIO_DMM_HINTS_PROP           "hints"
+#define VIRTIO_DMM_HINTS_ZERO_PROP      "hints-zero"
+#define VIRTIO_DMM_HINTS_DUP_PROP       "hints-dup"
+#define VIRTIO_DMM_HINTS_REJECTED_PROP  "hints-rejected"
+#define VIRTIO_DMM_HINT_ERRORS_PROP     "hint-errors"
+#define VIRTIO_DMM_MERGEABLE_PROP       "hint-mergeable-size"
+#define VIRTIO_DMM_SHARED_PROP          "shared-size"
+#define VIRTIO_DMM_ZERO_SIZE_PROP       "zero-size"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
 
@@ -66,6 +74,18 @@ struct VirtIODMM {
     uint64_t reported_bytes;
     /* reported ranges ignored: not guest RAM, unplugged, or no discard */
     uint64_t refused_reports;
+    /* shared-page hints: the property, whether offered, their virtqueue */
+    OnOffAuto hints_prop;
+    bool hints;
+    VirtQueue *hint_vq;
+    /*
+     * Host chunks (VIRTIO_DMM_HINT_CHUNK) made mergeable because a hint
+     * held: one bit per chunk of boot RAM and of the region.  Host state
+     * only, migrated so that the destination shares the same memory.
+     */
+    uint8_t *hint_chunks[2];            /* [0] region, [1] boot RAM */
+    uint32_t hint_chunks_len[2];        /* bytes of each bitmap */
+    uint64_t mergeable_bytes;
 
     /* the region's backend; set by the user, mapped while realized */
     HostMemoryBackend *memdev;

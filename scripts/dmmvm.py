@@ -211,7 +211,8 @@ class Guest:
     def __init__(self, name, mem="512M", maxmem="4G", region="3G",
                  block_size="128M", requested=None, smp=2, dmm=True,
                  extra_args=(), append="", modules=None, timeout=900,
-                 boot_timeout=120, incoming=None, pages=True, dev_opts=""):
+                 boot_timeout=120, incoming=None, pages=True, dev_opts="",
+                 mem_merge=False):
         self.name = name
         self.mem = parse_size(mem)
         self.maxmem = parse_size(maxmem)
@@ -231,6 +232,9 @@ class Guest:
         self.pages = pages
         # more virtio-dmm-pci options, "key=value,..."
         self.dev_opts = dev_opts
+        # QEMU's mem-merge: all guest RAM mergeable (KSM).  Off: only what
+        # shared-page hints make mergeable.
+        self.mem_merge = mem_merge
         self.proc = None
         self.qmp = None
         self.agent = None
@@ -249,7 +253,8 @@ class Guest:
         append = "console=ttyS0 quiet loglevel=4 " \
             "memhp_default_state=online_movable dmm.modules=%s %s" % (
                 ",".join(mods) or "none", self.append)
-        args = [QEMU, *accel, "-machine", "q35", "-smp", str(self.smp),
+        machine = "q35,mem-merge=%s" % ("on" if self.mem_merge else "off")
+        args = [QEMU, *accel, "-machine", machine, "-smp", str(self.smp),
                 "-m", "%dM,slots=4,maxmem=%dM" % (self.mem // MiB,
                                                   self.maxmem // MiB),
                 "-nodefaults", "-nographic", "-no-user-config",
@@ -439,6 +444,79 @@ class Guest:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+KSM = "/sys/kernel/mm/ksm/"
+
+
+class HostKSM:
+    """Turn the host's KSM on for a test and restore its settings after.
+
+    KSM merges only memory marked mergeable: with mem-merge=off, what the
+    guests' shared-page hints marked.  use_zero_pages maps zero pages to
+    the zero page (host RSS falls, not only Pss).
+    """
+
+    KNOBS = ("run", "use_zero_pages", "pages_to_scan", "sleep_millisecs")
+
+    def __init__(self, pages_to_scan=2000, sleep_ms=20, zero_pages=1):
+        self.want = {"use_zero_pages": zero_pages,
+                     "pages_to_scan": pages_to_scan,
+                     "sleep_millisecs": sleep_ms, "run": 1}
+        self.saved = {}
+
+    @staticmethod
+    def available():
+        return os.access(KSM + "run", os.W_OK)
+
+    @staticmethod
+    def read(knob):
+        with open(KSM + knob) as f:
+            return f.read().strip()
+
+    @staticmethod
+    def write(knob, value):
+        with open(KSM + knob, "w") as f:
+            f.write(str(value))
+
+    @staticmethod
+    def ksmd_cpu_seconds():
+        """CPU time ksmd has used, from /proc (0 if it is not visible)."""
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() != "ksmd":
+                        continue
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                continue
+        return 0.0
+
+    def __enter__(self):
+        self.saved = {k: self.read(k) for k in self.KNOBS}
+        # use_zero_pages can only change while KSM is stopped
+        self.write("run", 0)
+        for k, v in self.want.items():
+            self.write(k, v)
+        return self
+
+    def __exit__(self, *exc):
+        self.write("run", 0)
+        for k in self.KNOBS:
+            if k != "run":
+                self.write(k, self.saved[k])
+        self.write("run", self.saved["run"])
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process @pid, all its threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _shell(argv):

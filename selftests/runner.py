@@ -1018,6 +1018,259 @@ def suite_fine_bad_lists(r):
              "\n".join(problems[:40]))
 
 
+# --- shared-page hints (issue 4) ---
+
+def hint_counters(g):
+    """The guest's hint counters (sysfs) as a dict of ints."""
+    names = ("hints_zero_sent", "hints_dup_sent", "hints_accepted",
+             "hints_rejected", "hint_errors", "hint_passes", "hint_scan_ms",
+             "hint_pages_scanned")
+    out = g.out("cd %s && cat %s" % (g.sysfs_dir(), " ".join(names)))
+    return dict(zip(names, (int(v) for v in out.split())))
+
+
+def wait_host(cond, timeout, step=0.5):
+    """Poll @cond until true or @timeout s; returns (result, seconds)."""
+    t0 = time.time()
+    while True:
+        v = cond()
+        if v or time.time() - t0 > timeout:
+            return v, time.time() - t0
+        time.sleep(step)
+
+
+def suite_hint_zero(r):
+    """Issue 4: zero pages a program still holds leave the host (hints)."""
+    if not dmmvm.HostKSM.available():
+        r.ok(False, "host KSM is writable (/sys/kernel/mm/ksm/run)")
+        return
+    with dmmvm.HostKSM(), Guest("hint-zero", mem="1G", maxmem="4G",
+                                region="1G") as g:
+        r.ok(g.run("echo 101 > %s/hint_budget" % g.sysfs_dir())[0] != 0 and
+             g.sysfs("hint_budget") == "5",
+             "hint_budget refuses 101 and keeps the default 5 %")
+        g.out("echo 50 > %s/hint_budget" % g.sysfs_dir())
+        g.run("dmm_zerohold -s %d -f /tmp/zero -w /tmp/go >/tmp/z.log 2>&1 &"
+              % (512 * MiB))
+        wait_guest_file(g, "/tmp/z.log", "filled", 300)
+        time.sleep(2)
+        peak, ksm0 = g.rss(), dmmvm.HostKSM.ksmd_cpu_seconds()
+        c0 = hint_counters(g)
+        g.run("touch /tmp/zero")
+        wait_guest_file(g, "/tmp/z.log", "zeroed", 300)
+        fell, secs = wait_host(lambda: peak - g.rss() >= 450 * MiB, 180)
+        c1 = hint_counters(g)
+        info = g.dmm_info()
+        r.figure("zero-page hints: RSS fall after zeroing 512 MiB",
+                 "%d MiB in %.1f s; guest scan %d ms; ksmd %.1f s CPU; "
+                 "%d zero hints accepted" % (
+                     (peak - g.rss()) // MiB, secs,
+                     c1["hint_scan_ms"] - c0["hint_scan_ms"],
+                     dmmvm.HostKSM.ksmd_cpu_seconds() - ksm0,
+                     c1["hints_accepted"] - c0["hints_accepted"]))
+        r.ok(fell, "QEMU RSS fell by %d MiB (>= 450) with the memory still "
+             "allocated" % ((peak - g.rss()) // MiB))
+        # one hint per 2 MiB range is enough (VIRTIO_DMM_HINT_RANGE_SIZE)
+        r.ok(c1["hints_zero_sent"] >= 256 and info["hints-accepted"] >= 256
+             and
+             info["hint-mergeable-size"] >= 512 * MiB,
+             "the guest hinted the zero pages and the device took them "
+             "(%d sent, %d accepted, %d MiB mergeable)" % (
+                 c1["hints_zero_sent"], info["hints-accepted"],
+                 info["hint-mergeable-size"] // MiB))
+        r.ok(c1["hint_errors"] == 0 and info["hint-errors"] == 0,
+             "no hint list refused as invalid")
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/z.log", "# Totals", 300)
+        r.tap("dmm_zerohold (after the host shared its zero pages)", 0, out)
+        problems = g.kernel_problems()
+        r.ok(not problems, "zero-page hints: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
+HINT_FILE = os.path.join(dmmvm.BUILD, "hint-file.img")
+HINT_FILE_MIB = 256
+
+
+def hint_file():
+    """A 256 MiB file of random bytes both guests read (made once)."""
+    if os.path.exists(HINT_FILE) and \
+            os.path.getsize(HINT_FILE) == HINT_FILE_MIB * MiB:
+        return HINT_FILE
+    with open(HINT_FILE + ".tmp", "wb") as f:
+        for _ in range(HINT_FILE_MIB):
+            f.write(os.urandom(MiB))
+    os.rename(HINT_FILE + ".tmp", HINT_FILE)
+    return HINT_FILE
+
+
+def disk_guest(name):
+    """A guest with the hint file as a disk; its writes go to a throwaway
+    overlay (snapshot=on), so both guests share the same base file."""
+    return Guest(name, mem="512M", maxmem="2G", region="1G",
+                 modules=["virtio_dmm", "virtio_blk"],
+                 extra_args=["-drive", "file=%s,format=raw,if=virtio,"
+                             "snapshot=on" % hint_file()])
+
+
+def suite_hint_dup(r):
+    """Issue 4: two guests reading the same file share host memory."""
+    if not dmmvm.HostKSM.available():
+        r.ok(False, "host KSM is writable (/sys/kernel/mm/ksm/run)")
+        return
+    import hashlib
+    with open(hint_file(), "rb") as f:
+        want = hashlib.md5(f.read()).hexdigest()
+    with dmmvm.HostKSM() as ksm, disk_guest("hint-dup-a") as a, \
+            disk_guest("hint-dup-b") as b:
+        for g in (a, b):
+            g.out("echo 50 > %s/hint_budget" % g.sysfs_dir())
+            # Linux drops a block device's page cache on its last close
+            g.run("sleep 100000 </dev/vda >/dev/null 2>&1 &")
+        # both guests settle: their boot memory is hinted first
+        wait_host(lambda: all(hint_counters(g)["hint_passes"] >= 2
+                              for g in (a, b)), 120, 2)
+        # the baseline: both hold the file, nothing of it hinted or shared
+        ksm.write("run", 0)
+        for g in (a, b):
+            g.out("echo 0 > %s/hint_budget" % g.sysfs_dir())
+            out = g.out("md5sum /dev/vda", 600).split()[0]
+            r.ok(out == want, "%s read the 256 MiB file into its page "
+                 "cache (md5 %s)" % (g.name, out))
+        time.sleep(2)
+        pss0, ksm0 = a.pss() + b.pss(), dmmvm.HostKSM.ksmd_cpu_seconds()
+        ksm.write("run", 1)
+        for g in (a, b):
+            g.out("echo 50 > %s/hint_budget" % g.sysfs_dir())
+        fell, secs = wait_host(
+            lambda: pss0 - a.pss() - b.pss() >= 200 * MiB, 60)
+        drop = pss0 - a.pss() - b.pss()
+        shared = a.dmm_info()["shared-size"] + b.dmm_info()["shared-size"]
+        ca, cb = hint_counters(a), hint_counters(b)
+        r.figure("duplicate hints: Pss fall of two guests with the same "
+                 "256 MiB in page cache",
+                 "%d MiB in %.1f s; KSM shares %d MiB; ksmd %.1f s CPU; "
+                 "dup hints sent %d + %d" % (
+                     drop // MiB, secs, shared // MiB,
+                     dmmvm.HostKSM.ksmd_cpu_seconds() - ksm0,
+                     ca["hints_dup_sent"], cb["hints_dup_sent"]))
+        r.ok(fell, "the two QEMUs' Pss fell by %d MiB (>= 200) within a "
+             "minute" % (drop // MiB))
+        # 256 MiB are 128 ranges of 2 MiB: one hint each is enough
+        r.ok(ca["hints_dup_sent"] >= 100 and cb["hints_dup_sent"] >= 100
+             and shared >= 200 * MiB,
+             "both guests sent duplicate hints; KSM shares %d MiB"
+             % (shared // MiB))
+        # writes break the sharing for the writer only
+        a.out("dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2>/dev/null")
+        pat = a.out("md5sum /tmp/pat").split()[0]
+        a.out("dd if=/tmp/pat of=/dev/vda bs=1M seek=8 conv=notrunc "
+              "2>/dev/null; sync")
+        got = a.out("dd if=/dev/vda bs=1M skip=8 count=16 2>/dev/null | "
+                    "md5sum").split()[0]
+        r.ok(got == pat, "guest A wrote 16 MiB into its shared page cache "
+             "and reads its own data back")
+        r.ok(b.out("md5sum /dev/vda", 600).split()[0] == want,
+             "guest B still reads the original file")
+        a.out("sync; echo 3 > /proc/sys/vm/drop_caches")
+        got = a.out("dd if=/dev/vda bs=1M skip=8 count=16 2>/dev/null | "
+                    "md5sum").split()[0]
+        r.ok(got == pat, "guest A reads its data back from its disk too")
+        for g in (a, b):
+            problems = g.kernel_problems()
+            r.ok(not problems, "%s: no warnings or oopses" % g.name,
+                 "\n".join(problems[:40]))
+
+
+def suite_hint_bad(r):
+    """Issue 4: wrong, stale and hostile hints from inside a guest are
+    rejected and change nothing (through the driver's debugfs file)."""
+    with Guest("hint-bad", mem="1G", maxmem="4G", region="2G") as g:
+        g.out("echo 0 > %s/hint_budget" % g.sysfs_dir())
+        time.sleep(3)              # the scanner finishes its batch
+        f = g.out("echo /sys/kernel/debug/virtio_dmm/virtio*/hint_request"
+                  ).strip()
+        g.run("dmm_memfill -s %d -a 4 -c -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (64 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
+        addrs = [int(w, 16) for w in re.findall(r"addr (0x[0-9a-f]+)", out)]
+        r.ok(len(addrs) == 4 and g.run("test -w " + f)[0] == 0,
+             "a program holds 64 MiB with a pattern; 4 of its pages "
+             "found; debugfs hint_request present", out)
+        if len(addrs) != 4:
+            return
+        a, b = addrs[0], addrs[1]
+        region = g.dmm_info()["memaddr"]
+        zero, dup = 0, 1
+        many = " ".join("%x 0" % (a + 4096 * i) for i in range(256))
+        errors = [
+            ("unaligned", "%d 1 %x 0" % (zero, a + 8)),
+            ("not RAM (local APIC)", "%d 1 fee00000 0" % zero),
+            ("not RAM (PCI hole)", "%d 1 80000000 0" % dup),
+            ("in an unplugged block of the region",
+             "%d 1 %x 0" % (zero, region)),
+            ("beyond guest RAM", "%d 1 %x 0" % (dup, 1 << 46)),
+            ("a good page, then a bad one",
+             "%d 2 %x 0 %x 0" % (zero, b, 0xfee00000)),
+            ("a zero hint with a hash", "%d 1 %x 1" % (zero, a)),
+            ("no hints", "%d 0" % zero),
+            ("more hints claimed than sent", "%d 3 %x 0 %x 0" % (zero, a, b)),
+            ("more than 256 hints", "%d 257 %s" % (zero, many)),
+            ("an unknown kind", "7 1 %x 0" % a),
+        ]
+        before = g.dmm_info()
+        for what, line in errors:
+            rc, out = g.run("echo %s > %s && cat %s" % (line, f, f))
+            after = g.dmm_info()
+            r.ok(rc == 0 and out.strip() == "error" and
+                 after["hint-mergeable-size"] ==
+                 before["hint-mergeable-size"] and
+                 after["hints-accepted"] == before["hints-accepted"],
+                 "hostile hint list (%s): ERROR, nothing shared" % what,
+                 "answer %r\nbefore %s\nafter %s" % (out, before, after))
+        after = g.dmm_info()
+        r.ok(after["hint-errors"] - before["hint-errors"] == len(errors),
+             "QMP counts %d refused hint lists"
+             % (after["hint-errors"] - before["hint-errors"]))
+        # well-formed but wrong: the content is not as the hint says
+        wrong = [
+            ("a zero hint for pages holding a pattern",
+             "%d 2 %x 0 %x 0" % (zero, a, b)),
+            ("a duplicate hint whose hash does not match",
+             "%d 2 %x 123456789abcdef %x 0" % (dup, a, b)),
+        ]
+        for what, line in wrong:
+            before = g.dmm_info()
+            rc, out = g.run("echo %s > %s && cat %s" % (line, f, f))
+            after = g.dmm_info()
+            r.ok(out.strip() == "ack 0 2" and
+                 after["hints-rejected"] - before["hints-rejected"] == 2 and
+                 after["hint-mergeable-size"] ==
+                 before["hint-mergeable-size"],
+                 "%s: both rejected, nothing made mergeable" % what,
+                 "answer %r\nbefore %s\nafter %s" % (out, before, after))
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals", 300)
+        r.tap("dmm_memfill (the pages named in the hostile hints)", 0, out)
+        r.ok("pattern intact" in out,
+             "the pages named in hostile hints kept their content")
+        r.ok(g.sysfs("status") == "idle" and
+             int(g.sysfs("current_size")) == GiB,
+             "the driver is unaffected: idle at 1 GiB")
+        problems = g.kernel_problems()
+        r.ok(not problems, "hostile hints: no warnings or oopses",
+             "\n".join(problems[:40]))
+    # a device with hints off: the driver runs without them
+    with Guest("hint-off", mem="512M", maxmem="2G", region="1G",
+               dev_opts="hints=off") as g:
+        rc, out = g.run("echo 10 > %s/hint_budget" % g.sysfs_dir())
+        r.ok(rc != 0 and "No such device" in out and
+             g.out("ls /sys/kernel/debug/virtio_dmm/virtio*/").split() ==
+             ["page_request"],
+             "hints=off: no scanner (hint_budget -ENODEV), no hint_request",
+             out)
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -1035,6 +1288,9 @@ SUITES = {
     "fine-migrate": suite_fine_migrate,
     "callback-conflict": suite_callback_conflict,
     "fine-bad-lists": suite_fine_bad_lists,
+    "hint-zero": suite_hint_zero,
+    "hint-dup": suite_hint_dup,
+    "hint-bad": suite_hint_bad,
 }
 
 

@@ -32,10 +32,12 @@
 #include "dmm.h"
 
 /*
- * The device shares memory by aligned ranges of this size around the pages
- * hinted (see the specification): a range hinted once is not scanned again.
+ * The device shares memory by naturally aligned ranges of
+ * VIRTIO_DMM_HINT_RANGE_SIZE around the pages hinted (see the
+ * specification): one hint per range is enough, and a range the device took
+ * a hint for is not scanned again.
  */
-#define DMM_HINT_RANGE_SHIFT	21
+#define DMM_HINT_RANGE_SHIFT	ilog2(VIRTIO_DMM_HINT_RANGE_SIZE)
 #define DMM_HINT_RANGE_PAGES	(1UL << (DMM_HINT_RANGE_SHIFT - PAGE_SHIFT))
 
 /* Page frames scanned between two looks at the clock. */
@@ -140,21 +142,21 @@ static void dmm_hint_add(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 /*
  * Look at one page frame: a page on an LRU list, pinned by our reference
  * while we read it.  Its content may change as we read; the host compares
- * again before it shares anything.
+ * again before it shares anything.  Returns true if the page was hinted.
  */
-static void dmm_hint_page(struct virtio_dmm *vm, struct dmm_hint_lists *l,
+static bool dmm_hint_page(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 			  unsigned long pfn)
 {
 	struct page *page = pfn_to_online_page(pfn);
+	bool file_clean, hinted = true;
 	struct folio *folio;
-	bool file_clean;
 	void *addr;
 
 	if (!page)
-		return;
+		return false;
 	folio = page_folio(page);
 	if (!folio_test_lru(folio) || !folio_try_get(folio))
-		return;
+		return false;
 	if (unlikely(page_folio(page) != folio || !folio_test_lru(folio) ||
 		     folio_test_hwpoison(folio)))
 		goto out;
@@ -167,9 +169,14 @@ static void dmm_hint_page(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 	else if (file_clean)
 		dmm_hint_add(vm, l, VIRTIO_DMM_HINT_DUP, pfn,
 			     xxh64(addr, PAGE_SIZE, 0));
+	else
+		hinted = false;
 	kunmap_local(addr);
+	folio_put(folio);
+	return hinted;
 out:
 	folio_put(folio);
+	return false;
 }
 
 /* Sleep so that the time spent scanning stays within the budget. */
@@ -217,11 +224,12 @@ static bool dmm_hint_batch(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 	while (*pfn < end) {
 		unsigned long range = *pfn / DMM_HINT_RANGE_PAGES;
 
-		if (range < l->nb_ranges && test_bit(range, l->done)) {
+		/* a range done, or hinted in this pass: on to the next */
+		if ((range < l->nb_ranges && test_bit(range, l->done)) ||
+		    dmm_hint_page(vm, l, *pfn))
 			*pfn = (range + 1) * DMM_HINT_RANGE_PAGES;
-			continue;
-		}
-		dmm_hint_page(vm, l, (*pfn)++);
+		else
+			(*pfn)++;
 	}
 	*pfn = min(*pfn, end);
 	atomic64_add(end > first ? end - first : 0, &vm->hint_pages_scanned);

@@ -179,6 +179,20 @@ static void virtio_dmm_pci_instance_init(Object *obj)
                               VIRTIO_DMM_SIZE_PROP);
     object_property_add_alias(obj, VIRTIO_DMM_PARTIAL_SIZE_PROP, OBJECT(vdmm),
                               VIRTIO_DMM_PARTIAL_SIZE_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_HINTS_ZERO_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_HINTS_ZERO_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_HINTS_DUP_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_HINTS_DUP_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_HINTS_REJECTED_PROP,
+                              OBJECT(vdmm), VIRTIO_DMM_HINTS_REJECTED_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_HINT_ERRORS_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_HINT_ERRORS_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_MERGEABLE_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_MERGEABLE_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_SHARED_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_SHARED_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_ZERO_SIZE_PROP, OBJECT(vdmm),
+                              VIRTIO_DMM_ZERO_SIZE_PROP);
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_pci_get_requested_size,
                         virtio_dmm_pci_set_requested_size, NULL, NULL);

@@ -46,11 +46,13 @@
 #define VIRTIO_DMM_PAGE_VQ_SIZE         32
 #define VIRTIO_DMM_HINT_VQ_SIZE         32
 /*
- * Hints make host memory mergeable in chunks of this size: every madvise()
- * may split a mapping, and a process has a limited number of them.  2 MiB
- * is the host's THP size, which hinted chunks give up (KSM splits THPs).
+ * Hints make host memory mergeable in chunks of the specification's hint
+ * range (2 MiB): every madvise() may split a mapping, and a process has a
+ * limited number of them; hinted chunks give up THPs (KSM splits them).
+ * Boot RAM and the region start 2 MiB aligned in guest-physical space, so
+ * chunks of their RAM blocks are the guest's aligned ranges.
  */
-#define VIRTIO_DMM_HINT_CHUNK           (2 * MiB)
+#define VIRTIO_DMM_HINT_CHUNK           VIRTIO_DMM_HINT_RANGE_SIZE
 /* Guest pages of page requests; also the host page size they need. */
 #define VIRTIO_DMM_PAGE_SIZE            4096
 

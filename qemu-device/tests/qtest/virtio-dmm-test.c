@@ -30,6 +30,7 @@ typedef struct DMMTest {
     QVirtQueue *vq;
     QVirtQueue *report_vq;
     QVirtQueue *page_vq;
+    QVirtQueue *hint_vq;
     uint64_t region;
 } DMMTest;
 
@@ -62,6 +63,10 @@ static DMMTest *dmm_start_features(uint64_t extra)
         t->page_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
                                       VIRTIO_DMM_VQ_PAGE);
     }
+    if (extra & (1ULL << VIRTIO_DMM_F_HINTS)) {
+        t->hint_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+                                      VIRTIO_DMM_VQ_HINT);
+    }
     qvirtio_set_driver_ok(&t->dev->vdev);
     t->region = qvirtio_config_readq(&t->dev->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
@@ -75,6 +80,9 @@ static DMMTest *dmm_start(void)
 
 static void dmm_stop(DMMTest *t)
 {
+    if (t->hint_vq) {
+        qvirtqueue_cleanup(t->dev->vdev.bus, t->hint_vq, &t->qs->alloc);
+    }
     if (t->page_vq) {
         qvirtqueue_cleanup(t->dev->vdev.bus, t->page_vq, &t->qs->alloc);
     }
@@ -614,6 +622,187 @@ static void test_short_page_request(void)
     dmm_stop(t);
 }
 
+
+/* --- shared-page hints --- */
+
+#define DMM_HINTS       (1ULL << VIRTIO_DMM_F_HINTS)
+
+/*
+ * Send a hint list of @nb (address, hash) pairs in a buffer of @len bytes
+ * (0: just enough); returns the response type and fills @resp.
+ */
+static uint16_t dmm_hints_len(DMMTest *t, uint16_t kind,
+                              const uint64_t *pairs, uint32_t nb, size_t len,
+                              struct virtio_dmm_resp *resp)
+{
+    size_t full = sizeof(struct virtio_dmm_hint_req) +
+                  nb * sizeof(struct virtio_dmm_hint);
+    g_autofree struct virtio_dmm_hint_req *req = g_malloc0(full);
+    uint64_t resp_addr;
+    uint32_t head, used, i;
+
+    req->type = cpu_to_le16(kind);
+    req->nb_hints = cpu_to_le32(nb);
+    for (i = 0; i < nb; i++) {
+        req->hints[i].addr = cpu_to_le64(pairs[2 * i]);
+        req->hints[i].hash = cpu_to_le64(pairs[2 * i + 1]);
+    }
+    head = dmm_post_vq(t, t->hint_vq, req, len ? len : full, sizeof(*resp),
+                       &resp_addr);
+    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->hint_vq, head, &used,
+                           DMM_TIMEOUT_US);
+    g_assert_cmpuint(used, ==, sizeof(*resp));
+    qtest_memread(t->qs->qts, resp_addr, resp, sizeof(*resp));
+    return le16_to_cpu(resp->type);
+}
+
+#define dmm_hints(t, kind, resp, ...) ({                             \
+    const uint64_t p_[] = { __VA_ARGS__ };                          \
+    dmm_hints_len(t, kind, p_, ARRAY_SIZE(p_) / 2, 0, resp); })
+
+/*
+ * A page filled with this 64-bit word, and its XXH64 (seed 0) as the
+ * reference implementation (xxhsum -H1) computes it.
+ */
+#define HINT_WORD       0x5a5a5a5a01020304ULL
+#define HINT_HASH       0x9b3c41cea4709588ULL
+
+static void fill_page(DMMTest *t, uint64_t addr, uint64_t w)
+{
+    uint32_t i;
+
+    for (i = 0; i < PAGE / 8; i++) {
+        qtest_writeq(t->qs->qts, addr + 8 * i, w);
+    }
+}
+
+/* Verified hints are accepted, the others rejected; content never changes. */
+static void test_hints(void)
+{
+    DMMTest *t = dmm_start_features(DMM_HINTS);
+    const uint64_t r = t->region;
+    struct virtio_dmm_resp resp;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    fill_page(t, BOOT_PAGE(3), HINT_WORD);
+    fill_page(t, r + PAGE, HINT_WORD);
+    /* zero: boot page 1 and a region page are; boot page 3 is not */
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
+                               0, r + 2 * PAGE, 0, BOOT_PAGE(3), 0), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 2);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.rejected), ==, 1);
+    /* duplicates: the right hash is accepted, a wrong one rejected */
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_DUP, &resp, BOOT_PAGE(3),
+                               HINT_HASH, r + PAGE,
+                               HINT_HASH, r + 3 * PAGE,
+                               HINT_HASH ^ 1), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 2);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.rejected), ==, 1);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 2);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-dup"), ==, 2);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-rejected"), ==, 2);
+    /* a 2 MiB chunk of boot RAM and one of the region became mergeable */
+    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==,
+                     4 * 1024 * 1024);
+    /* hints change nothing the guest sees */
+    g_assert_cmphex(qtest_readq(t->qs->qts, BOOT_PAGE(3) + 64), ==,
+                    HINT_WORD);
+    g_assert_cmphex(qtest_readq(t->qs->qts, r + PAGE + 4088), ==,
+                    HINT_WORD);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE + BLOCK_SIZE);
+    dmm_stop(t);
+}
+
+/* Every way a hint list can be wrong: ERROR, nothing read or shared. */
+static void test_bad_hint_lists(void)
+{
+    DMMTest *t = dmm_start_features(DMM_HINTS | DMM_PAGES);
+    QVirtioDevice *d = &t->dev->vdev;
+    const uint64_t r = t->region;
+    struct virtio_dmm_resp resp;
+    uint64_t many[2 * (VIRTIO_DMM_MAX_HINTS + 1)] = { 0 };
+    uint32_t i;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(5)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+
+#define BAD(kind, ...) \
+    g_assert_cmpuint(dmm_hints(t, kind, &resp, __VA_ARGS__), ==, \
+                     VIRTIO_DMM_RESP_ERROR)
+    /* unaligned; BIOS, the PCI hole, APIC, unplugged block, beyond */
+    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(1), 0, BOOT_PAGE(2) + 8, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, 0xf0000, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_SIZE, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, 0xfee00000ULL, 0);
+    BAD(VIRTIO_DMM_HINT_DUP, r + BLOCK_SIZE, 0);
+    BAD(VIRTIO_DMM_HINT_DUP, r + REGION_SIZE, 0);
+    BAD(VIRTIO_DMM_HINT_DUP, UINT64_MAX - PAGE + 1, 0);
+    /* a page the guest unplugged */
+    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(5), 0);
+    /* a zero hint with a hash; an unknown kind */
+    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(1), 1);
+    BAD(2, BOOT_PAGE(1), 0);
+    /* counts: none, too many, more than the buffer holds */
+    g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 0, 0,
+                                   &resp), ==, VIRTIO_DMM_RESP_ERROR);
+    for (i = 0; i < VIRTIO_DMM_MAX_HINTS + 1; i++) {
+        many[2 * i] = BOOT_PAGE(16 + i);
+    }
+    g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many,
+                                   VIRTIO_DMM_MAX_HINTS + 1, 0, &resp), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 4,
+                                   8 + 3 * 16, &resp), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+#undef BAD
+    g_assert_cmpuint(dmm_qom_size(t, "hint-errors"), ==, 13);
+    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 0);
+    g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
+    /* the well-formed version is accepted */
+    g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 4, 0,
+                                   &resp), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 4);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, PAGE);
+    dmm_stop(t);
+}
+
+/* Without the feature negotiated, hints are refused (NACK), not read. */
+static void test_hints_not_negotiated(void)
+{
+    DMMTest *t = dmm_start_features(0);
+    struct virtio_dmm_resp resp;
+
+    t->hint_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+                                  VIRTIO_DMM_VQ_HINT);
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
+                               0), ==, VIRTIO_DMM_RESP_NACK);
+    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
+    dmm_stop(t);
+}
+
+/* A hint request shorter than its header breaks the device, not QEMU. */
+static void test_short_hint_request(void)
+{
+    DMMTest *t = dmm_start_features(DMM_HINTS);
+    uint8_t buf[8] = { VIRTIO_DMM_HINT_ZERO, 0, 0, 0, 1, 0, 0, 0 };
+    uint64_t resp_addr;
+    uint8_t status;
+
+    dmm_post_vq(t, t->hint_vq, buf, 7, sizeof(struct virtio_dmm_resp),
+                &resp_addr);
+    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 0);
+    dmm_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -631,6 +820,11 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/bad-page-lists", test_bad_page_lists);
     qtest_add_func("virtio-dmm/pages-reset", test_pages_reset);
     qtest_add_func("virtio-dmm/short-page-request", test_short_page_request);
+    qtest_add_func("virtio-dmm/hints", test_hints);
+    qtest_add_func("virtio-dmm/bad-hint-lists", test_bad_hint_lists);
+    qtest_add_func("virtio-dmm/hints-not-negotiated",
+                   test_hints_not_negotiated);
+    qtest_add_func("virtio-dmm/short-hint-request", test_short_hint_request);
 
     return g_test_run();
 }

@@ -187,6 +187,13 @@ struct virtio_dmm_page_req {
 
 /* Hints name pages of this size, aligned to it. */
 #define VIRTIO_DMM_HINT_PAGE_SIZE	4096
+/*
+ * The device may act on the whole naturally aligned range of this size
+ * that holds a hinted page (share every page of it that is identical to
+ * another); a driver need not hint more than one page of a range, nor a
+ * range the device accepted a hint for before (until the device is reset).
+ */
+#define VIRTIO_DMM_HINT_RANGE_SIZE	(2 * 1024 * 1024)
 /* The most hints one request may carry. */
 #define VIRTIO_DMM_MAX_HINTS		256
 

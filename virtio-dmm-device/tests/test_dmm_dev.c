@@ -520,6 +520,8 @@ static void t_struct_sizes(void)
 	CHECK(sizeof(struct virtio_dmm_resp) == 16);
 	CHECK(sizeof(struct virtio_dmm_config) == 80);
 	CHECK(sizeof(struct virtio_dmm_page_req) == 8);
+	CHECK(sizeof(struct virtio_dmm_hint_req) == 8);
+	CHECK(sizeof(struct virtio_dmm_hint) == 16);
 }
 
 static void t_loaded_state(void)

@@ -274,6 +274,9 @@ class Guest:
                 dev += ",pages=off"
             if self.dev_opts:
                 dev += "," + self.dev_opts
+            # experiments: more options for every device, from the caller
+            if os.environ.get("DMM_DEV_OPTS"):
+                dev += "," + os.environ["DMM_DEV_OPTS"]
             args += ["-object", "memory-backend-ram,id=dmm-mem,size=%dM,"
                      "reserve=off" % (self.region // MiB),
                      "-device", dev]

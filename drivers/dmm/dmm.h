@@ -162,6 +162,35 @@ struct virtio_dmm {
 	atomic64_t hint_passes;		/* passes over all memory */
 	atomic64_t hint_scan_ns;	/* time spent scanning */
 
+	/* memory statistics and requests (VIRTIO_DMM_F_STATS); dmm_stats.c */
+	struct virtqueue *stats_vq;	/* NULL if not negotiated */
+	bool stats_on;			/* set up: config changes reach it */
+	struct vfsmount *psi_mnt;	/* our cgroup2 mount, for PSI */
+	struct file *psi_file;		/* its memory.pressure */
+	wait_queue_head_t stats_resp_wq;
+	/* sends a report every stats_interval_ms; its own buffers */
+	struct delayed_work stats_work;
+	struct virtio_dmm_stats stats_buf;
+	struct virtio_dmm_resp stats_resp;
+	u64 stats_seq;
+	unsigned int stats_interval_ms;	/* from the configuration */
+	/* asks the device for memory, under hotplug_mutex */
+	struct work_struct ask_work;
+	u64 ask_pending_size;
+	u64 ask_pending_reason;
+	/* thresholds and step, set in sysfs; 0 turns a threshold off */
+	u64 ask_available_below;	/* bytes of MemAvailable */
+	u32 ask_psi_above;		/* PSI some avg10, 1/100 percent */
+	u64 ask_step;			/* bytes asked for each time */
+	unsigned long ask_next;		/* jiffies: no automatic ask before */
+	atomic64_t asks_sent;
+	atomic64_t asks_granted;
+	atomic64_t asks_refused;
+	atomic64_t asks_forwarded;
+	/* the last request and its answer; under hotplug_mutex */
+	u64 last_ask_size;
+	const char *last_ask_result;
+
 	/* debugfs (dmm_debugfs.c): a test's raw page request */
 	struct dentry *debug_dir;
 	u16 debug_resp;			/* the device's last answer to it */
@@ -183,6 +212,7 @@ int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks);
 int dmm_send_unplug_all(struct virtio_dmm *vm);
 int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr, u64 nb);
+int dmm_send_ask(struct virtio_dmm *vm, u64 size, u64 reason);
 int dmm_read_config(struct virtio_dmm *vm);
 void dmm_read_requested_size(struct virtio_dmm *vm);
 u64 dmm_read_device_changed_size(struct virtio_dmm *vm);
@@ -291,6 +321,14 @@ void dmm_hints_exit(struct virtio_dmm *vm);
 void dmm_hints_kick(struct virtio_dmm *vm);
 int dmm_hints_send(struct virtio_dmm *vm, struct virtio_dmm_hint_req *req,
 		   unsigned int nb);
+
+/* dmm_stats.c: memory statistics and requests */
+#define DMM_ASK_STEP_DEFAULT	SZ_256M
+void dmm_stats_vq_done(struct virtqueue *vq);
+void dmm_stats_init(struct virtio_dmm *vm);
+void dmm_stats_exit(struct virtio_dmm *vm);
+void dmm_stats_config_changed(struct virtio_dmm *vm);
+int dmm_ask(struct virtio_dmm *vm, u64 size, u64 reason);
 
 /* dmm_debugfs.c: raw page requests for tests */
 #if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)

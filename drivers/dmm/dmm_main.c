@@ -226,6 +226,7 @@ static void dmm_config_changed(struct virtio_device *vdev)
 
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
+	dmm_stats_config_changed(vm);
 }
 
 /*
@@ -292,6 +293,7 @@ static int dmm_probe(struct virtio_device *vdev)
 		 vm->pages ? ", pages" : "");
 	dmm_report_init(vm);
 	dmm_hints_init(vm);
+	dmm_stats_init(vm);
 	dmm_debugfs_init(vm);
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
@@ -341,6 +343,7 @@ static void dmm_remove(struct virtio_device *vdev)
 	dmm_hints_exit(vm);
 	dmm_report_exit(vm);
 	WRITE_ONCE(vm->removing, true);
+	dmm_stats_exit(vm);
 	cancel_delayed_work_sync(&vm->work);
 
 	mutex_lock(&vm->hotplug_mutex);
@@ -390,6 +393,7 @@ static unsigned int dmm_features[] = {
 	VIRTIO_DMM_F_SUB_BLOCKS,
 #endif
 	VIRTIO_DMM_F_HINTS,
+	VIRTIO_DMM_F_STATS,
 };
 
 static const struct virtio_device_id dmm_id_table[] = {

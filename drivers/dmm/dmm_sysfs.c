@@ -3,6 +3,7 @@
  * virtio-dmm guest driver: sysfs, in the "dmm" group of the virtio device.
  * Documented in Documentation/ABI/testing/sysfs-driver-virtio-dmm.
  */
+#include <linux/ctype.h>
 #include <linux/device.h>
 #include <linux/sysfs.h>
 #include <linux/virtio.h>
@@ -310,6 +311,184 @@ static ssize_t hint_budget_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(hint_budget);
 
+/* Requests for memory (dmm_stats.c). */
+static ssize_t asks_sent_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->asks_sent);
+}
+static DEVICE_ATTR_RO(asks_sent);
+
+static ssize_t asks_granted_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->asks_granted);
+}
+static DEVICE_ATTR_RO(asks_granted);
+
+static ssize_t asks_refused_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->asks_refused);
+}
+static DEVICE_ATTR_RO(asks_refused);
+
+static ssize_t asks_forwarded_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return dmm_show_atomic(buf, &dev_to_dmm(dev)->asks_forwarded);
+}
+static DEVICE_ATTR_RO(asks_forwarded);
+
+static ssize_t stats_interval_ms_show(struct device *dev,
+				      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n",
+			  READ_ONCE(dev_to_dmm(dev)->stats_interval_ms));
+}
+static DEVICE_ATTR_RO(stats_interval_ms);
+
+/* "SIZE RESULT" of the last request, or "0 none". */
+static ssize_t last_ask_show(struct device *dev, struct device_attribute *attr,
+			     char *buf)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	ssize_t n;
+
+	mutex_lock(&vm->hotplug_mutex);
+	n = sysfs_emit(buf, "%llu %s\n", vm->last_ask_size,
+		       vm->last_ask_result ?: "none");
+	mutex_unlock(&vm->hotplug_mutex);
+	return n;
+}
+static DEVICE_ATTR_RO(last_ask);
+
+/*
+ * Ask the device for a total of SIZE bytes of RAM (more: ask; less: offer
+ * some back).  The write fails with ENOSPC if the host refused, EAGAIN if
+ * it passed the request on, ENODEV without F_STATS, EINVAL for a size
+ * that is not a number.
+ */
+static ssize_t ask_size_store(struct device *dev,
+			      struct device_attribute *attr, const char *buf,
+			      size_t count)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	u64 size;
+	int rc;
+
+	if (!vm->stats_vq)
+		return -ENODEV;
+	if (kstrtou64(buf, 0, &size) || !size)
+		return -EINVAL;
+	mutex_lock(&vm->hotplug_mutex);
+	rc = dmm_ask(vm, size, VIRTIO_DMM_ASK_ADMIN);
+	mutex_unlock(&vm->hotplug_mutex);
+	return rc ? rc : count;
+}
+static DEVICE_ATTR_WO(ask_size);
+
+/* A u64 tunable of the requests: any value, 0 turns it off. */
+static ssize_t dmm_store_u64(struct device *dev, const char *buf,
+			     size_t count, u64 *field, u64 max)
+{
+	u64 val;
+
+	if (!dev_to_dmm(dev)->stats_vq)
+		return -ENODEV;
+	if (kstrtou64(buf, 0, &val) || val > max)
+		return -EINVAL;
+	WRITE_ONCE(*field, val);
+	return count;
+}
+
+static ssize_t ask_available_below_show(struct device *dev,
+					struct device_attribute *attr,
+					char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  READ_ONCE(dev_to_dmm(dev)->ask_available_below));
+}
+
+static ssize_t ask_available_below_store(struct device *dev,
+					 struct device_attribute *attr,
+					 const char *buf, size_t count)
+{
+	return dmm_store_u64(dev, buf, count,
+			     &dev_to_dmm(dev)->ask_available_below, U64_MAX);
+}
+static DEVICE_ATTR_RW(ask_available_below);
+
+static ssize_t ask_step_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(dev_to_dmm(dev)->ask_step));
+}
+
+/* Between 4 KiB and the region's size. */
+static ssize_t ask_step_store(struct device *dev,
+			      struct device_attribute *attr, const char *buf,
+			      size_t count)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	u64 val;
+
+	if (kstrtou64(buf, 0, &val) || val < PAGE_SIZE ||
+	    val > vm->region_size + vm->boot_size)
+		return -EINVAL;
+	return dmm_store_u64(dev, buf, count, &vm->ask_step, U64_MAX);
+}
+static DEVICE_ATTR_RW(ask_step);
+
+static ssize_t ask_psi_above_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	u32 v = READ_ONCE(dev_to_dmm(dev)->ask_psi_above);
+
+	return sysfs_emit(buf, "%u.%02u\n", v / 100, v % 100);
+}
+
+/* "N", "N.D" or "N.DD", at most 100: hundredths of a percent. */
+static int dmm_parse_percent(const char *p, u32 *out)
+{
+	unsigned int val = 0, digits = 0;
+
+	if (!isdigit(*p))
+		return -EINVAL;
+	while (isdigit(*p) && val <= 100)
+		val = val * 10 + (*p++ - '0');
+	val *= 100;
+	if (*p == '.') {
+		for (p++; isdigit(*p) && digits < 2; digits++)
+			val += (*p++ - '0') * (digits ? 1 : 10);
+		if (!digits)
+			return -EINVAL;
+	}
+	if (*p == '\n')
+		p++;
+	if (*p || val > 10000)
+		return -EINVAL;
+	*out = val;
+	return 0;
+}
+
+/* A percentage, 0 to 100 with two decimals; 0 turns it off. */
+static ssize_t ask_psi_above_store(struct device *dev,
+				   struct device_attribute *attr,
+				   const char *buf, size_t count)
+{
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+	u32 val;
+
+	if (!vm->stats_vq)
+		return -ENODEV;
+	if (dmm_parse_percent(buf, &val))
+		return -EINVAL;
+	WRITE_ONCE(vm->ask_psi_above, val);
+	return count;
+}
+static DEVICE_ATTR_RW(ask_psi_above);
+
 static const char * const dmm_status_names[] = {
 	[DMM_STATUS_IDLE] = "idle",
 	[DMM_STATUS_BUSY] = "busy",
@@ -382,6 +561,16 @@ static struct attribute *dmm_attrs[] = {
 	&dev_attr_hint_pages_scanned.attr,
 	&dev_attr_hint_passes.attr,
 	&dev_attr_hint_scan_ms.attr,
+	&dev_attr_stats_interval_ms.attr,
+	&dev_attr_ask_size.attr,
+	&dev_attr_ask_available_below.attr,
+	&dev_attr_ask_psi_above.attr,
+	&dev_attr_ask_step.attr,
+	&dev_attr_asks_sent.attr,
+	&dev_attr_asks_granted.attr,
+	&dev_attr_asks_refused.attr,
+	&dev_attr_asks_forwarded.attr,
+	&dev_attr_last_ask.attr,
 	NULL,
 };
 

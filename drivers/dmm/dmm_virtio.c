@@ -34,13 +34,16 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_report_vq_done },
 		[VIRTIO_DMM_VQ_PAGE] = { "pages", dmm_page_vq_done },
 		[VIRTIO_DMM_VQ_HINT] = { "hints", dmm_hint_vq_done },
+		[VIRTIO_DMM_VQ_STATS] = { "stats", dmm_stats_vq_done },
 	};
 	struct virtqueue *vqs[ARRAY_SIZE(info)];
 	bool report = IS_ENABLED(CONFIG_PAGE_REPORTING) &&
 		      virtio_has_feature(vm->vdev,
 					 VIRTIO_DMM_F_FREE_PAGE_REPORTING);
 	bool hints = virtio_has_feature(vm->vdev, VIRTIO_DMM_F_HINTS);
-	unsigned int nvqs = hints ? 4 : vm->pages ? 3 : report ? 2 : 1;
+	bool stats = virtio_has_feature(vm->vdev, VIRTIO_DMM_F_STATS);
+	unsigned int nvqs = stats ? 5 : hints ? 4 : vm->pages ? 3 :
+			    report ? 2 : 1;
 	int rc;
 
 	rc = virtio_find_vqs(vm->vdev, nvqs, vqs, info, NULL);
@@ -53,6 +56,7 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 	vm->report_vq = report ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
 	vm->page_vq = vm->pages ? vqs[VIRTIO_DMM_VQ_PAGE] : NULL;
 	vm->hint_vq = hints ? vqs[VIRTIO_DMM_VQ_HINT] : NULL;
+	vm->stats_vq = stats ? vqs[VIRTIO_DMM_VQ_STATS] : NULL;
 	return 0;
 }
 
@@ -113,6 +117,16 @@ int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr, u64 nb_blocks)
 	vm->req.type = cpu_to_le16(type);
 	vm->req.u.plug.addr = cpu_to_le64(addr);
 	vm->req.u.plug.nb_blocks = cpu_to_le64(nb_blocks);
+	return dmm_send_request(vm);
+}
+
+/* REQ_ASK: 0 granted, -ENOSPC refused, -EAGAIN passed on, -EIO invalid. */
+int dmm_send_ask(struct virtio_dmm *vm, u64 size, u64 reason)
+{
+	memset(&vm->req, 0, sizeof(vm->req));
+	vm->req.type = cpu_to_le16(VIRTIO_DMM_REQ_ASK);
+	vm->req.u.ask.size = cpu_to_le64(size);
+	vm->req.u.ask.reason = cpu_to_le64(reason);
 	return dmm_send_request(vm);
 }
 

@@ -538,6 +538,31 @@ int dmm_unplug_all(struct dmm_dev *d)
 	return ret;
 }
 
+/*
+ * The guest asks for a total of @ask->size bytes: a valid requested_size
+ * and known reasons, or ERROR.  The VMM's policy decides; a grant sets
+ * requested_size here, so the guest's next look at the configuration sees
+ * it.
+ */
+static uint16_t dmm_process_ask(struct dmm_dev *d,
+				const struct virtio_dmm_req_ask *ask)
+{
+	uint64_t size = dmm_le64(&ask->size), reason = dmm_le64(&ask->reason);
+	uint16_t answer;
+
+	if (!d->ops->ask || (reason & ~(uint64_t)VIRTIO_DMM_ASK_REASONS) ||
+	    dmm_check_requested_size(d, size, NULL, 0))
+		return VIRTIO_DMM_RESP_ERROR;
+	d->stats.asks++;
+	answer = d->ops->ask(d->opaque, size, reason);
+	if (answer == VIRTIO_DMM_RESP_ACK &&
+	    dmm_set_requested_size(d, size, NULL, 0))
+		answer = VIRTIO_DMM_RESP_NACK;	/* the VMM granted nonsense */
+	if (answer == VIRTIO_DMM_RESP_ACK)
+		d->stats.asks_granted++;
+	return answer;
+}
+
 static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
 			    struct virtio_dmm_resp *resp)
 {
@@ -583,6 +608,8 @@ static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
 		dmm_put_le16(&resp->u.state.state,
 			     dmm_state_of(d, first, count));
 		return VIRTIO_DMM_RESP_ACK;
+	case VIRTIO_DMM_REQ_ASK:
+		return dmm_process_ask(d, &req->u.ask);
 	default:
 		return VIRTIO_DMM_RESP_ERROR;
 	}

@@ -46,6 +46,14 @@ struct dmm_backend_ops {
 	 * -errno.
 	 */
 	int (*share)(void *opaque, bool boot, uint64_t offset);
+	/*
+	 * The guest asks for a total of @size bytes of RAM (a valid
+	 * requested_size), for @reason (VIRTIO_DMM_ASK_*): the VMM's policy
+	 * answers VIRTIO_DMM_RESP_ACK (grant: the library sets
+	 * requested_size), NACK (refuse) or BUSY (passed on).  May be NULL:
+	 * ERROR.
+	 */
+	uint16_t (*ask)(void *opaque, uint64_t size, uint64_t reason);
 };
 
 /* Fixed parameters of a device, checked by dmm_dev_init(). */
@@ -77,6 +85,8 @@ struct dmm_stats {
 	uint64_t hints_dup;	/* duplicate hints whose hash matched */
 	uint64_t hints_rejected; /* content not as stated, or not processed */
 	uint64_t hint_errors;	/* hint requests answered ERROR */
+	uint64_t asks;		/* valid REQ_ASK requests */
+	uint64_t asks_granted;	/* answered ACK */
 };
 
 /* Block states, one byte each (stored as-is in QEMU's migration stream). */

@@ -4,6 +4,7 @@
  * backend that records what the library asks of its VMM.  Prints TAP.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,7 +503,8 @@ static void t_fill_config(void)
 	setup(BOOT + 2 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
 	dmm_fill_config(&dev, 0x0102, &cfg);
-	CHECK(sizeof(cfg) == 80);
+	CHECK(sizeof(cfg) == 88);
+	CHECK(offsetof(struct virtio_dmm_config, stats_interval_ms) == 80);
 	/* block_size 0x08000000 little-endian at offset 0 */
 	CHECK(b[0] == 0 && b[3] == 0x08 && b[7] == 0);
 	CHECK(b[8] == 0x02 && b[9] == 0x01);		/* node_id */
@@ -518,7 +520,8 @@ static void t_struct_sizes(void)
 {
 	CHECK(sizeof(struct virtio_dmm_req) == 24);
 	CHECK(sizeof(struct virtio_dmm_resp) == 16);
-	CHECK(sizeof(struct virtio_dmm_config) == 80);
+	CHECK(sizeof(struct virtio_dmm_config) == 88);
+	CHECK(sizeof(struct virtio_dmm_stats) == 112);
 	CHECK(sizeof(struct virtio_dmm_page_req) == 8);
 	CHECK(sizeof(struct virtio_dmm_hint_req) == 8);
 	CHECK(sizeof(struct virtio_dmm_hint) == 16);
@@ -1188,6 +1191,81 @@ static void t_hints_malformed(void)
 	CHECK(!dev.plugged_size && !fk.discards);
 }
 
+/* --- requests for memory (REQ_ASK) --- */
+
+static uint16_t ask_answer;
+static int asks_seen;
+static uint64_t ask_last_size, ask_last_reason;
+
+static uint16_t fake_ask(void *opaque __attribute__((unused)), uint64_t size,
+			 uint64_t reason)
+{
+	asks_seen++;
+	ask_last_size = size;
+	ask_last_reason = reason;
+	return ask_answer;
+}
+
+static uint16_t ask(uint64_t size, uint64_t reason)
+{
+	struct virtio_dmm_req r = mkreq(VIRTIO_DMM_REQ_ASK, 0, 0);
+
+	put64(&r.u.ask.size, size);
+	put64(&r.u.ask.reason, reason);
+	if (dmm_handle_request(&dev, &r, sizeof(r), &last_resp) !=
+	    (int)sizeof(last_resp))
+		return 0xffff;
+	return le16(&last_resp.type);
+}
+
+static void t_ask(void)
+{
+	struct dmm_backend_ops ops = fake_ops;
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+		.sub_block_size = 2 * MiB,
+	};
+
+	/* without the VMM's policy: ERROR */
+	setup(BOOT);
+	CHECK(ask(BOOT + BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_ERROR);
+
+	ops.ask = fake_ask;
+	dmm_dev_fini(&dev);
+	memset(&fk, 0, sizeof(fk));
+	CHECK(!dmm_dev_init(&dev, &p, &ops, &fk, err, sizeof(err)));
+	asks_seen = 0;
+	/* invalid sizes and reasons never reach the policy */
+	CHECK(ask(BOOT + 1, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(ask(BOOT + REGION_SIZE + 2 * MiB, 0) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(ask(BOOT - 2 * MiB, 0) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(ask(BOOT + BS, 4) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(!asks_seen && dev.requested_size == BOOT);
+	/* granted: requested_size follows */
+	ask_answer = VIRTIO_DMM_RESP_ACK;
+	CHECK(ask(BOOT + BS + 2 * MiB, VIRTIO_DMM_ASK_PRESSURE) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(asks_seen == 1 && ask_last_size == BOOT + BS + 2 * MiB &&
+	      ask_last_reason == VIRTIO_DMM_ASK_PRESSURE);
+	CHECK(dev.requested_size == BOOT + BS + 2 * MiB);
+	/* refused or passed on: nothing changes */
+	ask_answer = VIRTIO_DMM_RESP_NACK;
+	CHECK(ask(BOOT + 2 * BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_NACK);
+	ask_answer = VIRTIO_DMM_RESP_BUSY;
+	CHECK(ask(BOOT + 2 * BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_BUSY);
+	CHECK(dev.requested_size == BOOT + BS + 2 * MiB);
+	/* an offer back, granted */
+	ask_answer = VIRTIO_DMM_RESP_ACK;
+	CHECK(ask(BOOT, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.requested_size == BOOT && !dev.plugged_size);
+	CHECK(dev.stats.asks == 4 && dev.stats.asks_granted == 2);
+	/* no block state changes through asks */
+	CHECK(!fk.populates && !fk.discards);
+	dmm_dev_fini(&dev);
+	memset(&dev, 0, sizeof(dev));
+}
+
 int main(void)
 {
 	static const struct {
@@ -1235,6 +1313,7 @@ int main(void)
 		{ "hints: XXH64 matches the reference vectors", t_xxh64 },
 		{ "hints: content verified, only matching pages shared", t_hints_verified },
 		{ "hints: malformed and hostile lists are ERRORs, nothing read", t_hints_malformed },
+		{ "asks: checked, then the VMM's policy; a grant sets requested_size", t_ask },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

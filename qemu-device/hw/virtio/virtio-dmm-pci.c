@@ -193,6 +193,8 @@ static void virtio_dmm_pci_instance_init(Object *obj)
                               VIRTIO_DMM_SHARED_PROP);
     object_property_add_alias(obj, VIRTIO_DMM_ZERO_SIZE_PROP, OBJECT(vdmm),
                               VIRTIO_DMM_ZERO_SIZE_PROP);
+    object_property_add_alias(obj, VIRTIO_DMM_STATS_INTERVAL_PROP,
+                              OBJECT(vdmm), VIRTIO_DMM_STATS_INTERVAL_PROP);
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_pci_get_requested_size,
                         virtio_dmm_pci_set_requested_size, NULL, NULL);

@@ -30,6 +30,8 @@
 #include "exec/ram_addr.h"
 #include "migration/misc.h"
 #include "migration/vmstate.h"
+#include "qapi/qapi-events-machine.h"
+#include "qemu/timer.h"
 #include "hw/boards.h"
 #include "hw/qdev-properties.h"
 #include "hw/resettable.h"
@@ -45,6 +47,11 @@
 #define VIRTIO_DMM_REPORT_VQ_SIZE       32
 #define VIRTIO_DMM_PAGE_VQ_SIZE         32
 #define VIRTIO_DMM_HINT_VQ_SIZE         32
+#define VIRTIO_DMM_STATS_VQ_SIZE        8
+/* Bounds of stats-interval (milliseconds; 0 turns reports off). */
+#define VIRTIO_DMM_STATS_MIN_MS         100
+#define VIRTIO_DMM_STATS_MAX_MS         3600000
+#define VIRTIO_DMM_STATS_DEFAULT_MS     1000
 /*
  * Hints make host memory mergeable in chunks of the specification's hint
  * range (2 MiB): every madvise() may split a mapping, and a process has a
@@ -176,6 +183,46 @@ static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset)
     return ret;
 }
 
+/* The ID and QOM path of the device the user sees (virtio-dmm-pci). */
+static DeviceState *virtio_dmm_proxy(VirtIODMM *vdmm)
+{
+    BusState *bus = qdev_get_parent_bus(DEVICE(vdmm));
+
+    return bus && bus->parent ? bus->parent : DEVICE(vdmm);
+}
+
+/*
+ * Policy for the guest's requests: with auto-grant, grant up to max-size
+ * (and accept every offer); without, leave it to the management layer,
+ * which gets the VIRTIO_DMM_ASK event and may set requested-size.
+ */
+static uint16_t virtio_dmm_ask(void *opaque, uint64_t size, uint64_t reason)
+{
+    VirtIODMM *vdmm = opaque;
+    DeviceState *proxy = virtio_dmm_proxy(vdmm);
+    g_autofree char *path = object_get_canonical_path(OBJECT(proxy));
+    uint64_t max = vdmm->max_size ? vdmm->max_size :
+                   vdmm->dmm->p.boot_size + vdmm->dmm->p.region_size;
+    uint64_t cur = dmm_current_size(vdmm->dmm);
+    VirtioDMMAskResult result;
+    uint16_t answer;
+
+    if (!vdmm->auto_grant) {
+        result = VIRTIO_DMM_ASK_RESULT_FORWARDED;
+        answer = VIRTIO_DMM_RESP_BUSY;
+    } else if (size > max && size > cur) {
+        result = VIRTIO_DMM_ASK_RESULT_REFUSED;
+        answer = VIRTIO_DMM_RESP_NACK;
+    } else {
+        result = VIRTIO_DMM_ASK_RESULT_GRANTED;
+        answer = VIRTIO_DMM_RESP_ACK;
+    }
+    trace_virtio_dmm_ask(size, cur, reason, answer);
+    qapi_event_send_virtio_dmm_ask(proxy->id, path, size, cur,
+                                   reason & VIRTIO_DMM_ASK_PRESSURE, result);
+    return answer;
+}
+
 static const struct dmm_backend_ops virtio_dmm_backend = {
     .populate = virtio_dmm_populate,
     .discard = virtio_dmm_discard,
@@ -184,6 +231,7 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
     .discard_boot = virtio_dmm_discard_boot,
     .page_ptr = virtio_dmm_page_ptr,
     .share = virtio_dmm_share,
+    .ask = virtio_dmm_ask,
 };
 
 /* --- the request virtqueue --- */
@@ -210,6 +258,7 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
     struct virtio_dmm_resp resp;
     struct virtio_dmm_req req;
     VirtQueueElement *elem;
+    uint64_t requested;
     size_t len;
     int ret;
 
@@ -233,6 +282,7 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
                                  le64_to_cpu(req.u.plug.addr),
                                  le64_to_cpu(req.u.plug.nb_blocks));
         vdmm->dmm->busy = virtio_dmm_is_busy();
+        requested = vdmm->dmm->requested_size;
         ret = dmm_handle_request(vdmm->dmm, &req, sizeof(req), &resp);
         assert(ret == sizeof(resp));
         trace_virtio_dmm_response(le16_to_cpu(resp.type),
@@ -242,6 +292,11 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
         virtqueue_push(vq, elem, sizeof(resp));
         virtio_notify(vdev, vq);
         g_free(elem);
+        /* a granted request for memory changed requested_size */
+        if (vdmm->dmm->requested_size != requested) {
+            trace_virtio_dmm_requested_size(vdmm->dmm->requested_size);
+            virtio_notify_config(vdev);
+        }
     }
 }
 
@@ -403,14 +458,111 @@ static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
     }
 }
 
+/* --- memory statistics --- */
+
+static double virtio_dmm_rate(VirtIODMM *vdmm, size_t off)
+{
+    uint64_t a = ldq_le_p((uint8_t *)&vdmm->last_stats + off);
+    uint64_t b = ldq_le_p((uint8_t *)&vdmm->prev_stats + off);
+    int64_t ms = vdmm->last_stats_ms - vdmm->prev_stats_ms;
+
+    return ms > 0 && a >= b && vdmm->prev_stats_ms ?
+           (double)(a - b) * 1000 / ms : 0;
+}
+
+/* The latest report as QMP shows it, or NULL before the first. */
+static VirtioDMMStats *virtio_dmm_get_stats(VirtIODMM *vdmm)
+{
+    const struct virtio_dmm_stats *st = &vdmm->last_stats;
+    VirtioDMMStats *s;
+
+    if (!vdmm->have_stats) {
+        return NULL;
+    }
+    s = g_new0(VirtioDMMStats, 1);
+    s->seq = le64_to_cpu(st->seq);
+    s->age_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - vdmm->last_stats_ms;
+    s->total = le64_to_cpu(st->total);
+    s->available = le64_to_cpu(st->available);
+    s->free = le64_to_cpu(st->free);
+    s->cache = le64_to_cpu(st->cache);
+    s->psi_some_avg10 = le32_to_cpu(st->psi_some_avg10) / 100.0;
+    s->psi_full_avg10 = le32_to_cpu(st->psi_full_avg10) / 100.0;
+    s->psi_some_avg60 = le32_to_cpu(st->psi_some_avg60) / 100.0;
+    s->psi_full_avg60 = le32_to_cpu(st->psi_full_avg60) / 100.0;
+    s->psi_some_total = le64_to_cpu(st->psi_some_total);
+    s->psi_full_total = le64_to_cpu(st->psi_full_total);
+    s->swap_in = le64_to_cpu(st->swap_in);
+    s->swap_out = le64_to_cpu(st->swap_out);
+    s->major_faults = le64_to_cpu(st->major_faults);
+    s->oom_kills = le64_to_cpu(st->oom_kills);
+    s->alloc_stalls = le64_to_cpu(st->alloc_stalls);
+    s->swap_in_rate = virtio_dmm_rate(vdmm, offsetof(struct virtio_dmm_stats,
+                                                     swap_in));
+    s->swap_out_rate = virtio_dmm_rate(vdmm,
+                                       offsetof(struct virtio_dmm_stats,
+                                                swap_out));
+    s->major_fault_rate = virtio_dmm_rate(vdmm,
+                                          offsetof(struct virtio_dmm_stats,
+                                                   major_faults));
+    return s;
+}
+
+/*
+ * A report: keep it (and the one before, for rates) and tell the monitor;
+ * the monitor rate-limits the event.  A report shorter than the structure
+ * is answered ERROR and dropped.
+ */
+static void virtio_dmm_handle_stats(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    DeviceState *proxy = virtio_dmm_proxy(vdmm);
+    g_autofree char *path = object_get_canonical_path(OBJECT(proxy));
+    struct virtio_dmm_resp resp = { };
+    struct virtio_dmm_stats st;
+    VirtQueueElement *elem;
+    size_t len;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        len = iov_to_buf(elem->out_sg, elem->out_num, 0, &st, sizeof(st));
+        if (iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
+            virtio_error(vdev, "virtio-dmm protocol violation: %zu bytes for"
+                         " the response to a report",
+                         iov_size(elem->in_sg, elem->in_num));
+            virtio_dmm_drop_element(vq, elem);
+            return;
+        }
+        if (len < sizeof(st) ||
+            !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_STATS)) {
+            resp.type = cpu_to_le16(VIRTIO_DMM_RESP_ERROR);
+        } else {
+            resp.type = cpu_to_le16(VIRTIO_DMM_RESP_ACK);
+            vdmm->prev_stats = vdmm->last_stats;
+            vdmm->prev_stats_ms = vdmm->last_stats_ms;
+            vdmm->last_stats = st;
+            vdmm->last_stats_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            vdmm->have_stats = true;
+            qapi_event_send_virtio_dmm_stats(proxy->id, path,
+                                             virtio_dmm_get_stats(vdmm));
+        }
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
+        virtqueue_push(vq, elem, sizeof(resp));
+        virtio_notify(vdev, vq);
+        g_free(elem);
+    }
+}
+
 /* --- configuration and features --- */
 
 static void virtio_dmm_get_config(VirtIODevice *vdev, uint8_t *config_data)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    struct virtio_dmm_config *cfg = (struct virtio_dmm_config *)config_data;
 
-    dmm_fill_config(vdmm->dmm, vdmm->node,
-                    (struct virtio_dmm_config *)config_data);
+    dmm_fill_config(vdmm->dmm, vdmm->node, cfg);
+    if (vdmm->stats) {
+        cfg->stats_interval_ms = cpu_to_le32(vdmm->stats_interval);
+    }
 }
 
 static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
@@ -432,6 +584,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     }
     if (VIRTIO_DMM(vdev)->hints) {
         virtio_add_feature(&features, VIRTIO_DMM_F_HINTS);
+    }
+    if (VIRTIO_DMM(vdev)->stats) {
+        virtio_add_feature(&features, VIRTIO_DMM_F_STATS);
     }
     return features;
 }
@@ -572,6 +727,14 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
     if (vdmm->pages && !virtio_dmm_check_pages(vdmm, errp)) {
         return false;
     }
+    if (vdmm->stats_interval && (vdmm->stats_interval < VIRTIO_DMM_STATS_MIN_MS
+        || vdmm->stats_interval > VIRTIO_DMM_STATS_MAX_MS)) {
+        error_setg(errp, "'%s' property is %" PRIu32 ", but must be 0 (off)"
+                   " or between %d and %d ms", VIRTIO_DMM_STATS_INTERVAL_PROP,
+                   vdmm->stats_interval, VIRTIO_DMM_STATS_MIN_MS,
+                   VIRTIO_DMM_STATS_MAX_MS);
+        return false;
+    }
     return virtio_dmm_check_hints(vdmm, errp);
 }
 
@@ -606,6 +769,12 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     }
     if (!vdmm->initial_requested_size) {
         vdmm->initial_requested_size = p.boot_size;
+    }
+    if (vdmm->max_size &&
+        dmm_check_requested_size(vdmm->dmm, vdmm->max_size, err,
+                                 sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_MAX_SIZE_PROP, err);
+        goto out_fini;
     }
     if (dmm_set_requested_size(vdmm->dmm, vdmm->initial_requested_size, err,
                                sizeof(err))) {
@@ -655,18 +824,23 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
     vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
                                 virtio_dmm_handle_request);
-    /* Queue indices are fixed: report, page, hint queue, in this order. */
-    if (vdmm->free_page_reporting || vdmm->pages || vdmm->hints) {
+    /* Queue indices are fixed: report, page, hint, stats, in this order. */
+    if (vdmm->free_page_reporting || vdmm->pages || vdmm->hints ||
+        vdmm->stats) {
         vdmm->report_vq = virtio_add_queue(vdev, VIRTIO_DMM_REPORT_VQ_SIZE,
                                            virtio_dmm_handle_report);
     }
-    if (vdmm->pages || vdmm->hints) {
+    if (vdmm->pages || vdmm->hints || vdmm->stats) {
         vdmm->page_vq = virtio_add_queue(vdev, VIRTIO_DMM_PAGE_VQ_SIZE,
                                          virtio_dmm_handle_pages);
     }
-    if (vdmm->hints) {
+    if (vdmm->hints || vdmm->stats) {
         vdmm->hint_vq = virtio_add_queue(vdev, VIRTIO_DMM_HINT_VQ_SIZE,
                                          virtio_dmm_handle_hints);
+    }
+    if (vdmm->stats) {
+        vdmm->stats_vq = virtio_add_queue(vdev, VIRTIO_DMM_STATS_VQ_SIZE,
+                                          virtio_dmm_handle_stats);
     }
     host_memory_backend_set_mapped(vdmm->memdev, true);
     vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
@@ -699,6 +873,10 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
     host_memory_backend_set_mapped(vdmm->memdev, false);
+    if (vdmm->stats_vq) {
+        virtio_del_queue(vdev, VIRTIO_DMM_VQ_STATS);
+        vdmm->stats_vq = NULL;
+    }
     if (vdmm->hint_vq) {
         virtio_del_queue(vdev, VIRTIO_DMM_VQ_HINT);
         vdmm->hint_vq = NULL;
@@ -865,6 +1043,23 @@ static const VMStateDescription vmstate_virtio_dmm_hints = {
     },
 };
 
+static bool virtio_dmm_stats_needed(void *opaque)
+{
+    return VIRTIO_DMM(opaque)->stats;
+}
+
+/* The interval may have been changed at run time: the guest keeps it. */
+static const VMStateDescription vmstate_virtio_dmm_stats = {
+    .name = "virtio-dmm-device/stats",
+    .minimum_version_id = 1,
+    .version_id = 1,
+    .needed = virtio_dmm_stats_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(stats_interval, VirtIODMM),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static bool virtio_dmm_pages_needed(void *opaque)
 {
     return VIRTIO_DMM(opaque)->pages;
@@ -926,6 +1121,7 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
         &vmstate_virtio_dmm_pages,
         &vmstate_virtio_dmm_sub_blocks,
         &vmstate_virtio_dmm_hints,
+        &vmstate_virtio_dmm_stats,
         NULL
     },
 };
@@ -984,6 +1180,11 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->hint_mergeable_size = vdmm->mergeable_bytes;
     vi->shared_size = virtio_dmm_ksm_stat("ksm_merging_pages");
     vi->zero_size = virtio_dmm_ksm_stat("ksm_zero_pages");
+    vi->stats = virtio_dmm_get_stats((VirtIODMM *)vdmm);
+    vi->stats_interval = vdmm->stats ? vdmm->stats_interval : 0;
+    vi->auto_grant = vdmm->auto_grant;
+    vi->max_size = vdmm->max_size ? vdmm->max_size :
+                   d->p.boot_size + d->p.region_size;
     vi->sub_block_plugged_size = dmm_partial_plugged_size(d);
     vi->sub_block_size = d->sb_size;
     vi->size = dmm_current_size(d);
@@ -1139,6 +1340,39 @@ static void virtio_dmm_get_ksm_stat(Object *obj, Visitor *v, const char *name,
     visit_type_size(v, name, &value, errp);
 }
 
+static void virtio_dmm_get_stats_interval(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    uint32_t value = VIRTIO_DMM(obj)->stats_interval;
+
+    visit_type_uint32(v, name, &value, errp);
+}
+
+/* Checked like in realize; a running guest hears of it at once. */
+static void virtio_dmm_set_stats_interval(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value && (value < VIRTIO_DMM_STATS_MIN_MS ||
+                  value > VIRTIO_DMM_STATS_MAX_MS)) {
+        error_setg(errp, "'%s' must be 0 (off) or between %d and %d ms,"
+                   " not %" PRIu32, name, VIRTIO_DMM_STATS_MIN_MS,
+                   VIRTIO_DMM_STATS_MAX_MS, value);
+        return;
+    }
+    vdmm->stats_interval = value;
+    if (vdmm->dmm && vdmm->stats) {
+        virtio_notify_config(VIRTIO_DEVICE(vdmm));
+    }
+}
+
 static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_UINT64(VIRTIO_DMM_ADDR_PROP, VirtIODMM, addr, 0),
     DEFINE_PROP_UINT32(VIRTIO_DMM_NODE_PROP, VirtIODMM, node, 0),
@@ -1152,6 +1386,10 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_SUB_BLOCKS_PROP, VirtIODMM, sub_blocks, true),
     DEFINE_PROP_ON_OFF_AUTO(VIRTIO_DMM_HINTS_PROP, VirtIODMM, hints_prop,
                             ON_OFF_AUTO_AUTO),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_STATS_PROP, VirtIODMM, stats, true),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_AUTO_GRANT_PROP, VirtIODMM, auto_grant,
+                     false),
+    DEFINE_PROP_SIZE(VIRTIO_DMM_MAX_SIZE_PROP, VirtIODMM, max_size, 0),
 };
 
 static void virtio_dmm_instance_init(Object *obj)
@@ -1159,6 +1397,10 @@ static void virtio_dmm_instance_init(Object *obj)
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
 
     notifier_list_init(&vdmm->size_change_notifiers);
+    vdmm->stats_interval = VIRTIO_DMM_STATS_DEFAULT_MS;
+    object_property_add(obj, VIRTIO_DMM_STATS_INTERVAL_PROP, "uint32",
+                        virtio_dmm_get_stats_interval,
+                        virtio_dmm_set_stats_interval, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_get_requested_size,
                         virtio_dmm_set_requested_size, NULL, NULL);

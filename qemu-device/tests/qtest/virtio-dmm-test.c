@@ -31,6 +31,7 @@ typedef struct DMMTest {
     QVirtQueue *report_vq;
     QVirtQueue *page_vq;
     QVirtQueue *hint_vq;
+    QVirtQueue *stats_vq;
     uint64_t region;
 } DMMTest;
 
@@ -67,6 +68,10 @@ static DMMTest *dmm_start_features(uint64_t extra)
         t->hint_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
                                       VIRTIO_DMM_VQ_HINT);
     }
+    if (extra & (1ULL << VIRTIO_DMM_F_STATS)) {
+        t->stats_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+                                       VIRTIO_DMM_VQ_STATS);
+    }
     qvirtio_set_driver_ok(&t->dev->vdev);
     t->region = qvirtio_config_readq(&t->dev->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
@@ -80,6 +85,9 @@ static DMMTest *dmm_start(void)
 
 static void dmm_stop(DMMTest *t)
 {
+    if (t->stats_vq) {
+        qvirtqueue_cleanup(t->dev->vdev.bus, t->stats_vq, &t->qs->alloc);
+    }
     if (t->hint_vq) {
         qvirtqueue_cleanup(t->dev->vdev.bus, t->hint_vq, &t->qs->alloc);
     }
@@ -803,6 +811,107 @@ static void test_short_hint_request(void)
     dmm_stop(t);
 }
 
+/* --- statistics and requests for memory --- */
+
+#define DMM_STATS       (1ULL << VIRTIO_DMM_F_STATS)
+
+/* Send @len bytes of a report; returns the response type. */
+static uint16_t dmm_report_stats(DMMTest *t, const struct virtio_dmm_stats *st,
+                                 size_t len)
+{
+    struct virtio_dmm_resp resp;
+    uint64_t resp_addr;
+    uint32_t head, used;
+
+    head = dmm_post_vq(t, t->stats_vq, st, len, sizeof(resp), &resp_addr);
+    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->stats_vq, head,
+                           &used, DMM_TIMEOUT_US);
+    qtest_memread(t->qs->qts, resp_addr, &resp, sizeof(resp));
+    return le16_to_cpu(resp.type);
+}
+
+static QDict *dmm_device_info(DMMTest *t)
+{
+    QDict *rsp = qtest_qmp(t->qs->qts,
+                           "{ 'execute': 'query-memory-devices' }");
+    QList *list = qdict_get_qlist(rsp, "return");
+    QDict *data = qdict_get_qdict(qobject_to(QDict, qlist_peek(list)),
+                                  "data");
+
+    qobject_ref(data);
+    qobject_unref(rsp);
+    return data;
+}
+
+static void test_stats(void)
+{
+    DMMTest *t = dmm_start_features(DMM_STATS);
+    struct virtio_dmm_stats st = {
+        .seq = cpu_to_le64(1),
+        .total = cpu_to_le64(BOOT_SIZE),
+        .available = cpu_to_le64(100 << 20),
+        .psi_some_avg10 = cpu_to_le32(1234),
+        .oom_kills = cpu_to_le64(2),
+    };
+    QDict *info, *stats;
+
+    g_assert_cmpuint(qvirtio_config_readl(&t->dev->vdev,
+                     offsetof(struct virtio_dmm_config, stats_interval_ms)),
+                     ==, 1000);
+    /* no report yet */
+    info = dmm_device_info(t);
+    g_assert(!qdict_haskey(info, "stats"));
+    qobject_unref(info);
+    /* a short report is refused and not kept */
+    g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st) - 8), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    info = dmm_device_info(t);
+    g_assert(!qdict_haskey(info, "stats"));
+    qobject_unref(info);
+    g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st)), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    info = dmm_device_info(t);
+    stats = qdict_get_qdict(info, "stats");
+    g_assert(stats);
+    g_assert_cmpuint(qdict_get_int(stats, "available"), ==, 100 << 20);
+    g_assert_cmpuint(qdict_get_int(stats, "oom-kills"), ==, 2);
+    g_assert_cmpfloat(qdict_get_double(stats, "psi-some-avg10"), ==, 12.34);
+    qobject_unref(info);
+    qtest_qmp_eventwait(t->qs->qts, "VIRTIO_DMM_STATS");
+    dmm_stop(t);
+}
+
+static uint16_t dmm_ask(DMMTest *t, uint64_t size, uint64_t reason)
+{
+    struct virtio_dmm_req req = {
+        .type = cpu_to_le16(VIRTIO_DMM_REQ_ASK),
+        .u.ask.size = cpu_to_le64(size),
+        .u.ask.reason = cpu_to_le64(reason),
+    };
+    struct virtio_dmm_resp resp;
+
+    return dmm_send(t, &req, &resp);
+}
+
+/* Without auto-grant an ask is passed on; bad asks change nothing. */
+static void test_ask(void)
+{
+    DMMTest *t = dmm_start_features(DMM_STATS);
+
+    g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + 1, 0), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + 2 * REGION_SIZE, 0), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + BLOCK_SIZE, 1ULL << 40), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + BLOCK_SIZE,
+                             VIRTIO_DMM_ASK_PRESSURE), ==,
+                     VIRTIO_DMM_RESP_BUSY);
+    qtest_qmp_eventwait(t->qs->qts, "VIRTIO_DMM_ASK");
+    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, BOOT_SIZE);
+    dmm_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -825,6 +934,8 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/hints-not-negotiated",
                    test_hints_not_negotiated);
     qtest_add_func("virtio-dmm/short-hint-request", test_short_hint_request);
+    qtest_add_func("virtio-dmm/stats", test_stats);
+    qtest_add_func("virtio-dmm/ask", test_ask);
 
     return g_test_run();
 }

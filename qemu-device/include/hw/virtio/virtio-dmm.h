@@ -14,6 +14,7 @@
 #include "qapi/qapi-types-machine.h"
 #include "system/hostmem.h"
 #include "qom/object.h"
+#include <linux/virtio_dmm.h>
 
 #define TYPE_VIRTIO_DMM "virtio-dmm"
 
@@ -42,6 +43,10 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_MERGEABLE_PROP       "hint-mergeable-size"
 #define VIRTIO_DMM_SHARED_PROP          "shared-size"
 #define VIRTIO_DMM_ZERO_SIZE_PROP       "zero-size"
+#define VIRTIO_DMM_STATS_PROP           "stats"
+#define VIRTIO_DMM_STATS_INTERVAL_PROP  "stats-interval"
+#define VIRTIO_DMM_AUTO_GRANT_PROP      "auto-grant"
+#define VIRTIO_DMM_MAX_SIZE_PROP        "max-size"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
 
@@ -86,6 +91,19 @@ struct VirtIODMM {
     uint8_t *hint_chunks[2];            /* [0] region, [1] boot RAM */
     uint32_t hint_chunks_len[2];        /* bytes of each bitmap */
     uint64_t mergeable_bytes;
+
+    /* memory statistics and requests (F_STATS): offered, their queue */
+    bool stats;
+    VirtQueue *stats_vq;
+    /* ms between the guest's reports (0: off); QOM read-write, migrated */
+    uint32_t stats_interval;
+    /* grant the guest's requests up to max_size (0: boot + region) */
+    bool auto_grant;
+    uint64_t max_size;
+    /* the latest two reports, as the guest sent them, and when */
+    bool have_stats;
+    struct virtio_dmm_stats last_stats, prev_stats;
+    int64_t last_stats_ms, prev_stats_ms;
 
     /* the region's backend; set by the user, mapped while realized */
     HostMemoryBackend *memdev;

@@ -82,6 +82,12 @@
  * guest sees never changes because of a hint.
  */
 #define VIRTIO_DMM_F_HINTS		4
+/*
+ * Memory statistics and requests: the driver reports its memory pressure
+ * on the stats virtqueue every stats_interval_ms (in the configuration),
+ * and may ask for more memory, or offer some back, with REQ_ASK.
+ */
+#define VIRTIO_DMM_F_STATS		5
 
 /* --- virtqueues --- */
 
@@ -98,6 +104,11 @@
  * using the hintq sets them up (and may leave them unused).
  */
 #define VIRTIO_DMM_VQ_HINT		3
+/*
+ * F_STATS.  A device offering F_STATS has queues 1 to 3 too; a driver
+ * using the statq sets them up (and may leave them unused).
+ */
+#define VIRTIO_DMM_VQ_STATS		4
 
 /* --- requests (driver to device, request virtqueue) --- */
 
@@ -123,10 +134,30 @@
 #define VIRTIO_DMM_REQ_PLUG_SB		7
 #define VIRTIO_DMM_REQ_UNPLUG_SB	8
 
+/*
+ * Ask for memory (F_STATS): the driver would like its RAM to be u.ask.size
+ * bytes in total (more than now: it asks for memory; less: it offers some
+ * back).  ACK: granted, requested_size is now u.ask.size (a configuration
+ * change follows).  NACK: refused.  BUSY: passed on to whoever manages the
+ * host; requested_size may change later, or not.  ERROR: size is not a
+ * valid requested_size, or reason has unknown bits.
+ */
+#define VIRTIO_DMM_REQ_ASK		9
+
+/* Why the driver asks (u.ask.reason bits). */
+#define VIRTIO_DMM_ASK_PRESSURE		0x1	/* over a threshold */
+#define VIRTIO_DMM_ASK_ADMIN		0x2	/* the guest's admin */
+#define VIRTIO_DMM_ASK_REASONS		0x3
+
 /* A contiguous range of blocks (or sub-blocks): PLUG*, UNPLUG*, STATE. */
 struct virtio_dmm_req_range {
 	__le64 addr;		/* guest-physical, block-aligned, in the region */
 	__le64 nb_blocks;	/* at least 1 */
+};
+
+struct virtio_dmm_req_ask {
+	__le64 size;		/* total guest RAM wanted, bytes */
+	__le64 reason;		/* VIRTIO_DMM_ASK_* */
 };
 
 struct virtio_dmm_req {
@@ -137,6 +168,7 @@ struct virtio_dmm_req {
 		struct virtio_dmm_req_range plug;
 		struct virtio_dmm_req_range unplug;
 		struct virtio_dmm_req_range state;
+		struct virtio_dmm_req_ask ask;
 	} u;
 };
 
@@ -220,6 +252,33 @@ struct virtio_dmm_hint_req {
 	struct virtio_dmm_hint hints[];
 };
 
+/* --- statistics (driver to device, stats virtqueue) --- */
+
+/*
+ * One report: sizes in bytes; counters since the guest booted; PSI
+ * averages of memory pressure in hundredths of a percent (Linux
+ * /proc/pressure/memory: "some" tasks stalled, or "full": all).  The
+ * device answers ACK; a report shorter than this is ERROR.
+ */
+struct virtio_dmm_stats {
+	__le64 seq;		/* the driver's report number, from 1 */
+	__le64 total;		/* RAM the guest manages (MemTotal) */
+	__le64 available;	/* what it could use without swapping */
+	__le64 free;		/* unused */
+	__le64 cache;		/* page cache */
+	__le32 psi_some_avg10;
+	__le32 psi_full_avg10;
+	__le32 psi_some_avg60;
+	__le32 psi_full_avg60;
+	__le64 psi_some_total;	/* microseconds stalled, some */
+	__le64 psi_full_total;	/* microseconds stalled, full */
+	__le64 swap_in;		/* pages */
+	__le64 swap_out;	/* pages */
+	__le64 major_faults;
+	__le64 oom_kills;
+	__le64 alloc_stalls;	/* direct reclaim entries */
+};
+
 /* --- responses (device to driver) --- */
 
 /* Done; the state of every block in the range changed as asked. */
@@ -290,6 +349,12 @@ struct virtio_dmm_config {
 	__le64 unplugged_size;
 	/* With F_SUB_BLOCKS: sub-block size, a power of two.  Never changes. */
 	__le64 sub_block_size;
+	/*
+	 * With F_STATS: report every this many milliseconds; 0: do not
+	 * report.  Changes; the device signals a change.
+	 */
+	__le32 stats_interval_ms;
+	__le32 padding2;
 };
 
 #endif /* _UAPI_LINUX_VIRTIO_DMM_H */

@@ -14,6 +14,7 @@ PHASES=(
 	"module:$TOP/scripts/build-module.sh"
 	"selftests:$TOP/scripts/build-selftests.sh"
 	"initramfs:$TOP/scripts/build-initramfs.sh"
+	"balancer:$TOP/scripts/build-balancer.sh"
 )
 
 run_phase() {

@@ -3,14 +3,16 @@
 """The virtio-dmm demo: grow a running guest past its boot size, use the new
 memory, free it (free page reporting returns it to the host), shrink back,
 go below the boot size and to a size between blocks, and show what guest
-and host see at each step."""
+and host see at each step.  Then three guests under dmm-balancer: memory
+moves to the busy one, and room is made for a fourth."""
 
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmmvm import GiB, MiB, Guest  # noqa: E402
+import dmmvm  # noqa: E402
+from dmmvm import GiB, MiB, Balancer, Guest, balancer_spec  # noqa: E402
 
 
 def banner(text):
@@ -100,7 +102,70 @@ def main():
         except Exception as e:              # QMPError: the point of the demo
             print("qom-set requested-size 1001M + 1 byte -> %s" % e)
         show(g, "unchanged:")
+    demo_balancer()
     print("\ndemo done")
+
+
+def sizes_line(t, guests):
+    return "%5.0f s  " % t + "  ".join(
+        "%s %4d MiB" % (g.name[5:], g.dmm_info()["size"] // MiB)
+        for g in guests)
+
+
+def demo_balancer():
+    """Three guests, a budget that cannot give all of them their max: the
+    balancer moves memory to the busy one, then makes room for a fourth."""
+    budget = 1536 * MiB
+    banner("dmm-balancer: three 512 MiB guests, a budget of 1536 MiB")
+    guests, bal = [], None
+    try:
+        for name in ("demo-busy", "demo-idle1", "demo-idle2"):
+            guests.append(Guest(name, mem="512M", maxmem="3G",
+                                region="2G").start())
+        bal = Balancer("demo-balancer", budget, [
+            balancer_spec(guests[0], 384 * MiB, 1536 * MiB, 2),
+            balancer_spec(guests[1], 256 * MiB, 1536 * MiB),
+            balancer_spec(guests[2], 256 * MiB, 1536 * MiB)])
+        print("balancer log: %s, CSV: %s" % (bal.log, bal.csv))
+        banner("busy runs a program that grows to 768 MiB; the idle two "
+               "give their memory to it")
+        guests[0].run("dmm_grow -s %d -r 16 -w /tmp/go >/tmp/grow.log "
+                      "2>&1 &" % (768 * MiB))
+        t0, out = time.time(), ""
+        while time.time() - t0 < 240 and "ok 1" not in out:
+            print(sizes_line(time.time() - t0, guests), flush=True)
+            time.sleep(4)
+            out = guests[0].out("cat /tmp/grow.log")
+        print(sizes_line(time.time() - t0, guests))
+        print(guests[0].out("grep '^ok' /tmp/grow.log").strip())
+        print("the balancer's decisions:")
+        decisions = [ln for ln in bal.text().splitlines()
+                     if "grow" in ln or "shrink" in ln]
+        print("\n".join("  " + ln for ln in decisions[:12]))
+        banner("the program exits; admit a fourth 384 MiB guest that would "
+               "not fit otherwise")
+        guests[0].run("touch /tmp/go")
+        time.sleep(6)
+        print(sizes_line(time.time() - t0, guests))
+        print("admit 384M -> %s" % bal.command("admit 384M"))
+        print(sizes_line(time.time() - t0, guests))
+        new = Guest("demo-new", mem="384M", maxmem="2G", region="1G").start()
+        guests.append(new)
+        print("add -> %s" % bal.command(
+            "add " + balancer_spec(new, 256 * MiB, 1024 * MiB)))
+        time.sleep(4)
+        print(sizes_line(time.time() - t0, guests))
+        print("admit 4G -> %s" % bal.command("admit 4G"))
+        png = os.path.join(dmmvm.LOGS, "demo-balancer.png")
+        os.system("%s %s %s %d >/dev/null" % (
+            os.path.join(dmmvm.TOP, "scripts", "plot-balancer.sh"), bal.csv,
+            png, budget // MiB))
+        print("plot of the sizes over time: %s" % png)
+    finally:
+        if bal:
+            bal.stop()
+        for g in guests:
+            g.stop()
 
 
 if __name__ == "__main__":

@@ -243,6 +243,8 @@ class Guest:
         self.console_log = os.path.join(LOGS, name + "-console.log")
         self.qemu_log = os.path.join(LOGS, name + "-qemu.log")
         self.qmp_path = os.path.join(RUN, name + ".qmp")
+        # a second QMP monitor for other clients (the balancer)
+        self.qmp2_path = os.path.join(RUN, name + ".qmp2")
         self.agent_path = os.path.join(RUN, name + ".agent")
 
     def command_line(self):
@@ -264,7 +266,9 @@ class Guest:
                 "-chardev", "socket,id=agent,path=%s,server=on,wait=off"
                 % self.agent_path,
                 "-serial", "chardev:agent",
-                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+                "-chardev", "socket,id=mon2,path=%s,server=on,wait=off"
+                % self.qmp2_path, "-mon", "chardev=mon2,mode=control"]
         if self.dmm:
             dev = "virtio-dmm-pci,id=dmm0,memdev=dmm-mem,block-size=%d" % \
                 self.block_size
@@ -285,7 +289,7 @@ class Guest:
         return args + self.extra_args
 
     def start(self):
-        for p in (self.qmp_path, self.agent_path):
+        for p in (self.qmp_path, self.qmp2_path, self.agent_path):
             if os.path.exists(p):
                 os.unlink(p)
         args = self.command_line()
@@ -520,6 +524,64 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         st = f.read().rsplit(")", 1)[1].split()
     return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BALANCER = os.path.join(BUILD, "balancer", "dmm-balancer")
+
+
+class Balancer:
+    """dmm-balancer as a subprocess, its log in build/logs/NAME.log."""
+
+    def __init__(self, name, budget, guests, period=1.0, extra=()):
+        self.name = name
+        self.csv = os.path.join(LOGS, name + ".csv")
+        self.log = os.path.join(LOGS, name + ".log")
+        self.sock = os.path.join(RUN, name + ".sock")
+        if os.path.exists(self.csv):
+            os.unlink(self.csv)
+        args = [BALANCER, "--budget", "%dM" % (budget // MiB), "--period",
+                str(period), "--csv", self.csv, "--control", self.sock,
+                *extra, *guests]
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(args, stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        connect_unix(self.sock, 10).close()
+
+    def command(self, line, timeout=180):
+        """Send one command; returns its answer (status: all lines)."""
+        sock = connect_unix(self.sock, 10)
+        sock.settimeout(timeout)
+        sock.sendall(line.encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n") or \
+                (line == "status" and not buf.endswith(b".\n")):
+            data = sock.recv(4096)
+            if not data:
+                break
+            buf += data
+        sock.close()
+        return buf.decode().strip()
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.logf.close()
+
+
+def balancer_spec(g, mn, mx, weight=1):
+    return "%s=%s,min=%dM,max=%dM,weight=%d" % (
+        g.name, g.qmp2_path, mn // MiB, mx // MiB, weight)
 
 
 def _shell(argv):

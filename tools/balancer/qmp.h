@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* dmm-balancer: a QMP client with deadlines (qmp.c). */
+#ifndef DMM_BALANCER_QMP_H
+#define DMM_BALANCER_QMP_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+struct qmp {
+	int fd;			/* -1 while not connected */
+	char buf[65536];	/* received, not yet parsed */
+	size_t len;
+	char error[256];	/* desc of the last QMP error */
+	/* called for each event that arrives while waiting for an answer */
+	void (*on_event)(void *opaque, json_t *event);
+	void *opaque;
+};
+
+/* Connect and negotiate; 0 or -errno (-EPROTO: the peer is not QMP). */
+int qmp_connect(struct qmp *q, const char *path, int timeout_ms);
+/*
+ * Run @cmd with @args (stolen; may be NULL).  0 and *@ret (new reference,
+ * if @ret), -EREMOTEIO for a QMP error (q->error says which), or -errno:
+ * then the connection is closed (timeout, EOF, garbage).
+ */
+int qmp_call(struct qmp *q, const char *cmd, json_t *args, long long timeout_ms,
+	     json_t **ret);
+void qmp_close(struct qmp *q);
+
+#endif

@@ -961,21 +961,28 @@ def suite_fine_migrate(r):
             dst.stop()
 
 
+def debugfs_and_pattern_pages(r, g, name):
+    """The driver's debugfs file @name, and the physical addresses of 4
+    pages of a program that holds 64 MiB with a pattern (checked until
+    /tmp/go exists).  Returns (path, addrs), or (path, None)."""
+    g.run("mount -t debugfs none /sys/kernel/debug 2>/dev/null")
+    f = g.out("echo /sys/kernel/debug/virtio_dmm/virtio*/" + name).strip()
+    g.run("dmm_memfill -s %d -a 4 -c -w /tmp/go >/tmp/fill.log 2>&1 &"
+          % (64 * MiB))
+    out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
+    addrs = [int(w, 16) for w in re.findall(r"addr (0x[0-9a-f]+)", out)]
+    ok = r.ok(len(addrs) == 4 and g.run("test -w " + f)[0] == 0,
+              "a program holds 64 MiB with a pattern; 4 of its pages "
+              "found; debugfs %s present" % name, out)
+    return f, addrs if ok else None
+
+
 def suite_fine_bad_lists(r):
     """Issue 3: malformed page lists sent from inside a guest are refused
     by QEMU and change nothing (through the driver's debugfs test file)."""
     with Guest("fine-badlists", mem="1G", maxmem="4G", region="2G") as g:
-        g.run("mount -t debugfs none /sys/kernel/debug 2>/dev/null")
-        f = g.out("echo /sys/kernel/debug/virtio_dmm/virtio*/page_request"
-                  ).strip()
-        g.run("dmm_memfill -s %d -a 4 -c -w /tmp/go >/tmp/fill.log 2>&1 &"
-              % (64 * MiB))
-        out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
-        addrs = [int(w, 16) for w in re.findall(r"addr (0x[0-9a-f]+)", out)]
-        r.ok(len(addrs) == 4 and g.run("test -w " + f)[0] == 0,
-             "a program holds 64 MiB with a pattern; 4 of its pages "
-             "found; debugfs page_request present", out)
-        if len(addrs) != 4:
+        f, addrs = debugfs_and_pattern_pages(r, g, "page_request")
+        if not addrs:
             return
         a, b = addrs[0], addrs[1]
         region = g.dmm_info()["memaddr"]
@@ -1200,16 +1207,8 @@ def suite_hint_bad(r):
     with Guest("hint-bad", mem="1G", maxmem="4G", region="2G") as g:
         g.out("echo 0 > %s/hint_budget" % g.sysfs_dir())
         time.sleep(3)              # the scanner finishes its batch
-        f = g.out("echo /sys/kernel/debug/virtio_dmm/virtio*/hint_request"
-                  ).strip()
-        g.run("dmm_memfill -s %d -a 4 -c -w /tmp/go >/tmp/fill.log 2>&1 &"
-              % (64 * MiB))
-        out = wait_guest_file(g, "/tmp/fill.log", "waiting for", 300)
-        addrs = [int(w, 16) for w in re.findall(r"addr (0x[0-9a-f]+)", out)]
-        r.ok(len(addrs) == 4 and g.run("test -w " + f)[0] == 0,
-             "a program holds 64 MiB with a pattern; 4 of its pages "
-             "found; debugfs hint_request present", out)
-        if len(addrs) != 4:
+        f, addrs = debugfs_and_pattern_pages(r, g, "hint_request")
+        if not addrs:
             return
         a, b = addrs[0], addrs[1]
         region = g.dmm_info()["memaddr"]

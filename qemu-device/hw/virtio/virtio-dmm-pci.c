@@ -151,8 +151,20 @@ static void virtio_dmm_pci_class_init(ObjectClass *klass, void *data)
 
 static void virtio_dmm_pci_instance_init(Object *obj)
 {
+    /* the device's dynamic properties the proxy shows as its own */
+    static const char *const aliases[] = {
+        VIRTIO_DMM_PLUGGED_SIZE_PROP, VIRTIO_DMM_BOOT_SIZE_PROP,
+        VIRTIO_DMM_REPORTED_PROP, VIRTIO_DMM_REFUSED_PROP,
+        VIRTIO_DMM_UNPLUGGED_SIZE_PROP, VIRTIO_DMM_SIZE_PROP,
+        VIRTIO_DMM_PARTIAL_SIZE_PROP, VIRTIO_DMM_HINTS_ZERO_PROP,
+        VIRTIO_DMM_HINTS_DUP_PROP, VIRTIO_DMM_HINTS_REJECTED_PROP,
+        VIRTIO_DMM_HINT_ERRORS_PROP, VIRTIO_DMM_MERGEABLE_PROP,
+        VIRTIO_DMM_SHARED_PROP, VIRTIO_DMM_ZERO_SIZE_PROP,
+        VIRTIO_DMM_STATS_INTERVAL_PROP,
+    };
     VirtIODMMPCI *dev = VIRTIO_DMM_PCI(obj);
     VirtIODMM *vdmm = &dev->vdev;
+    size_t i;
 
     virtio_instance_init_common(obj, vdmm, sizeof(*vdmm), TYPE_VIRTIO_DMM);
 
@@ -165,36 +177,9 @@ static void virtio_dmm_pci_instance_init(Object *obj)
     VIRTIO_DMM_GET_CLASS(vdmm)->add_size_change_notifier(
         vdmm, &dev->size_change_notifier);
 
-    object_property_add_alias(obj, VIRTIO_DMM_PLUGGED_SIZE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_PLUGGED_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_BOOT_SIZE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_BOOT_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_REPORTED_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_REPORTED_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_REFUSED_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_REFUSED_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_UNPLUGGED_SIZE_PROP,
-                              OBJECT(vdmm), VIRTIO_DMM_UNPLUGGED_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_SIZE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_PARTIAL_SIZE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_PARTIAL_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_HINTS_ZERO_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_HINTS_ZERO_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_HINTS_DUP_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_HINTS_DUP_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_HINTS_REJECTED_PROP,
-                              OBJECT(vdmm), VIRTIO_DMM_HINTS_REJECTED_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_HINT_ERRORS_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_HINT_ERRORS_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_MERGEABLE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_MERGEABLE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_SHARED_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_SHARED_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_ZERO_SIZE_PROP, OBJECT(vdmm),
-                              VIRTIO_DMM_ZERO_SIZE_PROP);
-    object_property_add_alias(obj, VIRTIO_DMM_STATS_INTERVAL_PROP,
-                              OBJECT(vdmm), VIRTIO_DMM_STATS_INTERVAL_PROP);
+    for (i = 0; i < ARRAY_SIZE(aliases); i++) {
+        object_property_add_alias(obj, aliases[i], OBJECT(vdmm), aliases[i]);
+    }
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_pci_get_requested_size,
                         virtio_dmm_pci_set_requested_size, NULL, NULL);

@@ -323,43 +323,63 @@ static bool virtio_dmm_discard_inhibited(void)
 }
 
 /*
- * A page request: a header and up to max_pages addresses.  The library
- * checks every address before anything changes; a request shorter than
- * its header, or without room for the response, violates the protocol.
+ * A request with a list (page requests, hints): up to @max_len bytes are
+ * copied out of the guest; one shorter than @hdr_len, or without room for
+ * the response, violates the protocol.  @process answers it (the library
+ * checks every entry before anything changes).
  */
-static void virtio_dmm_handle_pages(VirtIODevice *vdev, VirtQueue *vq)
+static void virtio_dmm_serve_lists(VirtIODevice *vdev, VirtQueue *vq,
+                                   const char *what, size_t hdr_len,
+                                   size_t max_len,
+                                   void (*process)(VirtIODMM *vdmm,
+                                                   const uint8_t *buf,
+                                                   size_t len,
+                                                   struct virtio_dmm_resp *r))
 {
-    const size_t max_len = sizeof(struct virtio_dmm_page_req) +
-                           DMM_MAX_PAGES_PER_REQ * sizeof(uint64_t);
-    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
     g_autofree uint8_t *buf = g_malloc(max_len);
     struct virtio_dmm_resp resp;
     VirtQueueElement *elem;
     size_t len;
-    int ret;
 
     while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
         len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, max_len);
-        if (len < sizeof(struct virtio_dmm_page_req) ||
+        if (len < hdr_len ||
             iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
-            virtio_error(vdev, "virtio-dmm protocol violation: page request"
-                         " of %zu bytes, %zu bytes for the response", len,
-                         iov_size(elem->in_sg, elem->in_num));
+            virtio_error(vdev, "virtio-dmm protocol violation: %s request"
+                         " of %zu bytes, %zu bytes for the response", what,
+                         len, iov_size(elem->in_sg, elem->in_num));
             virtio_dmm_drop_element(vq, elem);
             return;
         }
-        vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited();
-        ret = dmm_handle_page_request(vdmm->dmm, buf, len, &resp);
-        assert(ret == sizeof(resp));
-        trace_virtio_dmm_page_request(lduw_le_p(buf), ldl_le_p(buf + 4),
-                                      le16_to_cpu(resp.type),
-                                      vdmm->dmm->unplugged_size);
-
+        process(VIRTIO_DMM(vdev), buf, len, &resp);
         iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
         virtqueue_push(vq, elem, sizeof(resp));
         virtio_notify(vdev, vq);
         g_free(elem);
     }
+}
+
+static void virtio_dmm_process_pages(VirtIODMM *vdmm, const uint8_t *buf,
+                                     size_t len, struct virtio_dmm_resp *resp)
+{
+    int ret;
+
+    vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited();
+    ret = dmm_handle_page_request(vdmm->dmm, buf, len, resp);
+    assert(ret == sizeof(*resp));
+    trace_virtio_dmm_page_request(lduw_le_p(buf), ldl_le_p(buf + 4),
+                                  le16_to_cpu(resp->type),
+                                  vdmm->dmm->unplugged_size);
+}
+
+/* A page request: a header and up to max_pages addresses. */
+static void virtio_dmm_handle_pages(VirtIODevice *vdev, VirtQueue *vq)
+{
+    virtio_dmm_serve_lists(vdev, vq, "page",
+                           sizeof(struct virtio_dmm_page_req),
+                           sizeof(struct virtio_dmm_page_req) +
+                           DMM_MAX_PAGES_PER_REQ * sizeof(uint64_t),
+                           virtio_dmm_process_pages);
 }
 
 /* --- free page reporting --- */
@@ -430,41 +450,29 @@ static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
  * Refused while memory must not be shared or discarded (VFIO, incoming
  * postcopy) and when the guest did not negotiate hints.
  */
-static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
+static void virtio_dmm_process_hints(VirtIODMM *vdmm, const uint8_t *buf,
+                                     size_t len, struct virtio_dmm_resp *resp)
 {
-    const size_t max_len = sizeof(struct virtio_dmm_hint_req) +
-        VIRTIO_DMM_MAX_HINTS * sizeof(struct virtio_dmm_hint);
-    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
-    g_autofree uint8_t *buf = g_malloc(max_len);
-    struct virtio_dmm_resp resp;
-    VirtQueueElement *elem;
-    size_t len;
     int ret;
 
-    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
-        len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, max_len);
-        if (len < sizeof(struct virtio_dmm_hint_req) ||
-            iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
-            virtio_error(vdev, "virtio-dmm protocol violation: hint request"
-                         " of %zu bytes, %zu bytes for the response", len,
-                         iov_size(elem->in_sg, elem->in_num));
-            virtio_dmm_drop_element(vq, elem);
-            return;
-        }
-        vdmm->dmm->hints_refused = ram_block_discard_is_disabled() ||
-            migration_in_incoming_postcopy() ||
-            !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_HINTS);
-        ret = dmm_handle_hint_request(vdmm->dmm, buf, len, &resp);
-        assert(ret == sizeof(resp));
-        trace_virtio_dmm_hint_request(lduw_le_p(buf), ldl_le_p(buf + 4),
-                                      le16_to_cpu(resp.type),
-                                      le32_to_cpu(resp.u.hint.accepted));
+    vdmm->dmm->hints_refused = ram_block_discard_is_disabled() ||
+        migration_in_incoming_postcopy() ||
+        !virtio_vdev_has_feature(VIRTIO_DEVICE(vdmm), VIRTIO_DMM_F_HINTS);
+    ret = dmm_handle_hint_request(vdmm->dmm, buf, len, resp);
+    assert(ret == sizeof(*resp));
+    trace_virtio_dmm_hint_request(lduw_le_p(buf), ldl_le_p(buf + 4),
+                                  le16_to_cpu(resp->type),
+                                  le32_to_cpu(resp->u.hint.accepted));
+}
 
-        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
-        virtqueue_push(vq, elem, sizeof(resp));
-        virtio_notify(vdev, vq);
-        g_free(elem);
-    }
+static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
+{
+    virtio_dmm_serve_lists(vdev, vq, "hint",
+                           sizeof(struct virtio_dmm_hint_req),
+                           sizeof(struct virtio_dmm_hint_req) +
+                           VIRTIO_DMM_MAX_HINTS *
+                           sizeof(struct virtio_dmm_hint),
+                           virtio_dmm_process_hints);
 }
 
 /* --- memory statistics --- */

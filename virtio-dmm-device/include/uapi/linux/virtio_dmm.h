@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * virtio-dmm: dynamic memory for virtual machines.  Wire format, version 0.
+ * virtio-dmm: dynamic memory for virtual machines.  Wire format, version 1.
  *
  * This header is the one definition of the device's wire format.  The Linux
  * driver, the QEMU device and the portable device library all include it.
@@ -37,6 +37,12 @@
  * back later, with lists of page addresses on the page virtqueue.  The
  * guest's RAM is then boot_size + plugged_size - unplugged_size, and the
  * host may set requested_size below boot_size.
+ *
+ * Hints (VIRTIO_DMM_F_HINTS): the driver names pages it found zero, or
+ * likely duplicated, and the host may share their memory (never changing
+ * what the guest reads).  Statistics (VIRTIO_DMM_F_STATS): the driver
+ * reports its memory pressure every stats_interval_ms and may ask for
+ * memory; the host grants, refuses or passes the request on.
  *
  * All fields are little-endian.
  */

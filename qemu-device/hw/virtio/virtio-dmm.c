@@ -309,8 +309,8 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
  *
  * Nor while a migration runs: with discards of reported free pages during
  * precopy, guests crashed on the destination with corrupted kernel memory
- * (hrtimer trees holding a program's data), in 3 of 11 migrations under
- * load, and in none of 8 without them.  The cause is not understood (see
+ * (hrtimer trees holding a program's data) in 2 of 4 runs of the migration
+ * suites under load, and in none of 8 without them.  The cause is not understood (see
  * Documentation/design.rst); not discarding costs only the memory of what
  * the guest frees or unplugs during the migration.
  */

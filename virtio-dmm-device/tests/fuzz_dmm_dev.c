@@ -41,6 +41,7 @@ static void fz_assert(int cond, const char *what)
 
 static int region_page_discards;
 static int hint_shares;		/* pages hints passed on */
+static int asks_seen;		/* asks that reached the policy */
 
 static void fz_range(uint64_t off, uint64_t len)
 {
@@ -120,6 +121,21 @@ static int fz_share(void *opaque, bool boot, uint64_t off)
 	return 0;
 }
 
+/* The VMM's policy for asks: grant, refuse or pass on, in turn. */
+static uint16_t fz_ask(void *opaque, uint64_t size, uint64_t reason)
+{
+	static unsigned int turn;
+	const struct dmm_dev *d = ((struct fz *)opaque)->d;
+
+	fz_assert(!(reason & ~(uint64_t)VIRTIO_DMM_ASK_REASONS),
+		  "asks reach the policy with known reasons only");
+	fz_assert(!dmm_check_requested_size(d, size, NULL, 0),
+		  "asks reach the policy with valid sizes only");
+	asks_seen++;
+	return (uint16_t[]){ VIRTIO_DMM_RESP_ACK, VIRTIO_DMM_RESP_NACK,
+			     VIRTIO_DMM_RESP_BUSY }[turn++ % 3];
+}
+
 static const struct dmm_backend_ops fz_ops = {
 	.populate = fz_populate,
 	.discard = fz_discard,
@@ -127,6 +143,7 @@ static const struct dmm_backend_ops fz_ops = {
 	.discard_boot = fz_discard_boot,
 	.page_ptr = fz_page_ptr,
 	.share = fz_share,
+	.ask = fz_ask,
 };
 
 static uint64_t fz_weight(const uint8_t *bitmap, uint64_t nb)
@@ -196,6 +213,11 @@ static size_t make_req(const uint8_t *p, size_t n, uint8_t *buf)
 	r->u.plug.addr = addr;
 	r->u.plug.nb_blocks = p[3] & 0x80 ? ~0ULL - p[3] :
 			      p[3] & 0x40 ? p[3] % 20 : 1;
+	if (r->type == VIRTIO_DMM_REQ_ASK) {		/* a size near the range */
+		r->u.ask.size = BOOT - 8 * PS + (uint64_t)(p[1] % 20) * SBS +
+				(uint64_t)(p[2] & 7) * PS + (p[2] & 8);
+		r->u.ask.reason = p[3] & 7;		/* 4: unknown bit */
+	}
 	if (n > 4 && p[4] == 0xff)
 		r->padding[0] = 1;
 	if (n > 5 && p[5] < 16)
@@ -383,8 +405,8 @@ int main(int argc, char **argv)
 		run_script(data, n);
 		runs++;
 	}
-	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, %d hinted pages shared, no invariant violated\n",
-	       runs, seconds, seed, region_page_discards, hint_shares);
+	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, %d hinted pages shared, %d asks decided, no invariant violated\n",
+	       runs, seconds, seed, region_page_discards, hint_shares, asks_seen);
 	return 0;
 }
 #else

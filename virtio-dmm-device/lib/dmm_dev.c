@@ -398,6 +398,13 @@ bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
 	return dmm_count_sbs(d, first, last - first + 1) == last - first + 1;
 }
 
+static void dmm_state_changed(struct dmm_dev *d, uint64_t offset,
+			      uint64_t len)
+{
+	if (d->ops->state_changed)
+		d->ops->state_changed(d->opaque, offset, len);
+}
+
 static void dmm_set_plugged_size(struct dmm_dev *d, uint64_t size)
 {
 	if (size == d->plugged_size)
@@ -448,6 +455,7 @@ static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first, uint64_t count)
 		return VIRTIO_DMM_RESP_ERROR;
 	}
 	dmm_set_sbs(d, first, count, true);
+	dmm_state_changed(d, first * sbs, count * sbs);
 	dmm_set_plugged_size(d, d->plugged_size + count * sbs);
 	d->stats.plugs++;
 	return VIRTIO_DMM_RESP_ACK;
@@ -487,6 +495,7 @@ static uint16_t dmm_unplug_sbs(struct dmm_dev *d, uint64_t first,
 		return VIRTIO_DMM_RESP_ERROR;
 	}
 	dmm_set_sbs(d, first, count, false);
+	dmm_state_changed(d, first * sbs, count * sbs);
 	dmm_set_plugged_size(d, d->plugged_size - count * sbs);
 	d->stats.unplugs++;
 	return VIRTIO_DMM_RESP_ACK;
@@ -522,6 +531,7 @@ static void dmm_forget_all(struct dmm_dev *d)
 		       dmm_bitmap_bytes(d->nb_region_pages));
 		d->unplugged_size = 0;
 	}
+	dmm_state_changed(d, 0, d->p.region_size);
 	dmm_set_plugged_size(d, 0);
 }
 
@@ -712,25 +722,31 @@ static void dmm_pages_rollback(struct dmm_dev *d, const uint8_t *addrs,
 }
 
 /*
- * In MOVE_PAGES a page listed twice could cancel its own flips (plugged
- * back as old, unplugged again as new): compare the addresses.  At most
- * DMM_MAX_PAGES_PER_REQ of them.
+ * After every entry was flipped in order: does each page end up as its
+ * entry says?  A page listed more than once flips back and forth (each flip
+ * checked the bit first), so one of its entries always ends up wrong: this
+ * finds every repeated page in one pass, without comparing addresses
+ * (which would cost O(n^2) under the VMM's lock).
  */
-static bool dmm_pages_distinct(const uint8_t *addrs, uint32_t nb)
+static bool dmm_pages_final(const struct dmm_dev *d, uint16_t type,
+			    const uint8_t *addrs, uint32_t nb)
 {
-	uint32_t i, j;
+	struct dmm_page_ref ref;
+	uint32_t i;
 
-	for (i = 1; i < nb; i++)
-		for (j = 0; j < i; j++)
-			if (dmm_le64(addrs + 8 * i) == dmm_le64(addrs + 8 * j))
-				return false;
+	for (i = 0; i < nb; i++) {
+		if (dmm_page_lookup(d, dmm_le64(addrs + 8 * i), &ref) ||
+		    dmm_page_test(ref.bitmap, ref.bit) !=
+		    dmm_entry_unplugs(type, i))
+			return false;
+	}
 	return true;
 }
 
 /*
  * Check every entry and flip its bit, in order, so that a page listed
- * twice finds its own first flip and fails.  Nothing stays changed on
- * failure.
+ * twice finds its own first flip and fails (or, in MOVE_PAGES, ends in the
+ * wrong state).  Nothing stays changed on failure.  Linear in @nb.
  */
 static int dmm_pages_apply(struct dmm_dev *d, uint16_t type,
 			   const uint8_t *addrs, uint32_t nb)
@@ -738,8 +754,6 @@ static int dmm_pages_apply(struct dmm_dev *d, uint16_t type,
 	struct dmm_page_ref ref;
 	uint32_t i;
 
-	if (type == VIRTIO_DMM_REQ_MOVE_PAGES && !dmm_pages_distinct(addrs, nb))
-		return -EINVAL;
 	for (i = 0; i < nb; i++) {
 		bool unplug = dmm_entry_unplugs(type, i);
 
@@ -749,6 +763,10 @@ static int dmm_pages_apply(struct dmm_dev *d, uint16_t type,
 			return -EINVAL;
 		}
 		dmm_page_flip(&ref);
+	}
+	if (!dmm_pages_final(d, type, addrs, nb)) {
+		dmm_pages_rollback(d, addrs, nb);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -903,22 +921,33 @@ static uint64_t dmm_bitmap_weight(const uint8_t *bitmap, uint64_t nb)
 }
 
 /*
+ * A bitmap from a migration stream has whole bytes: is a bit past the
+ * @nb it covers set?  Then *@bit is the first such bit.
+ */
+static bool dmm_stray_bit(const uint8_t *bitmap, uint64_t nb, uint64_t *bit)
+{
+	for (*bit = nb; *bit < dmm_bitmap_bytes(nb) * 8; (*bit)++)
+		if (dmm_page_test(bitmap, *bit))
+			return true;
+	return false;
+}
+
+/*
  * Page bitmaps from a migration stream: no bits past the end, none in
  * unplugged blocks, and as many set as unplugged_size says.
  */
 static int dmm_check_loaded_pages(const struct dmm_dev *d, char *err,
 				  size_t errlen)
 {
-	uint64_t i, n, bytes = dmm_bitmap_bytes(d->nb_boot_pages);
+	uint64_t i, n;
 
 	if (!d->p.page_size)
 		return d->unplugged_size ? -EINVAL : 0;
-	for (i = d->nb_boot_pages; i < bytes * 8; i++) {
-		if (dmm_page_test(d->boot_pages, i)) {
-			dmm_err(err, errlen, "boot page bit %llu is out of range",
-				(unsigned long long)i);
-			return -EINVAL;
-		}
+	if (dmm_stray_bit(d->boot_pages, d->nb_boot_pages, &i) ||
+	    dmm_stray_bit(d->region_pages, d->nb_region_pages, &i)) {
+		dmm_err(err, errlen, "page bit %llu is out of range",
+			(unsigned long long)i);
+		return -EINVAL;
 	}
 	for (i = 0; i < d->nb_sbs; i++) {
 		if (!dmm_sb_test(d, i) &&
@@ -954,9 +983,13 @@ int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	if (dmm_stray_bit(d->sb_plugged, d->nb_sbs, &i)) {
+		dmm_err(err, errlen, "sub-block bit %llu is past the region's "
+			"%llu sub-blocks", (unsigned long long)i,
+			(unsigned long long)d->nb_sbs);
+		return -EINVAL;
+	}
 	n = dmm_count_sbs(d, 0, d->nb_sbs);
-	for (i = d->nb_sbs; i < dmm_bitmap_bytes(d->nb_sbs) * 8; i++)
-		n += dmm_sb_test(d, i);
 	if (n * d->sb_size != d->plugged_size) {
 		dmm_err(err, errlen, "plugged-size 0x%llx does not match %llu "
 			"plugged sub-blocks", (unsigned long long)d->plugged_size,
@@ -1093,7 +1126,8 @@ static uint16_t dmm_check_hint_req(const struct dmm_dev *d,
 	if (!d->ops->boot_page || !d->ops->page_ptr || !d->ops->share)
 		return VIRTIO_DMM_RESP_ERROR;	/* the VMM offers no hints */
 	if (dmm_le16(&h->padding) ||
-	    (*type != VIRTIO_DMM_HINT_ZERO && *type != VIRTIO_DMM_HINT_DUP))
+	    (*type != VIRTIO_DMM_HINT_ZERO && *type != VIRTIO_DMM_HINT_DUP) ||
+	    (*type == VIRTIO_DMM_HINT_DUP && !d->dup_hints))
 		return VIRTIO_DMM_RESP_ERROR;
 	if (!*nb || *nb > VIRTIO_DMM_MAX_HINTS ||
 	    (req_len - sizeof(*h)) / sizeof(struct virtio_dmm_hint) < *nb)
@@ -1130,14 +1164,18 @@ static void dmm_process_hints(struct dmm_dev *d, uint16_t type,
 	uint32_t i, ok = 0;
 	uint64_t offset;
 	bool boot;
+	int ret;
 
 	for (i = 0; i < nb; i++, e += sizeof(struct virtio_dmm_hint)) {
 		/* checked by dmm_check_hint_req(): cannot fail */
 		if (dmm_hint_lookup(d, dmm_le64(e), &boot, &offset) ||
 		    !dmm_hint_holds(d, type, boot, offset, dmm_le64(e + 8)))
 			continue;
-		if (d->ops->share(d->opaque, boot, offset)) {
-			d->stats.backend_errors++;
+		ret = d->ops->share(d->opaque, boot, offset);
+		if (ret) {
+			/* -ENOSPC: a bound of the VMM, the hint is rejected */
+			if (ret != -ENOSPC)
+				d->stats.backend_errors++;
 			continue;
 		}
 		ok++;

@@ -28,6 +28,13 @@ struct dmm_backend_ops {
 	/* plugged_size changed (after a request or unplug-all); may be NULL. */
 	void (*plugged_changed)(void *opaque, uint64_t plugged_size);
 	/*
+	 * Sub-blocks in [offset, offset + len) were plugged or unplugged (the
+	 * state is already updated): a VMM that maps only plugged memory
+	 * into the guest maps or unmaps it now, before the guest hears of
+	 * the change.  May be NULL.
+	 */
+	void (*state_changed)(void *opaque, uint64_t offset, uint64_t len);
+	/*
 	 * Pages and hints only.  Is guest-physical @gpa boot RAM?  Then
 	 * 0 and *offset is its offset in [0, boot_size); else -1.
 	 */
@@ -43,7 +50,8 @@ struct dmm_backend_ops {
 	/*
 	 * Hints only.  Let the host share the page's memory with identical
 	 * pages, safely against concurrent writes (copy on write); 0 or
-	 * -errno.
+	 * -errno.  -ENOSPC: the VMM's bound on what it shares is reached;
+	 * the hint is rejected, no backend error.
 	 */
 	int (*share)(void *opaque, bool boot, uint64_t offset);
 	/*
@@ -140,6 +148,8 @@ struct dmm_dev {
 	bool discard_inhibited;
 	/* answer hints NACK: memory must not be shared now (VFIO, ...) */
 	bool hints_refused;
+	/* DUP hints were negotiated (F_HINTS_DUP); else they are ERRORs */
+	bool dup_hints;
 
 	const struct dmm_backend_ops *ops;
 	void *opaque;

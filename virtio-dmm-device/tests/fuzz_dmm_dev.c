@@ -325,6 +325,8 @@ static void run_script(const uint8_t *data, size_t size)
 
 	if (dmm_dev_init(&d, &p, &fz_ops, &fz, NULL, 0))
 		abort();
+	/* the input decides whether duplicate hints were negotiated */
+	d.dup_hints = size && (data[0] & 1);
 	fz.d = &d;
 	while (i < size) {
 		uint8_t op = data[i++];

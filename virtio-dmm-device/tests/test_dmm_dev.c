@@ -26,6 +26,9 @@ struct fake {
 	uint64_t last_off, last_len, last_plugged;
 	int fail_populate, fail_discard;
 	int out_of_region;
+	/* state_changed: calls, and the union of their ranges */
+	int state_changes;
+	uint64_t sc_lo, sc_hi;
 };
 
 static int fake_check(struct fake *f, uint64_t off, uint64_t len)
@@ -61,6 +64,16 @@ static void fake_changed(void *opaque, uint64_t plugged)
 
 	f->changes++;
 	f->last_plugged = plugged;
+}
+
+static void fake_state_changed(void *opaque, uint64_t off, uint64_t len)
+{
+	struct fake *f = opaque;
+
+	if (!f->state_changes++ || off < f->sc_lo)
+		f->sc_lo = off;
+	if (off + len > f->sc_hi)
+		f->sc_hi = off + len;
 }
 
 /*
@@ -99,6 +112,7 @@ static const struct dmm_backend_ops fake_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
 	.plugged_changed = fake_changed,
+	.state_changed = fake_state_changed,
 	.boot_page = fake_boot_page,
 	.discard_boot = fake_discard_boot,
 };
@@ -220,14 +234,15 @@ static void expect_refused(uint16_t resp, uint16_t type, uint64_t addr,
 	uint8_t before[REGION_SIZE / BS];
 	uint64_t plugged = dev.plugged_size;
 	int pops = fk.populates, dis = fk.discards, chg = fk.changes;
+	int sc = fk.state_changes;
 
 	memcpy(before, dev.state, sizeof(before));
 	check(req(type, addr, nb) == resp, "response", line);
 	check(!memcmp(before, dev.state, sizeof(before)), "state unchanged",
 	      line);
 	check(dev.plugged_size == plugged, "plugged_size unchanged", line);
-	check(fk.populates == pops && fk.discards == dis && fk.changes == chg,
-	      "no backend call", line);
+	check(fk.populates == pops && fk.discards == dis && fk.changes == chg &&
+	      fk.state_changes == sc, "no backend call", line);
 }
 
 #define EXPECT_ERROR(t, a, n) \
@@ -543,6 +558,33 @@ static void t_loaded_state(void)
 	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
 }
 
+/*
+ * A stream whose bitmaps have bits past the device's end is refused, even
+ * when the sizes in it were made to count them (a region of 3 blocks keeps
+ * 5 spare bits in its one byte of sub-block bitmap).
+ */
+static void t_loaded_stray_bits(void)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = 3 * BS, .boot_size = BOOT, .page_size = 4096,
+	};
+
+	dmm_dev_fini(&dev);
+	memset(&fk, 0, sizeof(fk));
+	CHECK(!dmm_dev_init(&dev, &p, &fake_ops, &fk, err, sizeof(err)));
+	CHECK(!dmm_set_requested_size(&dev, BOOT + BS, err, sizeof(err)));
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	dev.sb_plugged[0] |= 1u << 5;
+	dev.plugged_size += BS;
+	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "sub-block bit 5"));
+	dev.sb_plugged[0] &= ~(1u << 5);
+	dev.plugged_size -= BS;
+	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+}
+
 static void t_range_is_plugged(void)
 {
 	setup(BOOT + REGION_SIZE);
@@ -662,6 +704,11 @@ static void t_pages_malformed(void)
 	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(9));
 	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(3), LOW(3), LOW(9));
 	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(3), LOW(4));
+	/* a page unplugged as new, then plugged back as old (and reverse) */
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(3), LOW(3), LOW(11));
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(12)) == VIRTIO_DMM_RESP_ACK);
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(9), LOW(3), LOW(12), LOW(9));
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(12)) == VIRTIO_DMM_RESP_ACK);
 	/* unknown type */
 	PAGE_ERROR(VIRTIO_DMM_REQ_PLUG, LOW(1));
 	PAGE_ERROR(7, LOW(1));
@@ -855,6 +902,33 @@ static void t_pages_config_and_loaded_state(void)
 #define SB (2 * MiB)
 #define SBA(b, i) (blk(b) + (uint64_t)(i) * SB)
 
+/*
+ * A VMM that maps only plugged memory hears of every change of state, with
+ * its range, before the request returns; of nothing when it fails.
+ */
+static void t_state_changed(void)
+{
+	setup_full(BOOT + REGION_SIZE, 0, SB);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(2), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.state_changes == 1 && fk.sc_lo == 2 * BS &&
+	      fk.sc_hi == 4 * BS);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(3, 1), 1) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.state_changes == 2 && fk.sc_hi == 4 * BS);
+	fk.state_changes = 0;
+	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(2), 1);
+	fk.fail_discard = 1;
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(2), 1) == VIRTIO_DMM_RESP_ERROR);
+	fk.fail_discard = 0;
+	fk.fail_populate = 1;
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(5), 1) == VIRTIO_DMM_RESP_ERROR);
+	fk.fail_populate = 0;
+	CHECK(fk.state_changes == 0);
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.state_changes == 1 && fk.sc_lo == 0 &&
+	      fk.sc_hi == REGION_SIZE);
+}
+
 static void t_sb_plug_unplug(void)
 {
 	struct virtio_dmm_config cfg;
@@ -979,7 +1053,7 @@ static int fake_share(void *opaque __attribute__((unused)), bool boot,
 	hint_shares++;
 	last_share_boot = boot;
 	last_share_off = offset;
-	return fail_share ? -EINVAL : 0;
+	return fail_share;
 }
 
 static const struct dmm_backend_ops hint_ops = {
@@ -1087,6 +1161,11 @@ static void t_hints_verified(void)
 	hint_set(0, blk(0) + 6 * HPS, h);
 	hint_set(1, blk(0) + 7 * HPS, h);	/* zero page, other hash */
 	hint_set(2, 2 * HPS, dmm_xxh64(fake_mem[1][2], HPS, 0));
+	/* only where the VMM offers them (F_HINTS_DUP): else ERROR */
+	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ERROR);
+	CHECK(hint_shares == 3 && dev.stats.hint_errors == 1);
+	dev.stats.hint_errors = 0;
+	dev.dup_hints = true;
 	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
@@ -1094,8 +1173,13 @@ static void t_hints_verified(void)
 	      dev.stats.hints_rejected == 2 && !dev.stats.hint_errors);
 
 	/* a failing share counts as rejected */
-	fail_share = 1;
+	fail_share = -EINVAL;
 	hint_set(0, 1 * HPS, 0);
+	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
+	      dev.stats.backend_errors == 1);
+	/* the VMM's bound reached: rejected, not a backend error */
+	fail_share = -ENOSPC;
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
 	      dev.stats.backend_errors == 1);
@@ -1294,7 +1378,9 @@ int main(void)
 		{ "init defaults", t_init_defaults },
 		{ "config is little-endian at fixed offsets", t_fill_config },
 		{ "wire structure sizes", t_struct_sizes },
+		{ "state changes reach the VMM with their range", t_state_changed },
 		{ "loaded state is checked", t_loaded_state },
+		{ "loaded state: bits past the end are refused", t_loaded_stray_bits },
 		{ "reported ranges must be plugged", t_range_is_plugged },
 		{ "pages: unplug and plug anywhere in guest RAM", t_pages_unplug_plug },
 		{ "pages: malformed lists are ERRORs and change nothing", t_pages_malformed },

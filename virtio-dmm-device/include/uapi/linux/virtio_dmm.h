@@ -94,6 +94,13 @@
  * and may ask for more memory, or offer some back, with REQ_ASK.
  */
 #define VIRTIO_DMM_F_STATS		5
+/*
+ * Duplicate hints (VIRTIO_DMM_HINT_DUP) on the hint virtqueue, with
+ * F_HINTS.  Without it the driver sends zero hints only.  Pages merged
+ * with other guests' pages can be probed by copy-on-write timing, so a
+ * device offers this only where its operator allows sharing across guests.
+ */
+#define VIRTIO_DMM_F_HINTS_DUP		6
 
 /* --- virtqueues --- */
 
@@ -243,10 +250,12 @@ struct virtio_dmm_hint {
 /*
  * A hint request: this header, then nb_hints hints.  ERROR, and nothing
  * happens, if the type is unknown, padding is not 0, nb_hints is 0, above
- * VIRTIO_DMM_MAX_HINTS or more than the buffer holds, or if any address is
- * unaligned, not guest RAM (boot memory or a plugged sub-block of the
- * region) or an unplugged page.  Otherwise ACK with the number of hints
- * whose content the device found as stated (accepted) and not (rejected).
+ * VIRTIO_DMM_MAX_HINTS or more than the buffer holds, if it is a DUP hint
+ * without VIRTIO_DMM_F_HINTS_DUP, or if any address is unaligned, not guest
+ * RAM (boot memory or a plugged sub-block of the region) or an unplugged
+ * page.  Otherwise ACK with the number of hints whose content the device
+ * found as stated and acted on (accepted) and not (rejected: content not
+ * as stated, or the device's bound on separately shared ranges reached).
  * NACK: the device does not act on hints now (e.g. memory must not be
  * shared or discarded while a VFIO device is attached); the driver should
  * wait before it sends more.

@@ -66,7 +66,8 @@ class Config:
         return Guest("bench-hints-%s-%d" % (self.name, i), mem="1G",
                      maxmem="3G", region="1G" if self.dmm else None,
                      modules=mods, mem_merge=self.mem_merge,
-                     extra_args=extra)
+                     extra_args=extra,
+                     dev_opts="dup-hints=on" if self.dmm else "")
 
 
 CONFIGS = [

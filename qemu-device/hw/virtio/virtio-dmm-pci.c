@@ -75,6 +75,21 @@ static uint64_t virtio_dmm_pci_get_min_alignment(const MemoryDeviceState *md)
                                     &error_abort);
 }
 
+static void virtio_dmm_pci_decide_memslots(MemoryDeviceState *md,
+                                           unsigned int limit)
+{
+    VirtIODMM *vdmm = virtio_dmm_pci_vdev(md);
+
+    VIRTIO_DMM_GET_CLASS(vdmm)->decide_memslots(vdmm, limit);
+}
+
+static unsigned int virtio_dmm_pci_get_memslots(MemoryDeviceState *md)
+{
+    VirtIODMM *vdmm = virtio_dmm_pci_vdev(md);
+
+    return VIRTIO_DMM_GET_CLASS(vdmm)->get_memslots(vdmm);
+}
+
 static void virtio_dmm_pci_size_change_notify(Notifier *notifier, void *data)
 {
     VirtIODMMPCI *pci_dmm = container_of(notifier, VirtIODMMPCI,
@@ -145,6 +160,8 @@ static void virtio_dmm_pci_class_init(ObjectClass *klass, void *data)
     mdc->get_memory_region = virtio_dmm_pci_get_memory_region;
     mdc->fill_device_info = virtio_dmm_pci_fill_device_info;
     mdc->get_min_alignment = virtio_dmm_pci_get_min_alignment;
+    mdc->decide_memslots = virtio_dmm_pci_decide_memslots;
+    mdc->get_memslots = virtio_dmm_pci_get_memslots;
 
     vmdc->unplug_request_check = virtio_dmm_pci_unplug_request_check;
 }

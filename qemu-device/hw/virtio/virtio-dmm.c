@@ -60,6 +60,13 @@
  * chunks of their RAM blocks are the guest's aligned ranges.
  */
 #define VIRTIO_DMM_HINT_CHUNK           VIRTIO_DMM_HINT_RANGE_SIZE
+/*
+ * At most this many separate runs of mergeable chunks per RAM block: each
+ * run may split the host mapping into three VMAs, and a process has
+ * vm.max_map_count (65530 by default) of them.  Hints that would start
+ * another run are rejected; hints next to or inside a run are not.
+ */
+#define VIRTIO_DMM_MAX_HINT_RUNS        1024
 /* Guest pages of page requests; also the host page size they need. */
 #define VIRTIO_DMM_PAGE_SIZE            4096
 
@@ -88,6 +95,97 @@ static void virtio_dmm_plugged_changed(void *opaque, uint64_t plugged_size)
     VirtIODMM *vdmm = opaque;
 
     notifier_list_notify(&vdmm->size_change_notifiers, &plugged_size);
+}
+
+/* --- what the guest can reach: memslots over plugged blocks --- */
+
+static uint64_t virtio_dmm_region_size(VirtIODMM *vdmm)
+{
+    return memory_region_size(&vdmm->memdev->mr);
+}
+
+/* The container the machine maps; created on first use (pre-plug). */
+static void virtio_dmm_prepare_mr(VirtIODMM *vdmm)
+{
+    vdmm->mr = g_new0(MemoryRegion, 1);
+    memory_region_init(vdmm->mr, OBJECT(vdmm), "virtio-dmm",
+                       virtio_dmm_region_size(vdmm));
+    vdmm->mr->align = memory_region_get_alignment(&vdmm->memdev->mr);
+}
+
+static void virtio_dmm_prepare_memslots(VirtIODMM *vdmm)
+{
+    uint64_t region_size = virtio_dmm_region_size(vdmm);
+    unsigned int i;
+
+    if (!vdmm->nb_memslots || !vdmm->memslot_size) {
+        vdmm->nb_memslots = 1;
+        vdmm->memslot_size = region_size;
+    }
+    vdmm->memslots = g_new0(MemoryRegion, vdmm->nb_memslots);
+    for (i = 0; i < vdmm->nb_memslots; i++) {
+        uint64_t offset = i * vdmm->memslot_size;
+        g_autofree char *name = g_strdup_printf("memslot-%u", i);
+
+        memory_region_init_alias(&vdmm->memslots[i], OBJECT(vdmm), name,
+                                 &vdmm->memdev->mr, offset,
+                                 MIN(vdmm->memslot_size,
+                                     region_size - offset));
+        /* one memslot in and out without touching its neighbours */
+        memory_region_set_unmergeable(&vdmm->memslots[i], true);
+    }
+}
+
+/* Does memslot @i hold a block with any sub-block plugged? */
+static bool virtio_dmm_memslot_in_use(VirtIODMM *vdmm, unsigned int i)
+{
+    uint64_t bpm = vdmm->memslot_size / vdmm->block_size;
+    uint64_t b, end = MIN((i + 1) * bpm, vdmm->dmm->nb_blocks);
+
+    for (b = i * bpm; b < end; b++) {
+        if (vdmm->dmm->state[b] != DMM_BLOCK_UNPLUGGED) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Map the memslots over [offset, offset + len) of the region that hold
+ * plugged memory, unmap the others, in one transaction.  Called whenever
+ * the device's state changes and before the guest hears of it: a plugged
+ * block is there when the guest is told, an unplugged one is gone.
+ */
+static void virtio_dmm_update_memslots(VirtIODMM *vdmm, uint64_t offset,
+                                       uint64_t len)
+{
+    unsigned int i, first, last;
+
+    if (!len || !vdmm->memslots) {
+        return;
+    }
+    first = offset / vdmm->memslot_size;
+    last = MIN((offset + len - 1) / vdmm->memslot_size,
+               vdmm->nb_memslots - 1);
+    memory_region_transaction_begin();
+    for (i = first; i <= last; i++) {
+        MemoryRegion *slot = &vdmm->memslots[i];
+        bool in_use = virtio_dmm_memslot_in_use(vdmm, i);
+
+        if (in_use && !memory_region_is_mapped(slot)) {
+            memory_region_add_subregion(vdmm->mr, i * vdmm->memslot_size,
+                                        slot);
+        } else if (!in_use && memory_region_is_mapped(slot)) {
+            memory_region_del_subregion(vdmm->mr, slot);
+        }
+    }
+    memory_region_transaction_commit();
+}
+
+static void virtio_dmm_state_changed(void *opaque, uint64_t offset,
+                                     uint64_t len)
+{
+    virtio_dmm_update_memslots(opaque, offset, len);
 }
 
 /*
@@ -163,22 +261,42 @@ static int virtio_dmm_share_chunk(VirtIODMM *vdmm, bool boot, uint64_t chunk)
     return 0;
 }
 
+static bool virtio_dmm_chunk_test(VirtIODMM *vdmm, bool boot, uint64_t chunk)
+{
+    return chunk / 8 < vdmm->hint_chunks_len[boot] &&
+           vdmm->hint_chunks[boot][chunk / 8] & (1u << (chunk % 8));
+}
+
+/*
+ * How the number of runs of mergeable chunks changes if @chunk becomes
+ * mergeable: +1 alone, 0 next to one run, -1 joining two.
+ */
+static int virtio_dmm_runs_delta(VirtIODMM *vdmm, bool boot, uint64_t chunk)
+{
+    return 1 - (chunk && virtio_dmm_chunk_test(vdmm, boot, chunk - 1)) -
+           virtio_dmm_chunk_test(vdmm, boot, chunk + 1);
+}
+
 static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset)
 {
     VirtIODMM *vdmm = opaque;
-    uint8_t *bitmap = vdmm->hint_chunks[boot];
     uint64_t chunk = offset / VIRTIO_DMM_HINT_CHUNK;
-    int ret;
+    int delta, ret;
 
     if (chunk / 8 >= vdmm->hint_chunks_len[boot]) {
         return -EINVAL;
     }
-    if (bitmap[chunk / 8] & (1u << (chunk % 8))) {
+    if (virtio_dmm_chunk_test(vdmm, boot, chunk)) {
         return 0;
+    }
+    delta = virtio_dmm_runs_delta(vdmm, boot, chunk);
+    if (delta > 0 && vdmm->hint_runs[boot] >= VIRTIO_DMM_MAX_HINT_RUNS) {
+        return -ENOSPC;
     }
     ret = virtio_dmm_share_chunk(vdmm, boot, chunk);
     if (!ret) {
-        bitmap[chunk / 8] |= 1u << (chunk % 8);
+        vdmm->hint_chunks[boot][chunk / 8] |= 1u << (chunk % 8);
+        vdmm->hint_runs[boot] += delta;
     }
     return ret;
 }
@@ -227,6 +345,7 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
     .populate = virtio_dmm_populate,
     .discard = virtio_dmm_discard,
     .plugged_changed = virtio_dmm_plugged_changed,
+    .state_changed = virtio_dmm_state_changed,
     .boot_page = virtio_dmm_boot_page,
     .discard_boot = virtio_dmm_discard_boot,
     .page_ptr = virtio_dmm_page_ptr,
@@ -239,11 +358,14 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
 /*
  * Postcopy cannot handle concurrent discards, and blocks plugged during
  * precopy would reach the destination with stale content: no state changes
- * while a migration runs (the guest gets BUSY and retries).
+ * while a migration runs (the guest gets BUSY and retries).  Nor while
+ * anything disabled discarding: realize holds discards required, so that
+ * is only ever a safety net.
  */
 static bool virtio_dmm_is_busy(void)
 {
-    return migration_in_incoming_postcopy() || migration_is_running();
+    return migration_in_incoming_postcopy() || migration_is_running() ||
+           ram_block_discard_is_disabled();
 }
 
 static void virtio_dmm_drop_element(VirtQueue *vq, VirtQueueElement *elem)
@@ -310,9 +432,9 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
  * Nor while a migration runs: with discards of reported free pages during
  * precopy, guests crashed on the destination with corrupted kernel memory
  * (hrtimer trees holding a program's data) in 2 of 4 runs of the migration
- * suites under load, and in none of 8 without them.  The cause is not understood (see
- * Documentation/design.rst); not discarding costs only the memory of what
- * the guest frees or unplugs during the migration.
+ * suites under load, and in none of 8 without them.  The cause is not
+ * understood (see Documentation/design.rst); not discarding costs only the
+ * memory of what the guest frees or unplugs during the migration.
  */
 static bool virtio_dmm_discard_inhibited(void)
 {
@@ -458,6 +580,8 @@ static void virtio_dmm_process_hints(VirtIODMM *vdmm, const uint8_t *buf,
     vdmm->dmm->hints_refused = ram_block_discard_is_disabled() ||
         migration_in_incoming_postcopy() ||
         !virtio_vdev_has_feature(VIRTIO_DEVICE(vdmm), VIRTIO_DMM_F_HINTS);
+    vdmm->dmm->dup_hints = virtio_vdev_has_feature(VIRTIO_DEVICE(vdmm),
+                                                   VIRTIO_DMM_F_HINTS_DUP);
     ret = dmm_handle_hint_request(vdmm->dmm, buf, len, resp);
     assert(ret == sizeof(*resp));
     trace_virtio_dmm_hint_request(lduw_le_p(buf), ldl_le_p(buf + 4),
@@ -536,6 +660,7 @@ static void virtio_dmm_handle_stats(VirtIODevice *vdev, VirtQueue *vq)
     DeviceState *proxy = virtio_dmm_proxy(vdmm);
     g_autofree char *path = object_get_canonical_path(OBJECT(proxy));
     struct virtio_dmm_resp resp = { };
+    VirtioDMMStats *event_stats;
     struct virtio_dmm_stats st;
     VirtQueueElement *elem;
     size_t len;
@@ -559,8 +684,10 @@ static void virtio_dmm_handle_stats(VirtIODevice *vdev, VirtQueue *vq)
             vdmm->last_stats = st;
             vdmm->last_stats_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
             vdmm->have_stats = true;
-            qapi_event_send_virtio_dmm_stats(proxy->id, path,
-                                             virtio_dmm_get_stats(vdmm));
+            /* QAPI event senders do not take ownership of their data. */
+            event_stats = virtio_dmm_get_stats(vdmm);
+            qapi_event_send_virtio_dmm_stats(proxy->id, path, event_stats);
+            qapi_free_VirtioDMMStats(event_stats);
         }
         iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
         virtqueue_push(vq, elem, sizeof(resp));
@@ -601,6 +728,9 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     }
     if (VIRTIO_DMM(vdev)->hints) {
         virtio_add_feature(&features, VIRTIO_DMM_F_HINTS);
+        if (VIRTIO_DMM(vdev)->dup_hints) {
+            virtio_add_feature(&features, VIRTIO_DMM_F_HINTS_DUP);
+        }
     }
     if (VIRTIO_DMM(vdev)->stats) {
         virtio_add_feature(&features, VIRTIO_DMM_F_STATS);
@@ -698,6 +828,12 @@ static bool virtio_dmm_check_hints(VirtIODMM *vdmm, Error **errp)
     if (vdmm->hints_prop == ON_OFF_AUTO_ON && why) {
         error_setg(errp, "'%s' is on, but %s; set %s=off",
                    VIRTIO_DMM_HINTS_PROP, why, VIRTIO_DMM_HINTS_PROP);
+        return false;
+    }
+    if (vdmm->dup_hints && !vdmm->hints) {
+        error_setg(errp, "'%s' is on, but hints are off (%s)",
+                   VIRTIO_DMM_DUP_HINTS_PROP,
+                   why ? why : "'" VIRTIO_DMM_HINTS_PROP "' is off");
         return false;
     }
     return true;
@@ -801,10 +937,13 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     }
 
     /*
-     * Unplugged memory must not be backed: refuse to run where discarding
-     * is not allowed (e.g. with VFIO devices that pin all guest memory).
+     * Unplugs discard memory: refuse to run where anything disabled
+     * discarding (VFIO and other devices that pin guest memory for DMA,
+     * confidential guests), and keep such devices from being added later.
+     * The device does not coordinate its discards with them (no
+     * RamDiscardManager), so the plain, uncoordinated requirement.
      */
-    if (ram_block_coordinated_discard_require(true)) {
+    if (ram_block_discard_require(true)) {
         error_setg(errp, "virtio-dmm needs to discard RAM, but discarding is"
                    " disabled (e.g. by vfio)");
         goto out_fini;
@@ -820,14 +959,18 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     }
 
     vdmm->mig_nb_blocks = vdmm->dmm->nb_blocks;
-    vdmm->mig_state = vdmm->dmm->state;
     vdmm->mig_boot_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_boot_pages);
     vdmm->mig_region_bitmap_len =
         dmm_bitmap_bytes(vdmm->dmm->nb_region_pages);
     vdmm->mig_sb_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_sbs);
-    vdmm->mig_sb_plugged = vdmm->dmm->sb_plugged;
-    vdmm->mig_boot_pages = vdmm->dmm->boot_pages;
-    vdmm->mig_region_pages = vdmm->dmm->region_pages;
+
+    if (!vdmm->mr) {
+        virtio_dmm_prepare_mr(vdmm);
+    }
+    if (vdmm->memslot_size % vdmm->block_size) {
+        vdmm->nb_memslots = 0;
+    }
+    virtio_dmm_prepare_memslots(vdmm);
     if (vdmm->hints) {
         vdmm->hint_chunks_len[0] = DIV_ROUND_UP(p.region_size,
                                                 8 * VIRTIO_DMM_HINT_CHUNK);
@@ -870,7 +1013,7 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     return;
 
 out_discard:
-    ram_block_coordinated_discard_require(false);
+    ram_block_discard_require(false);
 out_fini:
     dmm_dev_fini(vdmm->dmm);
     g_free(vdmm->hint_chunks[0]);
@@ -879,6 +1022,29 @@ out_fini:
 out_free:
     g_free(vdmm->dmm);
     vdmm->dmm = NULL;
+}
+
+/*
+ * The stream is loaded into buffers of our own (allocated once, at the
+ * first migration) and dmm takes it only after every field was checked.
+ */
+static void virtio_dmm_alloc_mig_buffers(VirtIODMM *vdmm)
+{
+    if (vdmm->mig_state) {
+        return;
+    }
+    vdmm->mig_state = g_malloc0(vdmm->mig_nb_blocks);
+    vdmm->mig_sb_plugged = g_malloc0(vdmm->mig_sb_bitmap_len);
+    vdmm->mig_boot_pages = g_malloc0(vdmm->mig_boot_bitmap_len);
+    vdmm->mig_region_pages = g_malloc0(vdmm->mig_region_bitmap_len);
+}
+
+static void virtio_dmm_free_mig_buffers(VirtIODMM *vdmm)
+{
+    g_clear_pointer(&vdmm->mig_state, g_free);
+    g_clear_pointer(&vdmm->mig_sb_plugged, g_free);
+    g_clear_pointer(&vdmm->mig_boot_pages, g_free);
+    g_clear_pointer(&vdmm->mig_region_pages, g_free);
 }
 
 static void virtio_dmm_device_unrealize(DeviceState *dev)
@@ -908,13 +1074,17 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     }
     virtio_del_queue(vdev, VIRTIO_DMM_VQ_REQUEST);
     virtio_cleanup(vdev);
+    /* nothing is plugged any more (unplug_request_check), unmap it all */
+    memset(vdmm->dmm->state, DMM_BLOCK_UNPLUGGED, vdmm->dmm->nb_blocks);
+    virtio_dmm_update_memslots(vdmm, 0, virtio_dmm_region_size(vdmm));
+    virtio_dmm_free_mig_buffers(vdmm);
     dmm_dev_fini(vdmm->dmm);
     g_free(vdmm->dmm);
     vdmm->dmm = NULL;
     g_free(vdmm->hint_chunks[0]);
     g_free(vdmm->hint_chunks[1]);
     vdmm->hint_chunks[0] = vdmm->hint_chunks[1] = NULL;
-    ram_block_coordinated_discard_require(false);
+    ram_block_discard_require(false);
 }
 
 /* --- machine reset --- */
@@ -968,30 +1138,118 @@ static const TypeInfo virtio_dmm_system_reset_info = {
 static int virtio_dmm_pre_save(void *opaque)
 {
     VirtIODMM *vdmm = opaque;
+    struct dmm_dev *d = vdmm->dmm;
 
-    vdmm->mig_requested_size = vdmm->dmm->requested_size;
-    vdmm->mig_plugged_size = vdmm->dmm->plugged_size;
-    vdmm->mig_unplugged_size = vdmm->dmm->unplugged_size;
+    virtio_dmm_alloc_mig_buffers(vdmm);
+    vdmm->mig_block_size = vdmm->block_size;
+    vdmm->mig_addr = vdmm->addr;
+    vdmm->mig_region_size = d->p.region_size;
+    vdmm->mig_requested_size = d->requested_size;
+    vdmm->mig_plugged_size = d->plugged_size;
+    vdmm->mig_unplugged_size = d->unplugged_size;
+    vdmm->mig_stats_interval = vdmm->stats_interval;
+    memcpy(vdmm->mig_state, d->state, vdmm->mig_nb_blocks);
+    memcpy(vdmm->mig_sb_plugged, d->sb_plugged, vdmm->mig_sb_bitmap_len);
+    if (d->p.page_size) {
+        memcpy(vdmm->mig_boot_pages, d->boot_pages,
+               vdmm->mig_boot_bitmap_len);
+        memcpy(vdmm->mig_region_pages, d->region_pages,
+               vdmm->mig_region_bitmap_len);
+    }
     return 0;
 }
 
-/* Everything loaded must agree with itself before the guest runs again. */
+/* Start from "nothing in the stream": subsections are optional. */
+static int virtio_dmm_pre_load(void *opaque)
+{
+    VirtIODMM *vdmm = opaque;
+
+    virtio_dmm_alloc_mig_buffers(vdmm);
+    memset(vdmm->mig_sb_plugged, 0, vdmm->mig_sb_bitmap_len);
+    memset(vdmm->mig_boot_pages, 0, vdmm->mig_boot_bitmap_len);
+    memset(vdmm->mig_region_pages, 0, vdmm->mig_region_bitmap_len);
+    vdmm->mig_unplugged_size = 0;
+    vdmm->mig_have_sbs = false;
+    vdmm->mig_stats_interval = vdmm->stats_interval;
+    return 0;
+}
+
+/* What both sides set up must be the same, as virtio-mem checks it. */
+static bool virtio_dmm_check_mig_props(VirtIODMM *vdmm)
+{
+    if (vdmm->mig_addr != vdmm->addr) {
+        error_report("virtio-dmm: property '%s' differs: source 0x%" PRIx64
+                     ", destination 0x%" PRIx64, VIRTIO_DMM_ADDR_PROP,
+                     vdmm->mig_addr, vdmm->addr);
+        return false;
+    }
+    if (vdmm->mig_block_size != vdmm->block_size) {
+        error_report("virtio-dmm: property '%s' differs: source 0x%" PRIx64
+                     ", destination 0x%" PRIx64, VIRTIO_DMM_BLOCK_SIZE_PROP,
+                     vdmm->mig_block_size, vdmm->block_size);
+        return false;
+    }
+    if (vdmm->mig_region_size != vdmm->dmm->p.region_size) {
+        error_report("virtio-dmm: the size of property '%s' differs: source"
+                     " 0x%" PRIx64 ", destination 0x%" PRIx64,
+                     VIRTIO_DMM_MEMDEV_PROP, vdmm->mig_region_size,
+                     vdmm->dmm->p.region_size);
+        return false;
+    }
+    if (vdmm->mig_stats_interval &&
+        (vdmm->mig_stats_interval < VIRTIO_DMM_STATS_MIN_MS ||
+         vdmm->mig_stats_interval > VIRTIO_DMM_STATS_MAX_MS)) {
+        error_report("virtio-dmm: '%s' of %" PRIu32 " ms in the stream is"
+                     " out of range", VIRTIO_DMM_STATS_INTERVAL_PROP,
+                     vdmm->mig_stats_interval);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The loaded state as a device of its own (the parameters are ours, the
+ * state the stream's): the library checks that it agrees with itself and
+ * with the parameters.  Only then does dmm take it.
+ */
 static int virtio_dmm_post_load(void *opaque, int version_id)
 {
     VirtIODMM *vdmm = opaque;
-    uint64_t i, sbs = vdmm->dmm->sb_size;
+    struct dmm_dev *d = vdmm->dmm, loaded = *d;
+    uint64_t i, sbs = d->sb_size;
     char err[256];
 
-    if (!vdmm->sub_blocks) {
-        dmm_sbs_from_block_states(vdmm->dmm);
+    if (!virtio_dmm_check_mig_props(vdmm)) {
+        return -EINVAL;
     }
-    vdmm->dmm->requested_size = vdmm->mig_requested_size;
-    vdmm->dmm->plugged_size = vdmm->mig_plugged_size;
-    vdmm->dmm->unplugged_size = vdmm->mig_unplugged_size;
-    if (dmm_check_loaded_state(vdmm->dmm, err, sizeof(err))) {
+    loaded.state = vdmm->mig_state;
+    loaded.sb_plugged = vdmm->mig_sb_plugged;
+    loaded.boot_pages = vdmm->mig_boot_pages;
+    loaded.region_pages = vdmm->mig_region_pages;
+    loaded.requested_size = vdmm->mig_requested_size;
+    loaded.plugged_size = vdmm->mig_plugged_size;
+    loaded.unplugged_size = vdmm->mig_unplugged_size;
+    if (!vdmm->mig_have_sbs) {
+        dmm_sbs_from_block_states(&loaded);
+    }
+    if (dmm_check_loaded_state(&loaded, err, sizeof(err))) {
         error_report("virtio-dmm: inconsistent migration stream: %s", err);
         return -EINVAL;
     }
+
+    memcpy(d->state, loaded.state, d->nb_blocks);
+    memcpy(d->sb_plugged, loaded.sb_plugged, vdmm->mig_sb_bitmap_len);
+    if (d->p.page_size) {
+        memcpy(d->boot_pages, loaded.boot_pages, vdmm->mig_boot_bitmap_len);
+        memcpy(d->region_pages, loaded.region_pages,
+               vdmm->mig_region_bitmap_len);
+    }
+    d->requested_size = loaded.requested_size;
+    d->plugged_size = loaded.plugged_size;
+    d->unplugged_size = loaded.unplugged_size;
+    vdmm->stats_interval = vdmm->mig_stats_interval;
+    virtio_dmm_update_memslots(vdmm, 0, d->p.region_size);
+
     if (migrate_ram_is_ignored(virtio_dmm_rb(vdmm))) {
         return 0;
     }
@@ -1000,8 +1258,8 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
      * Unplugged pages read as zero on the source too and zero pages are
      * not written here, so they take no memory.
      */
-    for (i = 0; i < vdmm->dmm->nb_sbs; i++) {
-        if (!dmm_range_is_plugged(vdmm->dmm, i * sbs, sbs) &&
+    for (i = 0; i < d->nb_sbs; i++) {
+        if (!dmm_range_is_plugged(d, i * sbs, sbs) &&
             ram_block_discard_range(virtio_dmm_rb(vdmm), i * sbs, sbs)) {
             error_report("virtio-dmm: discarding sub-block %" PRIu64
                          " failed", i);
@@ -1025,10 +1283,18 @@ static int virtio_dmm_hints_post_load(void *opaque, int version_id)
 
     vdmm->mergeable_bytes = 0;
     for (boot = 0; boot < 2; boot++) {
+        vdmm->hint_runs[boot] = 0;
         for (chunk = 0; chunk < 8ULL * vdmm->hint_chunks_len[boot];
              chunk++) {
-            if (!(vdmm->hint_chunks[boot][chunk / 8] & (1u << (chunk % 8)))) {
+            if (!virtio_dmm_chunk_test(vdmm, boot, chunk)) {
                 continue;
+            }
+            if ((!chunk || !virtio_dmm_chunk_test(vdmm, boot, chunk - 1)) &&
+                ++vdmm->hint_runs[boot] > VIRTIO_DMM_MAX_HINT_RUNS) {
+                error_report("virtio-dmm: more than %d runs of hinted chunks"
+                             " of %s in the stream", VIRTIO_DMM_MAX_HINT_RUNS,
+                             boot ? "boot RAM" : "the region");
+                return -EINVAL;
             }
             if (chunk * VIRTIO_DMM_HINT_CHUNK >=
                 qemu_ram_get_used_length(virtio_dmm_hint_rb(vdmm, boot)) ||
@@ -1072,7 +1338,7 @@ static const VMStateDescription vmstate_virtio_dmm_stats = {
     .version_id = 1,
     .needed = virtio_dmm_stats_needed,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT32(stats_interval, VirtIODMM),
+        VMSTATE_UINT32(mig_stats_interval, VirtIODMM),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -1105,12 +1371,19 @@ static bool virtio_dmm_sub_blocks_needed(void *opaque)
     return VIRTIO_DMM(opaque)->sub_blocks;
 }
 
+static int virtio_dmm_sub_blocks_post_load(void *opaque, int version_id)
+{
+    VIRTIO_DMM(opaque)->mig_have_sbs = true;
+    return 0;
+}
+
 /* With sub-blocks: their bitmap (the blocks' states only summarise it). */
 static const VMStateDescription vmstate_virtio_dmm_sub_blocks = {
     .name = "virtio-dmm-device/sub-blocks",
     .minimum_version_id = 1,
     .version_id = 1,
     .needed = virtio_dmm_sub_blocks_needed,
+    .post_load = virtio_dmm_sub_blocks_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32_EQUAL(mig_sb_bitmap_len, VirtIODMM, NULL),
         VMSTATE_VBUFFER_UINT32(mig_sb_plugged, VirtIODMM, 1, NULL,
@@ -1124,10 +1397,12 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
     .minimum_version_id = 1,
     .version_id = 1,
     .pre_save = virtio_dmm_pre_save,
+    .pre_load = virtio_dmm_pre_load,
     .post_load = virtio_dmm_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(block_size, VirtIODMM),
-        VMSTATE_UINT64(addr, VirtIODMM),
+        VMSTATE_UINT64(mig_block_size, VirtIODMM),
+        VMSTATE_UINT64(mig_addr, VirtIODMM),
+        VMSTATE_UINT64(mig_region_size, VirtIODMM),
         VMSTATE_UINT32_EQUAL(mig_nb_blocks, VirtIODMM, NULL),
         VMSTATE_UINT64(mig_requested_size, VirtIODMM),
         VMSTATE_UINT64(mig_plugged_size, VirtIODMM),
@@ -1215,7 +1490,40 @@ static MemoryRegion *virtio_dmm_get_memory_region(VirtIODMM *vdmm,
         error_setg(errp, "'%s' property must be set", VIRTIO_DMM_MEMDEV_PROP);
         return NULL;
     }
-    return &vdmm->memdev->mr;
+    if (!vdmm->mr) {
+        virtio_dmm_prepare_mr(vdmm);
+    }
+    return vdmm->mr;
+}
+
+/*
+ * Called once before realize with the number of memslots this device may
+ * use: one per block where the limit allows, fewer and larger (a multiple
+ * of the block size) where it does not.  A memslot is mapped while any of
+ * its blocks is plugged, so larger memslots leave more unplugged memory
+ * reachable; realize checks the values this assumes.
+ */
+static void virtio_dmm_decide_memslots(VirtIODMM *vdmm, unsigned int limit)
+{
+    uint64_t region_size, bs = vdmm->block_size;
+
+    vdmm->nb_memslots = 1;
+    vdmm->memslot_size = 0;
+    if (limit <= 1 || !vdmm->memdev || !vdmm->memdev->mr.ram_block ||
+        !is_power_of_2(bs) || bs < VIRTIO_DMM_MIN_BLOCK_SIZE) {
+        return;
+    }
+    region_size = virtio_dmm_region_size(vdmm);
+    if (!region_size || !QEMU_IS_ALIGNED(region_size, bs)) {
+        return;
+    }
+    vdmm->memslot_size = MAX(bs, QEMU_ALIGN_UP(region_size / limit, bs));
+    vdmm->nb_memslots = DIV_ROUND_UP(region_size, vdmm->memslot_size);
+}
+
+static unsigned int virtio_dmm_get_memslots(VirtIODMM *vdmm)
+{
+    return vdmm->nb_memslots ? vdmm->nb_memslots : 1;
 }
 
 static void virtio_dmm_add_size_change_notifier(VirtIODMM *vdmm,
@@ -1403,6 +1711,7 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_SUB_BLOCKS_PROP, VirtIODMM, sub_blocks, true),
     DEFINE_PROP_ON_OFF_AUTO(VIRTIO_DMM_HINTS_PROP, VirtIODMM, hints_prop,
                             ON_OFF_AUTO_AUTO),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_DUP_HINTS_PROP, VirtIODMM, dup_hints, false),
     DEFINE_PROP_BOOL(VIRTIO_DMM_STATS_PROP, VirtIODMM, stats, true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_AUTO_GRANT_PROP, VirtIODMM, auto_grant,
                      false),
@@ -1460,6 +1769,18 @@ static void virtio_dmm_instance_init(Object *obj)
                         (void *)"ksm_zero_pages");
 }
 
+/*
+ * The memory regions were finalized with their owner (us); their memory is
+ * ours to free.
+ */
+static void virtio_dmm_instance_finalize(Object *obj)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+
+    g_clear_pointer(&vdmm->memslots, g_free);
+    g_clear_pointer(&vdmm->mr, g_free);
+}
+
 static void virtio_dmm_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
@@ -1480,6 +1801,8 @@ static void virtio_dmm_class_init(ObjectClass *klass, void *data)
     vdmc->get_memory_region = virtio_dmm_get_memory_region;
     vdmc->add_size_change_notifier = virtio_dmm_add_size_change_notifier;
     vdmc->unplug_request_check = virtio_dmm_unplug_request_check;
+    vdmc->decide_memslots = virtio_dmm_decide_memslots;
+    vdmc->get_memslots = virtio_dmm_get_memslots;
 }
 
 static const TypeInfo virtio_dmm_info = {
@@ -1487,6 +1810,7 @@ static const TypeInfo virtio_dmm_info = {
     .parent = TYPE_VIRTIO_DEVICE,
     .instance_size = sizeof(VirtIODMM),
     .instance_init = virtio_dmm_instance_init,
+    .instance_finalize = virtio_dmm_instance_finalize,
     .class_init = virtio_dmm_class_init,
     .class_size = sizeof(VirtIODMMClass),
 };

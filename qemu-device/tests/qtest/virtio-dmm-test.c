@@ -35,17 +35,25 @@ typedef struct DMMTest {
     uint64_t region;
 } DMMTest;
 
-static DMMTest *dmm_start_features(uint64_t extra)
+/* The machine of every test; %s: more -m options, more device options. */
+#define DMM_CMDLINE "-m %s,slots=2,maxmem=%s -nodefaults"              \
+                    " -object memory-backend-ram,id=mem0,size=1G,"     \
+                    "reserve=off"                                      \
+                    " -device virtio-dmm-pci,id=dmm0,memdev=mem0,"     \
+                    "addr=04.0%s"
+
+/*
+ * Boot a machine of @mem RAM (@maxmem with the region) with the device
+ * (and @dev_opts), negotiate @extra features and set up their queues.
+ */
+static DMMTest *dmm_start_args(uint64_t extra, const char *mem,
+                               const char *maxmem, const char *dev_opts)
 {
     DMMTest *t = g_new0(DMMTest, 1);
     QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
     uint64_t features;
 
-    t->qs = qtest_pc_boot("-m 512M,slots=2,maxmem=4G -nodefaults"
-                          " -object memory-backend-ram,id=mem0,size=1G,"
-                          "reserve=off"
-                          " -device virtio-dmm-pci,id=dmm0,memdev=mem0,"
-                          "addr=04.0");
+    t->qs = qtest_pc_boot(DMM_CMDLINE, mem, maxmem, dev_opts);
     t->dev = virtio_pci_new(t->qs->pcibus, &addr);
     g_assert(t->dev);
     qvirtio_pci_device_enable(t->dev);
@@ -76,6 +84,11 @@ static DMMTest *dmm_start_features(uint64_t extra)
     t->region = qvirtio_config_readq(&t->dev->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
     return t;
+}
+
+static DMMTest *dmm_start_features(uint64_t extra)
+{
+    return dmm_start_args(extra, "512M", "4G", "");
 }
 
 static DMMTest *dmm_start(void)
@@ -374,21 +387,23 @@ static void test_free_page_reports(void)
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
 
-    /* unplugged block: refused */
-    dmm_report(t, t->region + BLOCK_SIZE, 2 * 1024 * 1024);
-    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
-    /* straddling a plugged and an unplugged block: refused */
+    /*
+     * Straddling a plugged and an unplugged block: the unplugged page is
+     * no guest memory (a bounce buffer, refused), the plugged one is the
+     * guest's to give.
+     */
     dmm_report(t, t->region + BLOCK_SIZE - 4096, 8192);
-    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 2);
+    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 4096);
 
     /* plugged block and boot RAM: discarded */
     dmm_report(t, t->region, 2 * 1024 * 1024);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 2 * 1024 * 1024);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==,
+                     2 * 1024 * 1024 + 4096);
     qtest_writeq(t->qs->qts, boot_page, 0x1122334455667788ULL);
     dmm_report(t, boot_page & ~0xfffULL, 4096);
     g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==,
-                     2 * 1024 * 1024 + 4096);
+                     2 * 1024 * 1024 + 2 * 4096);
     /* nothing about the blocks changed */
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, t->region, 2), ==, VIRTIO_DMM_STATE_MIXED);
@@ -634,6 +649,7 @@ static void test_short_page_request(void)
 /* --- shared-page hints --- */
 
 #define DMM_HINTS       (1ULL << VIRTIO_DMM_F_HINTS)
+#define DMM_HINTS_DUP   (1ULL << VIRTIO_DMM_F_HINTS_DUP)
 
 /*
  * Send a hint list of @nb (address, hash) pairs in a buffer of @len bytes
@@ -687,7 +703,8 @@ static void fill_page(DMMTest *t, uint64_t addr, uint64_t w)
 /* Verified hints are accepted, the others rejected; content never changes. */
 static void test_hints(void)
 {
-    DMMTest *t = dmm_start_features(DMM_HINTS);
+    DMMTest *t = dmm_start_args(DMM_HINTS | DMM_HINTS_DUP, "512M", "4G",
+                                ",dup-hints=on");
     const uint64_t r = t->region;
     struct virtio_dmm_resp resp;
 
@@ -748,9 +765,9 @@ static void test_bad_hint_lists(void)
     BAD(VIRTIO_DMM_HINT_ZERO, 0xf0000, 0);
     BAD(VIRTIO_DMM_HINT_ZERO, BOOT_SIZE, 0);
     BAD(VIRTIO_DMM_HINT_ZERO, 0xfee00000ULL, 0);
-    BAD(VIRTIO_DMM_HINT_DUP, r + BLOCK_SIZE, 0);
-    BAD(VIRTIO_DMM_HINT_DUP, r + REGION_SIZE, 0);
-    BAD(VIRTIO_DMM_HINT_DUP, UINT64_MAX - PAGE + 1, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, r + BLOCK_SIZE, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, r + REGION_SIZE, 0);
+    BAD(VIRTIO_DMM_HINT_ZERO, UINT64_MAX - PAGE + 1, 0);
     /* a page the guest unplugged */
     BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(5), 0);
     /* a zero hint with a hash; an unknown kind */
@@ -808,6 +825,250 @@ static void test_short_hint_request(void)
     status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
     g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
     g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 0);
+    dmm_stop(t);
+}
+
+/*
+ * Duplicate hints are the operator's choice (dup-hints, off by default):
+ * without it the feature is not offered and a DUP hint is an ERROR that
+ * shares nothing; zero hints still work.
+ */
+static void test_dup_hints_default_off(void)
+{
+    DMMTest *t = dmm_start_features(DMM_HINTS);
+    struct virtio_dmm_resp resp;
+
+    g_assert(!(qvirtio_get_features(&t->dev->vdev) & DMM_HINTS_DUP));
+    fill_page(t, BOOT_PAGE(3), HINT_WORD);
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_DUP, &resp, BOOT_PAGE(3),
+                               HINT_HASH), ==, VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-dup"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
+                               0), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 1);
+    dmm_stop(t);
+}
+
+/* Lines of /proc/PID/maps: the process's VMAs. */
+static unsigned int dmm_vmas(DMMTest *t)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/maps",
+                                            (int)qtest_pid(t->qs->qts));
+    g_autofree char *maps = NULL;
+    unsigned int n = 0;
+    const char *p;
+
+    g_assert(g_file_get_contents(path, &maps, NULL, NULL));
+    for (p = maps; *p; p++) {
+        n += *p == '\n';
+    }
+    return n;
+}
+
+#define HINT_CHUNK      (2 * 1024 * 1024ULL)
+#define MAX_HINT_RUNS   1024
+#define HIGH_RAM        (4ULL << 30)
+
+/* Zero-hint the chunks at HIGH_RAM + (first + 2 * i) * HINT_CHUNK. */
+static uint32_t dmm_hint_chunks(DMMTest *t, uint64_t first, uint32_t nb)
+{
+    uint64_t pairs[2 * VIRTIO_DMM_MAX_HINTS] = { 0 };
+    struct virtio_dmm_resp resp;
+    uint32_t i, accepted = 0, n;
+
+    while (nb) {
+        n = MIN(nb, VIRTIO_DMM_MAX_HINTS);
+        for (i = 0; i < n; i++, first += 2) {
+            pairs[2 * i] = HIGH_RAM + first * HINT_CHUNK;
+        }
+        g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, pairs, n, 0,
+                                       &resp), ==, VIRTIO_DMM_RESP_ACK);
+        accepted += le32_to_cpu(resp.u.hint.accepted);
+        nb -= n;
+    }
+    return accepted;
+}
+
+/*
+ * Hints on every other 2 MiB chunk would split QEMU's mapping into a VMA
+ * per chunk: separate runs of mergeable chunks are bounded, hints that
+ * join runs are still taken, and QEMU's VMAs stay bounded.
+ */
+static void test_hint_runs(void)
+{
+    DMMTest *t = dmm_start_args(DMM_HINTS, "8G", "12G", "");
+    unsigned int vmas = dmm_vmas(t);
+
+    g_assert_cmpuint(dmm_hint_chunks(t, 0, MAX_HINT_RUNS + 200), ==,
+                     MAX_HINT_RUNS);
+    g_assert_cmpuint(dmm_qom_size(t, "hints-rejected"), ==, 200);
+    g_assert_cmpuint(dmm_vmas(t), <=, vmas + 2 * MAX_HINT_RUNS + 16);
+    /* a chunk between two runs joins them; then one more run fits */
+    g_assert_cmpuint(dmm_hint_chunks(t, 1, 1), ==, 1);
+    g_assert_cmpuint(dmm_hint_chunks(t, 2 * MAX_HINT_RUNS + 1, 1), ==, 1);
+    g_assert_cmpuint(dmm_hint_chunks(t, 2 * MAX_HINT_RUNS + 3, 1), ==, 0);
+    g_assert_cmpuint(dmm_vmas(t), <=, vmas + 2 * MAX_HINT_RUNS + 16);
+    dmm_stop(t);
+}
+
+/* --- what the guest can reach --- */
+
+/*
+ * Unplugged blocks are not guest memory: writes there do not stick (and
+ * take no host memory); a plugged block is there at once, and gone again
+ * when unplugged.  A partially plugged block stays reachable.
+ */
+static void test_unplugged_inaccessible(void)
+{
+    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_SUB_BLOCKS);
+    QTestState *qts = t->qs->qts;
+    const uint64_t r = t->region;
+
+    qtest_writeq(qts, r, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readq(qts, r), !=, 0x1122334455667788ULL);
+    dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    qtest_writeq(qts, r + 8, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readq(qts, r + 8), ==, 0x1122334455667788ULL);
+    /* the next block is still unplugged */
+    qtest_writeq(qts, r + BLOCK_SIZE, 0x99);
+    g_assert_cmphex(qtest_readq(qts, r + BLOCK_SIZE), !=, 0x99);
+    /* one sub-block of it plugged: the block is the guest's */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB, r + BLOCK_SIZE, 1),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    qtest_writeq(qts, r + BLOCK_SIZE, 0x99);
+    g_assert_cmphex(qtest_readq(qts, r + BLOCK_SIZE), ==, 0x99);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB, r + BLOCK_SIZE,
+                               1), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmphex(qtest_readq(qts, r + BLOCK_SIZE), !=, 0x99);
+    /* unplugged: gone, and no write sticks */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmphex(qtest_readq(qts, r + 8), !=, 0x1122334455667788ULL);
+    qtest_writeq(qts, r + 8, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readq(qts, r + 8), !=, 0x1122334455667788ULL);
+    /* plugged again: zero, as after every plug */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmphex(qtest_readq(qts, r + 8), ==, 0);
+    dmm_stop(t);
+}
+
+/* A report of an unplugged block is no guest memory: the device breaks. */
+static void test_report_unplugged(void)
+{
+    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
+    uint32_t head;
+
+    head = qvirtqueue_add(t->qs->qts, t->report_vq, t->region, 2 * 1024 * 1024,
+                          true, false);
+    qvirtqueue_kick(t->qs->qts, &t->dev->vdev, t->report_vq, head);
+    g_assert(dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET) &
+             VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
+    dmm_stop(t);
+}
+
+/* --- migration streams --- */
+
+static void dmm_wait_migration(QTestState *qts, const char *want)
+{
+    gint64 start = g_get_monotonic_time();
+    g_autofree char *status = NULL;
+
+    do {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+
+        g_free(status);
+        status = g_strdup(qdict_haskey(ret, "status") ?
+                          qdict_get_str(ret, "status") : "none");
+        qobject_unref(rsp);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    } while (g_get_monotonic_time() - start < DMM_TIMEOUT_US);
+    g_assert_cmpstr(status, ==, want);
+}
+
+/*
+ * Load @file into a new machine of the test's shape (@dev_opts added to
+ * the device); the migration must end in @want.  The destination stays up
+ * (exit-on-error off) and answers with its device state.
+ */
+static uint64_t dmm_load_stream(const char *file, const char *dev_opts,
+                                const char *want)
+{
+    QTestState *qts = qtest_initf(DMM_CMDLINE " -incoming defer", "512M",
+                                  "4G", dev_opts);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QDict *rsp;
+    uint64_t plugged;
+
+    rsp = qtest_qmp(qts, "{ 'execute': 'migrate-incoming', 'arguments':"
+                    " { 'uri': %s, 'exit-on-error': false } }", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    dmm_wait_migration(qts, want);
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
+                    " { 'path': 'dmm0', 'property': 'plugged-size' } }");
+    g_assert(qdict_haskey(rsp, "return"));
+    plugged = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    qtest_quit(qts);
+    return plugged;
+}
+
+/* Overwrite the big-endian u32 that follows subsection @name's version. */
+static void dmm_patch_subsection(const char *file, const char *name,
+                                 uint32_t value)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+    char *p;
+
+    g_assert(g_file_get_contents(file, &data, &len, NULL));
+    p = memmem(data, len, name, strlen(name));
+    g_assert(p && p + strlen(name) + 8 <= data + len);
+    stl_be_p(p + strlen(name) + 4, value);
+    g_assert(g_file_set_contents(file, data, len, NULL));
+}
+
+/*
+ * The destination checks what it loads: a stream from a device at another
+ * address, or with a value out of range, fails the migration with a
+ * message; the destination stays up and its device unchanged.  The same
+ * stream into a matching destination loads.
+ */
+static void test_migration_checks(void)
+{
+    DMMTest *t = dmm_start_features(0);
+    g_autofree char *dir = g_dir_make_tmp("virtio-dmm-XXXXXX", NULL);
+    g_autofree char *file = g_strdup_printf("%s/stream", dir);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *at = NULL;
+    QDict *rsp;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'migrate', 'arguments':"
+                    " { 'uri': %s } }", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    dmm_wait_migration(t->qs->qts, "completed");
+
+    g_assert_cmpuint(dmm_load_stream(file, "", "completed"), ==, BLOCK_SIZE);
+    at = g_strdup_printf(",memaddr=0x%" PRIx64,
+                         (uint64_t)(t->region + REGION_SIZE));
+    g_assert_cmpuint(dmm_load_stream(file, at, "failed"), ==, 0);
+    dmm_patch_subsection(file, "virtio-dmm-device/stats", 5);
+    g_assert_cmpuint(dmm_load_stream(file, "", "failed"), ==, 0);
+    unlink(file);
+    rmdir(dir);
     dmm_stop(t);
 }
 
@@ -934,6 +1195,13 @@ int main(int argc, char **argv)
     qtest_add_func("virtio-dmm/hints-not-negotiated",
                    test_hints_not_negotiated);
     qtest_add_func("virtio-dmm/short-hint-request", test_short_hint_request);
+    qtest_add_func("virtio-dmm/dup-hints-default-off",
+                   test_dup_hints_default_off);
+    qtest_add_func("virtio-dmm/hint-runs", test_hint_runs);
+    qtest_add_func("virtio-dmm/unplugged-inaccessible",
+                   test_unplugged_inaccessible);
+    qtest_add_func("virtio-dmm/report-unplugged", test_report_unplugged);
+    qtest_add_func("virtio-dmm/migration-checks", test_migration_checks);
     qtest_add_func("virtio-dmm/stats", test_stats);
     qtest_add_func("virtio-dmm/ask", test_ask);
 

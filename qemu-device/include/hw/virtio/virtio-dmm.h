@@ -47,6 +47,7 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_STATS_INTERVAL_PROP  "stats-interval"
 #define VIRTIO_DMM_AUTO_GRANT_PROP      "auto-grant"
 #define VIRTIO_DMM_MAX_SIZE_PROP        "max-size"
+#define VIRTIO_DMM_DUP_HINTS_PROP       "dup-hints"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
 
@@ -90,7 +91,14 @@ struct VirtIODMM {
      */
     uint8_t *hint_chunks[2];            /* [0] region, [1] boot RAM */
     uint32_t hint_chunks_len[2];        /* bytes of each bitmap */
+    /* separate runs of set bits in each bitmap: bounds the host's VMAs */
+    uint32_t hint_runs[2];
     uint64_t mergeable_bytes;
+    /*
+     * Duplicate hints (F_HINTS_DUP): pages merged across guests can be
+     * probed by copy-on-write timing, so they are the operator's choice.
+     */
+    bool dup_hints;
 
     /* memory statistics and requests (F_STATS): offered, their queue */
     bool stats;
@@ -116,10 +124,31 @@ struct VirtIODMM {
     /* requested-size given on the command line, before realize */
     uint64_t initial_requested_size;
 
+    /*
+     * What the guest can reach of the region: a container with one alias
+     * of the memdev per memslot, mapped while any block in it is plugged
+     * (partially plugged blocks included), so that unplugged blocks are
+     * not guest memory at all (KVM: no memslot; TCG: unassigned).
+     * memslot_size is a multiple of block_size; decided before realize.
+     */
+    MemoryRegion *mr;
+    MemoryRegion *memslots;
+    uint32_t nb_memslots;
+    uint64_t memslot_size;
+
     /* device logic: block states and sizes (hw/virtio/dmm/dmm_dev.h) */
     struct dmm_dev *dmm;
 
-    /* Migration: copies of dmm's state, valid in pre_save/post_load. */
+    /*
+     * Migration: copies of dmm's state, valid in pre_save/post_load.  A
+     * stream is loaded into these buffers and checked before dmm takes it,
+     * so a bad stream changes nothing.
+     */
+    uint64_t mig_block_size;
+    uint64_t mig_addr;
+    uint64_t mig_region_size;
+    uint32_t mig_stats_interval;
+    bool mig_have_sbs;
     uint32_t mig_nb_blocks;
     uint8_t *mig_state;
     uint64_t mig_requested_size;
@@ -148,6 +177,8 @@ struct VirtIODMMClass {
     MemoryRegion *(*get_memory_region)(VirtIODMM *vdmm, Error **errp);
     void (*add_size_change_notifier)(VirtIODMM *vdmm, Notifier *notifier);
     void (*unplug_request_check)(VirtIODMM *vdmm, Error **errp);
+    void (*decide_memslots)(VirtIODMM *vdmm, unsigned int limit);
+    unsigned int (*get_memslots)(VirtIODMM *vdmm);
 };
 
 #endif

@@ -436,12 +436,12 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
  * understood (see Documentation/design.rst); not discarding costs only the
  * memory of what the guest frees or unplugs during the migration.
  */
-static bool virtio_dmm_discard_inhibited(void)
+static bool virtio_dmm_discard_inhibited(VirtIODMM *vdmm)
 {
     return ram_block_discard_is_disabled() ||
            migration_in_incoming_postcopy() ||
            migration_in_bg_snapshot() ||
-           migration_is_running();
+           (migration_is_running() && !vdmm->x_discard_migrating);
 }
 
 /*
@@ -486,7 +486,7 @@ static void virtio_dmm_process_pages(VirtIODMM *vdmm, const uint8_t *buf,
 {
     int ret;
 
-    vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited();
+    vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited(vdmm);
     ret = dmm_handle_page_request(vdmm->dmm, buf, len, resp);
     assert(ret == sizeof(*resp));
     trace_virtio_dmm_page_request(lduw_le_p(buf), ldl_le_p(buf + 4),
@@ -537,7 +537,7 @@ static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(vdev);
     /* without the feature the queue only exists to keep indices fixed */
-    bool inhibited = virtio_dmm_discard_inhibited() ||
+    bool inhibited = virtio_dmm_discard_inhibited(vdmm) ||
         !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     VirtQueueElement *elem;
     ram_addr_t offset;
@@ -1716,6 +1716,9 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_AUTO_GRANT_PROP, VirtIODMM, auto_grant,
                      false),
     DEFINE_PROP_SIZE(VIRTIO_DMM_MAX_SIZE_PROP, VirtIODMM, max_size, 0),
+    /* for scripts/stress-migrate.py: discard while a migration runs */
+    DEFINE_PROP_BOOL("x-discard-migrating", VirtIODMM, x_discard_migrating,
+                     false),
 };
 
 static void virtio_dmm_instance_init(Object *obj)

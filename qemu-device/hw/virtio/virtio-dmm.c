@@ -142,6 +142,9 @@ static bool virtio_dmm_memslot_in_use(VirtIODMM *vdmm, unsigned int i)
     uint64_t bpm = vdmm->memslot_size / vdmm->block_size;
     uint64_t b, end = MIN((i + 1) * bpm, vdmm->dmm->nb_blocks);
 
+    if (!vdmm->x_dynamic_memslots) {
+        return true;
+    }
     for (b = i * bpm; b < end; b++) {
         if (vdmm->dmm->state[b] != DMM_BLOCK_UNPLUGGED) {
             return true;
@@ -967,10 +970,11 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     if (!vdmm->mr) {
         virtio_dmm_prepare_mr(vdmm);
     }
-    if (vdmm->memslot_size % vdmm->block_size) {
+    if (vdmm->memslot_size % vdmm->block_size || !vdmm->x_dynamic_memslots) {
         vdmm->nb_memslots = 0;
     }
     virtio_dmm_prepare_memslots(vdmm);
+    virtio_dmm_update_memslots(vdmm, 0, p.region_size);
     if (vdmm->hints) {
         vdmm->hint_chunks_len[0] = DIV_ROUND_UP(p.region_size,
                                                 8 * VIRTIO_DMM_HINT_CHUNK);
@@ -1716,6 +1720,9 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_AUTO_GRANT_PROP, VirtIODMM, auto_grant,
                      false),
     DEFINE_PROP_SIZE(VIRTIO_DMM_MAX_SIZE_PROP, VirtIODMM, max_size, 0),
+    /* for comparisons only: the whole region mapped, all the time */
+    DEFINE_PROP_BOOL("x-dynamic-memslots", VirtIODMM, x_dynamic_memslots,
+                     true),
     /* for scripts/stress-migrate.py: discard while a migration runs */
     DEFINE_PROP_BOOL("x-discard-migrating", VirtIODMM, x_discard_migrating,
                      false),

@@ -141,6 +141,8 @@ struct VirtIODMM {
     MemoryRegion *memslots;
     uint32_t nb_memslots;
     uint64_t memslot_size;
+    /* off: one memslot, always mapped (for comparisons only) */
+    bool x_dynamic_memslots;
 
     /* device logic: block states and sizes (hw/virtio/dmm/dmm_dev.h) */
     struct dmm_dev *dmm;

@@ -980,7 +980,8 @@ def debugfs_and_pattern_pages(r, g, name):
 def suite_fine_bad_lists(r):
     """Issue 3: malformed page lists sent from inside a guest are refused
     by QEMU and change nothing (through the driver's debugfs test file)."""
-    with Guest("fine-badlists", mem="1G", maxmem="4G", region="2G") as g:
+    with Guest("fine-badlists", mem="1G", maxmem="4G", region="2G",
+               append=TEST_HOOKS) as g:
         f, addrs = debugfs_and_pattern_pages(r, g, "page_request")
         if not addrs:
             return
@@ -1125,8 +1126,10 @@ def hint_file():
 
 def disk_guest(name):
     """A guest with the hint file as a disk; its writes go to a throwaway
-    overlay (snapshot=on), so both guests share the same base file."""
+    overlay (snapshot=on), so both guests share the same base file.
+    Duplicate hints are the operator's choice (dup-hints=on)."""
     return Guest(name, mem="512M", maxmem="2G", region="1G",
+                 dev_opts="dup-hints=on",
                  modules=["virtio_dmm", "virtio_blk"],
                  extra_args=["-drive", "file=%s,format=raw,if=virtio,"
                              "snapshot=on" % hint_file()])
@@ -1204,7 +1207,9 @@ def suite_hint_dup(r):
 def suite_hint_bad(r):
     """Issue 4: wrong, stale and hostile hints from inside a guest are
     rejected and change nothing (through the driver's debugfs file)."""
-    with Guest("hint-bad", mem="1G", maxmem="4G", region="2G") as g:
+    with Guest("hint-bad", mem="1G", maxmem="4G", region="2G",
+               append=TEST_HOOKS,
+               dev_opts="dup-hints=on") as g:
         g.out("echo 0 > %s/hint_budget" % g.sysfs_dir())
         time.sleep(3)              # the scanner finishes its batch
         f, addrs = debugfs_and_pattern_pages(r, g, "hint_request")
@@ -1273,11 +1278,10 @@ def suite_hint_bad(r):
              "\n".join(problems[:40]))
     # a device with hints off: the driver runs without them
     with Guest("hint-off", mem="512M", maxmem="2G", region="1G",
-               dev_opts="hints=off") as g:
+               append=TEST_HOOKS, dev_opts="hints=off") as g:
         rc, out = g.run("echo 10 > %s/hint_budget" % g.sysfs_dir())
         r.ok(rc != 0 and "No such device" in out and
-             g.out("ls /sys/kernel/debug/virtio_dmm/virtio*/").split() ==
-             ["page_request"],
+             hook_files(g) == ["page_request", "touch_region"],
              "hints=off: no scanner (hint_budget -ENODEV), no hint_request",
              out)
 
@@ -1742,6 +1746,278 @@ def suite_balancer_faults(r):
             g.stop()
 
 
+# --- security issue: test hooks, sysfs values, removal, unplugged memory ---
+
+# The driver's debugfs test hooks (page_request, hint_request,
+# touch_region) exist only with this module parameter; the guest's /init
+# passes virtio_dmm.* of the kernel command line to insmod.
+TEST_HOOKS = "virtio_dmm.test_hooks=1"
+DEBUGFS_DMM = "/sys/kernel/debug/virtio_dmm"
+HOOK_FILES = ["hint_request", "page_request", "touch_region"]
+
+
+def wait_bound(g, timeout=60):
+    """Wait until virtio_dmm is bound to the device again (after insmod or
+    a PCI rescan); True if it is."""
+    rc, _ = g.run("t=0; while [ $t -lt %d ]; do ls -d /sys/bus/virtio/"
+                  "drivers/virtio_dmm/virtio*/dmm >/dev/null 2>&1 && exit 0;"
+                  " usleep 50000; t=$((t+1)); done; exit 1" % (timeout * 20),
+                  timeout + 30)
+    return rc == 0
+
+
+def hook_files(g):
+    """The files in the device's debugfs directory, sorted ([] if none)."""
+    rc, out = g.run("ls %s/virtio*/ 2>/dev/null" % DEBUGFS_DMM)
+    return sorted(out.split()) if rc == 0 else []
+
+
+def suite_test_hooks(r):
+    """Security: the debugfs request injectors and touch_region exist only
+    with the module parameter test_hooks=1, read-only after load."""
+    with Guest("test-hooks", mem="512M", maxmem="2G", region="1G") as g:
+        param = "/sys/module/virtio_dmm/parameters/test_hooks"
+
+        def value():
+            return g.run("cat " + param)[1].strip()
+
+        out = value()
+        r.ok(out == "N", "loaded without parameters: test_hooks reads N",
+             out)
+        rc, out = g.run("ls -R %s" % DEBUGFS_DMM)
+        r.ok(rc != 0 and not hook_files(g),
+             "without test_hooks: no %s, so no page_request, hint_request "
+             "or touch_region" % DEBUGFS_DMM, out)
+        rc, out = g.run("echo 1 > " + param)
+        r.ok(rc != 0 and value() == "N" and not hook_files(g),
+             "test_hooks cannot be set after load (read-only)", out)
+        rc, out = g.run("rmmod virtio_dmm && insmod "
+                        "/lib/modules/virtio_dmm.ko test_hooks=1")
+        r.ok(rc == 0 and wait_bound(g) and value() == "Y",
+             "insmod virtio_dmm.ko test_hooks=1: loaded, test_hooks reads Y",
+             out)
+        files = hook_files(g)
+        r.ok(files == HOOK_FILES,
+             "with test_hooks=1: %s in the device's debugfs directory"
+             % ", ".join(HOOK_FILES), files)
+        rc, out = g.run("dmesg | grep 'test hooks'")
+        r.ok(rc == 0 and "test_hooks=1" in out,
+             "with test_hooks=1: the kernel log says so", out)
+        rc, out = g.run("rmmod virtio_dmm && insmod "
+                        "/lib/modules/virtio_dmm.ko")
+        r.ok(rc == 0 and wait_bound(g) and not hook_files(g) and
+             g.run("test -e " + DEBUGFS_DMM)[0] != 0,
+             "reloaded without the parameter: the hooks are gone", out)
+        problems = g.kernel_problems()
+        r.ok(not problems, "test hooks: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
+def suite_sysfs_bad_values(r):
+    """Security: huge and garbage values in every writable sysfs file fail
+    with EINVAL and change nothing; ask_size sends no request."""
+    # auto-grant: a bad ask_size that reached the device would be granted
+    # and show as a new requested-size
+    with Guest("sysfs-bad", mem="512M", maxmem="2G", region="1G",
+               dev_opts="auto-grant=on") as g:
+        d = g.sysfs_dir()
+        before = dmm_state(g)
+        g.qmp.events.clear()
+        gtap(r, g, "dmm_sysfs_bad")
+        evs = ask_events(g, 1)
+        after = dmm_state(g)
+        r.ok(after == before,
+             "bad sysfs values: QMP requested-size %d MiB and the device's "
+             "state unchanged" % (after["requested-size"] // MiB),
+             "before %s\nafter %s" % (before, after))
+        r.ok(not evs, "bad sysfs values: no VIRTIO_DMM_ASK event (no "
+             "request, neither for memory nor to shrink)", evs)
+        r.ok(g.sysfs("asks_sent") == "0" and g.sysfs("last_ask") == "0 none",
+             "bad sysfs values: the guest sent no request (asks_sent %s, "
+             "last_ask %s)" % (g.sysfs("asks_sent"), g.sysfs("last_ask")))
+        # the largest valid size is still accepted and granted as it is
+        top = g.mem + g.region
+        g.qmp.events.clear()
+        rc, out = g.run("echo %d > %s/ask_size" % (top, d))
+        evs = ask_events(g, 1)
+        r.ok(rc == 0 and len(evs) == 1 and evs[0]["size"] == top and
+             evs[0]["result"] == "granted" and
+             g.dmm_info()["requested-size"] == top,
+             "ask_size of boot size + region (%d MiB, the largest valid): "
+             "granted as asked" % (top // MiB), "%s\n%s" % (out, evs))
+        g.set_requested(g.mem)
+        problems = g.kernel_problems()
+        r.ok(not problems, "bad sysfs values: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
+def pci_of_dmm(g):
+    """The PCI address of the virtio-dmm device (0000:00:NN.N)."""
+    return g.out("basename $(readlink -f /sys/bus/virtio/drivers/virtio_dmm/"
+                 "virtio*/..)").strip()
+
+
+def suite_remove_compaction(r):
+    """Security: removing the driver (rmmod, PCI remove) while compaction
+    migrates its unplugged pages leaves no page isolated behind."""
+    with Guest("remove-compact", mem="1G", maxmem="2G", region="1G",
+               dev_opts="free-page-reporting=off") as g:
+        mt0 = g.meminfo()["MemTotal"]
+        stop = "/tmp/compact.stop"
+        how = ["rmmod", "rmmod", "PCI remove", "rmmod"]
+        moved = 0
+
+        def migrations():
+            st = dict(ln.split() for ln in g.out(
+                "grep -E '^(balloon_migrate|pgmigrate_fail) ' /proc/vmstat"
+            ).splitlines())
+            return int(st["balloon_migrate"]), int(st["pgmigrate_fail"])
+
+        for i, way in enumerate(how):
+            label = "round %d (%s)" % (i + 1, way)
+            if resize(r, g, 384 * MiB, "%s: unplug 640 MiB as pages"
+                      % label) is None:
+                return
+            vm0 = migrations()
+            pci = pci_of_dmm(g)
+            # two loops: compaction keeps isolating pages on both vCPUs
+            g.run("rm -f %s; for n in 1 2; do (while [ ! -e %s ]; do echo 1 >"
+                  " /proc/sys/vm/compact_memory; done) >/dev/null 2>&1 & done"
+                  % (stop, stop))
+            time.sleep(0.3)
+            if way == "rmmod":
+                rc, out = g.run("rmmod virtio_dmm", 300)
+            else:
+                rc, out = g.run("echo 1 > /sys/bus/pci/devices/%s/remove"
+                                % pci, 300)
+            g.run("touch %s; sleep 1" % stop)
+            vm1 = migrations()
+            moved += vm1[0] - vm0[0]
+            info = g.dmm_info()
+            vmstat = dict(ln.split() for ln in g.out(
+                "grep balloon_ /proc/vmstat").splitlines())
+            mt = g.meminfo()["MemTotal"]
+            r.diag("  %s: unplugged pages migrated %d, migrations failed %d"
+                   " (refused while the device went away); %s" % (
+                       label, vm1[0] - vm0[0], vm1[1] - vm0[1],
+                       " ".join("%s %s" % kv
+                                for kv in sorted(vmstat.items()))))
+            r.ok(rc == 0 and info["unplugged-size"] == 0 and
+                 info["size"] == GiB,
+                 "%s during compaction: done, the device has every page "
+                 "back" % label, "%s\n%s" % (out, info))
+            r.ok(vmstat["balloon_inflate"] == vmstat["balloon_deflate"] and
+                 abs(mt - mt0) <= MiB,
+                 "%s: every unplugged page freed (balloon_inflate = "
+                 "balloon_deflate), MemTotal back to %d MiB"
+                 % (label, mt0 // MiB), "%s\nMemTotal %d, at boot %d"
+                 % (vmstat, mt, mt0))
+            rc, out = g.run("dmesg | grep -iE 'isolated|page request'")
+            r.ok(rc != 0, "%s: no page left isolated, no page request after "
+                 "the device was told UNPLUG_ALL" % label, out)
+            # compaction over the freed pages must not reach into the module
+            rc, _ = g.run("echo 1 > /proc/sys/vm/compact_memory", 300)
+            r.ok(rc == 0 and g.run("true")[0] == 0,
+                 "%s: the guest is alive and compacts again" % label)
+            if way == "rmmod":
+                rc, out = g.run("insmod /lib/modules/virtio_dmm.ko")
+            else:
+                rc, out = g.run("echo 1 > /sys/bus/pci/rescan")
+            if not r.ok(rc == 0 and wait_bound(g),
+                        "%s: the driver binds again" % label, out):
+                return
+        r.ok(moved > 0, "compaction migrated %d unplugged pages around the "
+             "removals (the race was there to lose)" % moved)
+        problems = g.kernel_problems()
+        r.ok(not problems, "removal during compaction: no warnings or "
+             "oopses", "\n".join(problems[:40]))
+
+
+def touch_region(g, off, length):
+    """Touch [@off, @off + @length) of the region through the driver's
+    debugfs hook: (exit status, output, (written, read back) or None)."""
+    # the shell does not expand a pattern after ">"
+    f = g.out("echo %s/virtio*/touch_region" % DEBUGFS_DMM).strip()
+    rc, out = g.run("echo %d %d > %s && cat %s" % (off, length, f, f), 600)
+    m = re.search(r"pages_written (\d+) pages_readback_ok (\d+)", out)
+    return rc, out, (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def qemu_alive(g):
+    """QEMU still runs and answers QMP."""
+    try:
+        return g.proc.poll() is None and \
+            g.qmp.cmd("query-status")["status"] == "running"
+    except Exception:
+        return False
+
+
+def check_touch(r, g, off, length, label):
+    """Touch unplugged memory; the host must neither keep the writes nor
+    back them.  Returns the RSS growth in bytes."""
+    rss0 = g.rss()
+    t0 = time.time()
+    rc, out, counts = touch_region(g, off, length)
+    secs = time.time() - t0
+    time.sleep(0.5)
+    rss1 = g.rss()
+    grew = rss1 - rss0
+    pages = length // 4096
+    r.figure("unplugged-access: QEMU RSS before -> after touching %s"
+             % label, "%d MiB -> %d MiB (%+d MiB), %s in %.1f s"
+             % (rss0 // MiB, rss1 // MiB, grew // MiB, out.strip(), secs))
+    r.ok(rc == 0 and counts and counts[0] == pages,
+         "%s: the guest wrote a pattern into all %d pages" % (label, pages),
+         out)
+    r.ok(qemu_alive(g) and g.run("true")[0] == 0,
+         "%s: QEMU still runs and answers QMP, the guest is alive" % label)
+    r.ok(counts is not None and grew < 64 * MiB,
+         "%s: QEMU RSS grew by %d MiB (< 64 MiB)" % (label, grew // MiB))
+    r.ok(counts is not None and counts[1] == 0,
+         "%s: no write to unplugged memory stuck (pages_readback_ok %s)"
+         % (label, counts[1] if counts else "?"), out)
+    return grew
+
+
+def suite_unplugged_access(r):
+    """Security: a guest writing to unplugged blocks of the region gains
+    nothing: QEMU's RSS stays, the writes do not stick, QEMU survives."""
+    with Guest("unplugged-access", mem="512M", maxmem="2G", region="1G",
+               append=TEST_HOOKS, dev_opts="free-page-reporting=off") as g:
+        bs = g.block_size
+        # the hook refuses what is not unplugged region
+        bad = [(4096 + 8, 4096, "Invalid argument", "unaligned offset"),
+               (0, 100, "Invalid argument", "unaligned length"),
+               (0, 0, "Invalid argument", "no length"),
+               (g.region - 4096, 8192, "Invalid argument", "past the end"),
+               (1 << 63, 4096, "Invalid argument", "offset 2^63"),
+               (4096, (1 << 64) - 4096, "Invalid argument",
+                "length wrapping around")]
+        for off, length, err, what in bad:
+            rc, out, _ = touch_region(g, off, length)
+            r.ok(rc != 0 and err in out,
+                 "touch_region refuses %s (%s)" % (what, err), out)
+
+        # 1. 768 MiB of blocks never plugged
+        check_touch(r, g, 2 * bs, g.region - 2 * bs,
+                    "768 MiB never plugged")
+
+        # 2. two blocks plugged, then unplugged again
+        g.set_requested(g.mem + 2 * bs)
+        g.wait_plugged(2 * bs)
+        added = g.out("grep 'System RAM (virtio_dmm)' /proc/iomem").split()
+        start = int(added[0].split("-")[0], 16) - g.dmm_info()["memaddr"]
+        rc, out, _ = touch_region(g, start, 4096)
+        r.ok(rc != 0 and "busy" in out,
+             "touch_region refuses plugged memory Linux uses (EBUSY)", out)
+        g.set_requested(g.mem)
+        g.wait_plugged(0)
+        check_touch(r, g, start, 2 * bs, "2 blocks plugged and unplugged")
+        problems = g.kernel_problems()
+        r.ok(not problems, "unplugged access: no warnings or oopses",
+             "\n".join(problems[:40]))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -1768,6 +2044,10 @@ SUITES = {
     "balancer": suite_balancer,
     "balancer-admit": suite_balancer_admit,
     "balancer-faults": suite_balancer_faults,
+    "test-hooks": suite_test_hooks,
+    "sysfs-bad-values": suite_sysfs_bad_values,
+    "remove-compaction": suite_remove_compaction,
+    "unplugged-access": suite_unplugged_access,
 }
 
 

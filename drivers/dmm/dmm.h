@@ -88,6 +88,12 @@ struct virtio_dmm {
 	/* counters */
 	u64 page_unplug_failures;	/* stopped at the floor or no memory */
 	u64 page_moves;			/* unplugged pages migrated */
+	/*
+	 * Set (under page_mutex) when the device is going away: migration
+	 * no longer tells the device, it refuses, so that the core puts
+	 * isolated pages back where dmm_pages_release() finds them.
+	 */
+	bool pages_detached;
 
 	/* Fixed device configuration, read and checked at probe. */
 	u64 block_size;
@@ -191,12 +197,15 @@ struct virtio_dmm {
 	u64 last_ask_size;
 	const char *last_ask_result;
 
-	/* debugfs (dmm_debugfs.c): a test's raw page request */
+	/* debugfs test hooks (dmm_debugfs.c, module parameter test_hooks) */
 	struct dentry *debug_dir;
 	u16 debug_resp;			/* the device's last answer to it */
 	/* and to a test's hint list: type, accepted, rejected (hint_mutex) */
 	u16 debug_hint_resp;
 	u32 debug_hint_counts[2];
+	/* the last touch_region: pages written, pages that read back */
+	u64 debug_touch_written;
+	u64 debug_touch_ok;
 
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
@@ -282,6 +291,7 @@ int dmm_pages_init(struct virtio_dmm *vm);
 void dmm_pages_exit(struct virtio_dmm *vm);
 int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes);
+void dmm_pages_detach(struct virtio_dmm *vm);
 void dmm_pages_release(struct virtio_dmm *vm);
 u64 dmm_pages_floor(struct virtio_dmm *vm);
 #else
@@ -298,6 +308,7 @@ static inline int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 	return -EOPNOTSUPP;
 }
 
+static inline void dmm_pages_detach(struct virtio_dmm *vm) { }
 static inline void dmm_pages_release(struct virtio_dmm *vm) { }
 static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
 #endif
@@ -330,7 +341,7 @@ void dmm_stats_exit(struct virtio_dmm *vm);
 void dmm_stats_config_changed(struct virtio_dmm *vm);
 int dmm_ask(struct virtio_dmm *vm, u64 size, u64 reason);
 
-/* dmm_debugfs.c: raw page requests for tests */
+/* dmm_debugfs.c: test hooks (raw requests, touch_region), test_hooks=1 */
 #if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)
 void dmm_debugfs_init(struct virtio_dmm *vm);
 void dmm_debugfs_exit(struct virtio_dmm *vm);

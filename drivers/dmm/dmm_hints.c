@@ -27,6 +27,7 @@
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/virtio_config.h>
 #include <linux/xxhash.h>
 
 #include "dmm.h"
@@ -166,7 +167,8 @@ static bool dmm_hint_page(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 	addr = kmap_local_page(page);
 	if (!memchr_inv(addr, 0, PAGE_SIZE))
 		dmm_hint_add(vm, l, VIRTIO_DMM_HINT_ZERO, pfn, 0);
-	else if (file_clean)
+	else if (file_clean &&
+		 virtio_has_feature(vm->vdev, VIRTIO_DMM_F_HINTS_DUP))
 		dmm_hint_add(vm, l, VIRTIO_DMM_HINT_DUP, pfn,
 			     xxh64(addr, PAGE_SIZE, 0));
 	else

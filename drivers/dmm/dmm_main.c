@@ -318,11 +318,15 @@ out_free:
  * Unplugged pages go back to Linux.  With no block plugged, one UNPLUG_ALL
  * tells the device; otherwise the device is going away (Linux keeps
  * blocks it could not offline) and the pages are simply used again.
+ * Migration is detached first (after the blocks went: offlining them
+ * migrates pages), so that no MOVE_PAGES follows UNPLUG_ALL and no page
+ * stays isolated once vm is freed.
  */
 static void dmm_remove_pages(struct virtio_dmm *vm)
 {
 	if (!vm->pages_unplugged)
 		return;
+	dmm_pages_detach(vm);
 	if (!vm->plugged_size && dmm_send_unplug_all(vm))
 		dev_warn(&vm->vdev->dev, "the device did not take back %llu pages\n",
 			 vm->pages_unplugged);
@@ -393,6 +397,7 @@ static unsigned int dmm_features[] = {
 	VIRTIO_DMM_F_SUB_BLOCKS,
 #endif
 	VIRTIO_DMM_F_HINTS,
+	VIRTIO_DMM_F_HINTS_DUP,
 	VIRTIO_DMM_F_STATS,
 };
 

@@ -30,8 +30,10 @@
 
 /* Pages per request: the buffer is one page of addresses plus a header. */
 #define DMM_PAGES_BATCH	512
-/* Waits of 20 ms for pages isolated by a migration when releasing them. */
-#define DMM_RELEASE_TRIES	50
+/* Poll interval while pages isolated by a migration come back. */
+#define DMM_RELEASE_WAIT_MS	20
+/* Say in the log that removal still waits, every this many seconds. */
+#define DMM_RELEASE_WARN_SECS	10
 
 void dmm_page_vq_done(struct virtqueue *vq)
 {
@@ -252,6 +254,11 @@ static int dmm_pages_migrate(struct balloon_dev_info *b_dev_info,
 	/* The control loop may hold it while it allocates: don't wait. */
 	if (!mutex_trylock(&vm->page_mutex))
 		return -EAGAIN;
+	/* Going away: the core puts @page back on our list, to be freed. */
+	if (vm->pages_detached) {
+		mutex_unlock(&vm->page_mutex);
+		return -EAGAIN;
+	}
 	vm->page_req->addr[0] = cpu_to_le64(page_to_phys(page));
 	vm->page_req->addr[1] = cpu_to_le64(page_to_phys(newpage));
 	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_MOVE_PAGES, 2);
@@ -308,17 +315,50 @@ int dmm_pages_init(struct virtio_dmm *vm)
 }
 
 /*
+ * The device is going away: from now on a migration of an unplugged page
+ * neither talks to the device (which may be told UNPLUG_ALL or reset next)
+ * nor moves the page; it fails, and the core puts the page back on the
+ * balloon list.  Call before dmm_pages_release().
+ */
+void dmm_pages_detach(struct virtio_dmm *vm)
+{
+	mutex_lock(&vm->page_mutex);
+	vm->pages_detached = true;
+	mutex_unlock(&vm->page_mutex);
+}
+
+static unsigned long dmm_pages_isolated(struct virtio_dmm *vm)
+{
+	unsigned long flags, n;
+
+	spin_lock_irqsave(&vm->b_dev_info.pages_lock, flags);
+	n = vm->b_dev_info.isolated_pages;
+	spin_unlock_irqrestore(&vm->b_dev_info.pages_lock, flags);
+	return n;
+}
+
+/*
  * After the device plugged every page back (UNPLUG_ALL), or when it is
- * gone: give every balloon page back to the allocator.
+ * gone: give every balloon page back to the allocator, after
+ * dmm_pages_detach().
+ *
+ * Pages isolated by compaction or offlining are off the balloon list but
+ * still point at vm->b_dev_info (page->private), and the core calls back
+ * into this module for them: vm must not be freed, nor the module
+ * unloaded, while any is isolated.  Detached, their migration fails fast
+ * and the core puts them back on the list, so wait for them as long as it
+ * takes (as virtio_balloon does), polling: the core does not tell us.
+ * vm->pages_unplugged counts listed and isolated pages alike.
  */
 void dmm_pages_release(struct virtio_dmm *vm)
 {
-	unsigned int tries = 0;
+	unsigned long warn_at = jiffies + DMM_RELEASE_WARN_SECS * HZ;
 	LIST_HEAD(pages);
 	struct page *page;
 	size_t n;
 
-	while (vm->pages_unplugged && tries < DMM_RELEASE_TRIES) {
+	WARN_ON_ONCE(!vm->pages_detached);
+	while (READ_ONCE(vm->pages_unplugged)) {
 		mutex_lock(&vm->page_mutex);
 		n = balloon_page_list_dequeue(&vm->b_dev_info, &pages,
 					      vm->page_batch);
@@ -328,15 +368,19 @@ void dmm_pages_release(struct virtio_dmm *vm)
 			adjust_managed_page_count(page, 1);
 			__free_page(page);
 		}
-		/* pages isolated for migration come back to the list soon */
-		if (!n) {
-			tries++;
-			msleep(20);
+		if (n) {
+			cond_resched();
+			continue;
 		}
+		/* all isolated for migration (or locked): they come back */
+		if (time_after(jiffies, warn_at)) {
+			dev_warn(&vm->vdev->dev, "removal waits for %lu of %llu pages isolated for migration\n",
+				 dmm_pages_isolated(vm),
+				 READ_ONCE(vm->pages_unplugged));
+			warn_at = jiffies + DMM_RELEASE_WARN_SECS * HZ;
+		}
+		msleep(DMM_RELEASE_WAIT_MS);
 	}
-	if (vm->pages_unplugged)
-		dev_warn(&vm->vdev->dev, "%llu pages stay isolated for migration\n",
-			 vm->pages_unplugged);
 }
 
 void dmm_pages_exit(struct virtio_dmm *vm)

@@ -182,11 +182,17 @@ static void dmm_stats_work(struct work_struct *work)
 				   msecs_to_jiffies(max(ms, DMM_STATS_MIN_MS)));
 }
 
-/* A size the device accepts as requested_size: whole sub-blocks, or pages. */
+/*
+ * A size the device accepts as requested_size: whole sub-blocks, or pages.
+ * Clamped to the largest valid size before rounding: rounding a size near
+ * U64_MAX up would wrap to 0, turning a request for memory into an offer
+ * to shrink.
+ */
 static u64 dmm_ask_round(struct virtio_dmm *vm, u64 size)
 {
 	u64 max = vm->boot_size + vm->region_size;
 
+	size = min(size, max);
 	if (vm->pages)
 		size = round_up(size, PAGE_SIZE);
 	else if (size > vm->boot_size)

@@ -363,11 +363,18 @@ static ssize_t last_ask_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(last_ask);
 
+/* The largest total RAM the device can give: boot size plus the region. */
+static u64 dmm_max_size(const struct virtio_dmm *vm)
+{
+	return vm->boot_size + vm->region_size;
+}
+
 /*
  * Ask the device for a total of SIZE bytes of RAM (more: ask; less: offer
  * some back).  The write fails with ENOSPC if the host refused, EAGAIN if
  * it passed the request on, ENODEV without F_STATS, EINVAL for a size
- * that is not a number.
+ * that is not a number, 0, or above boot size plus region (sent as it
+ * was, such a size would be rounded or clamped into a different request).
  */
 static ssize_t ask_size_store(struct device *dev,
 			      struct device_attribute *attr, const char *buf,
@@ -381,6 +388,11 @@ static ssize_t ask_size_store(struct device *dev,
 		return -ENODEV;
 	if (kstrtou64(buf, 0, &size) || !size)
 		return -EINVAL;
+	if (size > dmm_max_size(vm)) {
+		dev_err_ratelimited(dev, "ask_size %llu is above boot size plus region %llu\n",
+				    size, dmm_max_size(vm));
+		return -EINVAL;
+	}
 	mutex_lock(&vm->hotplug_mutex);
 	rc = dmm_ask(vm, size, VIRTIO_DMM_ASK_ADMIN);
 	mutex_unlock(&vm->hotplug_mutex);
@@ -388,15 +400,18 @@ static ssize_t ask_size_store(struct device *dev,
 }
 static DEVICE_ATTR_WO(ask_size);
 
-/* A u64 tunable of the requests: any value, 0 turns it off. */
+/*
+ * A u64 tunable of the requests, @min to @max; anything else is -EINVAL
+ * and changes nothing.
+ */
 static ssize_t dmm_store_u64(struct device *dev, const char *buf,
-			     size_t count, u64 *field, u64 max)
+			     size_t count, u64 *field, u64 min, u64 max)
 {
 	u64 val;
 
 	if (!dev_to_dmm(dev)->stats_vq)
 		return -ENODEV;
-	if (kstrtou64(buf, 0, &val) || val > max)
+	if (kstrtou64(buf, 0, &val) || val < min || val > max)
 		return -EINVAL;
 	WRITE_ONCE(*field, val);
 	return count;
@@ -410,12 +425,18 @@ static ssize_t ask_available_below_show(struct device *dev,
 			  READ_ONCE(dev_to_dmm(dev)->ask_available_below));
 }
 
+/*
+ * Bytes of MemAvailable, 0 (off) to boot size plus region: a threshold
+ * above any RAM the guest can have would ask all the time.
+ */
 static ssize_t ask_available_below_store(struct device *dev,
 					 struct device_attribute *attr,
 					 const char *buf, size_t count)
 {
-	return dmm_store_u64(dev, buf, count,
-			     &dev_to_dmm(dev)->ask_available_below, U64_MAX);
+	struct virtio_dmm *vm = dev_to_dmm(dev);
+
+	return dmm_store_u64(dev, buf, count, &vm->ask_available_below, 0,
+			     dmm_max_size(vm));
 }
 static DEVICE_ATTR_RW(ask_available_below);
 
@@ -425,18 +446,15 @@ static ssize_t ask_step_show(struct device *dev,
 	return sysfs_emit(buf, "%llu\n", READ_ONCE(dev_to_dmm(dev)->ask_step));
 }
 
-/* Between 4 KiB and the region's size. */
+/* Between 4 KiB and boot size plus region. */
 static ssize_t ask_step_store(struct device *dev,
 			      struct device_attribute *attr, const char *buf,
 			      size_t count)
 {
 	struct virtio_dmm *vm = dev_to_dmm(dev);
-	u64 val;
 
-	if (kstrtou64(buf, 0, &val) || val < PAGE_SIZE ||
-	    val > vm->region_size + vm->boot_size)
-		return -EINVAL;
-	return dmm_store_u64(dev, buf, count, &vm->ask_step, U64_MAX);
+	return dmm_store_u64(dev, buf, count, &vm->ask_step, PAGE_SIZE,
+			     dmm_max_size(vm));
 }
 static DEVICE_ATTR_RW(ask_step);
 

@@ -2018,6 +2018,34 @@ def suite_unplugged_access(r):
              "\n".join(problems[:40]))
 
 
+def suite_stress_migrate_smoke(r):
+    """Issue 7: scripts/stress-migrate.py --smoke: 2 live migrations with
+    free page reporting, hints, resizes and a pattern checker running."""
+    try:
+        p = subprocess.run([sys.executable,
+                            os.path.join(TOP, "scripts", "stress-migrate.py"),
+                            "--smoke"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=600)
+        out, rc = p.stdout, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = (e.stdout or b"").decode(errors="replace"), -1
+    m = re.search(r"stress-migrate: migrations (\d+)/(\d+) .*crashes (\d+), "
+                  r"corrupted pages (\d+), checker rounds (\d+) passes "
+                  r"(\d+)", out)
+    if not r.ok(m is not None, "stress-migrate --smoke ran to its summary "
+                "(exit %d)" % rc, out[-3000:]):
+        return
+    done, want, crashes, corrupt, rounds, passes = map(int, m.groups())
+    r.diag(m.group(0))
+    r.ok(done == want, "smoke: %d of %d migrations completed" % (done, want),
+         out[-3000:])
+    r.ok(crashes == 0, "smoke: no guest crash (%d)" % crashes, out[-3000:])
+    r.ok(corrupt == 0 and rc == 0, "smoke: the checker found no corrupted "
+         "page (%d)" % corrupt, out[-3000:])
+    r.ok(rounds >= 4 and passes >= 20, "smoke: the checker ran all along "
+         "(%d churn rounds, %d passes)" % (rounds, passes))
+
+
 SUITES = {
     "devlib": suite_devlib,
     "driver-checks": suite_driver_checks,
@@ -2048,6 +2076,7 @@ SUITES = {
     "sysfs-bad-values": suite_sysfs_bad_values,
     "remove-compaction": suite_remove_compaction,
     "unplugged-access": suite_unplugged_access,
+    "stress-migrate-smoke": suite_stress_migrate_smoke,
 }
 
 

@@ -76,12 +76,6 @@ struct VirtIODMM {
     /* page requests: offered to the guest, and their virtqueue */
     bool pages;
     VirtQueue *page_vq;
-    /*
-     * Discard reported and unplugged pages while a migration runs (off:
-     * they are kept until it ends); for finding why that lost guest
-     * writes (Documentation/design.rst).
-     */
-    bool x_discard_migrating;
     /* bytes of reported free pages discarded */
     uint64_t reported_bytes;
     /* reported ranges ignored: not guest RAM, unplugged, or no discard */

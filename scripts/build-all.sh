@@ -11,6 +11,7 @@ PHASES=(
 	"setup:$TOP/scripts/setup-host.sh"
 	"kernel:$TOP/scripts/fetch-kernel.sh"
 	"qemu:$TOP/scripts/build-qemu.sh"
+	"qemu-fuzz:$TOP/scripts/build-qemu-fuzz.sh"
 	"module:$TOP/scripts/build-module.sh"
 	"selftests:$TOP/scripts/build-selftests.sh"
 	"initramfs:$TOP/scripts/build-initramfs.sh"

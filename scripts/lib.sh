@@ -15,6 +15,13 @@ QEMU_SRC=$BUILD/qemu-src
 QEMU_BUILD=$BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 QEMU_QTEST=$QEMU_BUILD/tests/qtest/virtio-dmm-test
+# The sanitizer build (ASan + UBSan + libFuzzer instrumentation) of the same
+# source, with its own tree: scripts/build-qemu-fuzz.sh, scripts/fuzz-qemu.sh.
+QEMU_FUZZ_SRC=$BUILD/qemu-fuzz-src
+QEMU_FUZZ_BUILD=$BUILD/qemu-fuzz
+QEMU_FUZZ_BIN=$QEMU_FUZZ_BUILD/qemu-system-x86_64
+QEMU_FUZZER=$QEMU_FUZZ_BUILD/qemu-fuzz-x86_64
+QEMU_LSAN_SUPP=$QEMU_FUZZ_BUILD/lsan-suppressions.txt
 
 # Pinned guest kernel (Debian bookworm-backports).
 KVER=6.12.117+deb12-amd64

@@ -15,6 +15,9 @@ BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
 	ca-certificates bc rsync"
+# The sanitizer and fuzzing build of QEMU (scripts/build-qemu-fuzz.sh):
+# clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer for reports.
+FUZZ_PKGS="clang libclang-rt-14-dev llvm"
 # Packages that must come from bookworm-backports.
 BPO_PKGS="meson python3-pycotap qemu-system-data seabios"
 # The guest kernel (headers here; the image is only unpacked into build/).
@@ -85,7 +88,7 @@ main() {
 		changed=1
 	fi
 	# shellcheck disable=SC2086
-	miss=$(missing_pkgs $BASE_PKGS $KERNEL_PKGS)
+	miss=$(missing_pkgs $BASE_PKGS $FUZZ_PKGS $KERNEL_PKGS)
 	# shellcheck disable=SC2086
 	bpo_miss=$(missing_pkgs $BPO_PKGS)
 	if [ -z "$miss$bpo_miss" ] && [ $changed = 0 ]; then

@@ -46,18 +46,6 @@ configure() {
 		--python=/usr/bin/python3)
 }
 
-# As in build-qemu.sh: Debian's firmware in the build tree's qemu-bundle/,
-# found by qemu-system-x86_64 (qtests) and qemu-fuzz-x86_64 alike.
-link_firmware() {
-	local f datadir=$QEMU_FUZZ_BUILD/qemu-bundle/usr/local/share/qemu
-	mkdir -p "$datadir"
-	for f in /usr/share/seabios/* /usr/share/qemu/*; do
-		[ -f "$f" ] || continue
-		[ -e "$datadir/$(basename "$f")" ] ||
-			ln -s "$f" "$datadir/"
-	done
-}
-
 # Leaks of pristine QEMU code that virtio-dmm cannot fix, with the reason;
 # every user of this build passes the file to LeakSanitizer.  Keep it
 # short: a suppression hides a device leak too if its stack matches.
@@ -77,7 +65,7 @@ main() {
 	copy_source
 	"$TOP/qemu-device/apply.sh" "$PRISTINE" "$QEMU_FUZZ_SRC"
 	configure
-	link_firmware
+	link_firmware "$QEMU_FUZZ_BUILD"
 	write_lsan_suppressions
 	log "qemu-fuzz: ninja qemu-fuzz-x86_64, qemu-system-x86_64, the qtest"
 	ninja -C "$QEMU_FUZZ_BUILD" qemu-fuzz-x86_64 qemu-system-x86_64 \

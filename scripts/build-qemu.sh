@@ -47,25 +47,12 @@ configure() {
 		--python=/usr/bin/python3)
 }
 
-# A QEMU run from its build tree looks for data in qemu-bundle/ there; the
-# +ds source has none.  Link Debian's (seabios, qemu-system-data) in, so the
-# binary and its qtests need no -L.
-link_firmware() {
-	local f datadir=$QEMU_BUILD/qemu-bundle/usr/local/share/qemu
-	mkdir -p "$datadir"
-	for f in /usr/share/seabios/* /usr/share/qemu/*; do
-		[ -f "$f" ] || continue
-		[ -e "$datadir/$(basename "$f")" ] ||
-			ln -s "$f" "$datadir/"
-	done
-}
-
 main() {
 	fetch
 	unpack
 	"$TOP/qemu-device/apply.sh" "$PRISTINE" "$QEMU_SRC"
 	configure
-	link_firmware
+	link_firmware "$QEMU_BUILD"
 	log "qemu: ninja qemu-system-x86_64 and the virtio-dmm qtest"
 	ninja -C "$QEMU_BUILD" qemu-system-x86_64 tests/qtest/virtio-dmm-test
 	log "qemu: $QEMU_BIN"

@@ -35,6 +35,19 @@ as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# A QEMU run from its build tree BUILDDIR looks for data in qemu-bundle/
+# there; the +ds source has none.  Link Debian's (seabios,
+# qemu-system-data) in, so the binaries and their qtests need no -L.
+link_firmware() {
+	local f datadir=$1/qemu-bundle/usr/local/share/qemu
+	mkdir -p "$datadir"
+	for f in /usr/share/seabios/* /usr/share/qemu/*; do
+		[ -f "$f" ] || continue
+		[ -e "$datadir/$(basename "$f")" ] ||
+			ln -s "$f" "$datadir/"
+	done
+}
+
 LINUX_SOURCE=/usr/src/linux-source-6.12.tar.xz
 
 # Extract FILE... (paths inside the kernel tree) from the linux-source-6.12

@@ -422,7 +422,8 @@ class Guest:
     def kernel_problems(self):
         """Lines of the console log that mean the guest kernel is unwell."""
         bad = re.compile(r"(BUG:|WARNING:|Oops|Call Trace|Kernel panic|"
-                         r"general protection|Out of memory|oom-kill)")
+                         r"general protection|Out of memory|oom-kill|"
+                         r"pagealloc: memory corruption)")
         return [ln for ln in self.console().splitlines() if bad.search(ln)]
 
     def stop(self):

@@ -541,6 +541,34 @@ def suite_free_page_reporting(r):
              "\n".join(problems[:40]))
 
 
+def suite_page_poison(r):
+    """Free page reporting stays off when the guest poisons free pages."""
+    # page_poison=1: the kernel fills free pages with a pattern and checks
+    # it when it hands them out again.  A reported page comes back from
+    # the device zeroed, which the check would call corruption.
+    with Guest("poison", mem="1G", maxmem="4G", region="1G",
+               append="page_poison=1") as g:
+        reported0 = int(g.sysfs("reported_bytes"))
+        # allocate, touch and free 512 MiB twice, waiting in between for
+        # the framework (2 s delay) to report what was freed
+        for i in range(2):
+            gtap(r, g, "dmm_memfill -s %d" % (512 * MiB), 600)
+            time.sleep(6)
+        reported = int(g.sysfs("reported_bytes")) - reported0
+        r.ok(reported == 0, "page_poison=1: no free page reported "
+             "(%d MiB were)" % (reported // MiB))
+        r.ok(g.qmp.cmd("qom-get", path="dmm0", property="reported-size")
+             == 0, "page_poison=1: the device discarded no free page")
+        msg = [ln for ln in g.run("dmesg")[1].splitlines()
+               if "free page reporting" in ln]
+        r.ok(any("poison" in ln for ln in msg),
+             "the driver says why it does not report free pages",
+             "\n".join(msg))
+        problems = g.kernel_problems()
+        r.ok(not problems, "page_poison=1: no poison check failure, warning "
+             "or oops", "\n".join(problems[:40]))
+
+
 def suite_busy_shrink(r):
     """Issue 2: a shrink that memory in use blocks backs off, loses nothing."""
     with Guest("busy", mem="512M", maxmem="4G", region="3G",
@@ -2136,6 +2164,7 @@ SUITES = {
     "fuzz-smoke": suite_fuzz_smoke,
     "coarse": suite_coarse,
     "bad-config": suite_bad_config,
+    "page-poison": suite_page_poison,
     "busy-shrink": suite_busy_shrink,
     "migrate": suite_migrate,
     "free-page-reporting": suite_free_page_reporting,

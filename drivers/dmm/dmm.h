@@ -316,10 +316,12 @@ static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
 /* dmm_report.c: free page reporting */
 #if IS_ENABLED(CONFIG_PAGE_REPORTING)
 void dmm_report_vq_done(struct virtqueue *vq);
+void dmm_report_validate(struct virtio_device *vdev);
 void dmm_report_init(struct virtio_dmm *vm);
 void dmm_report_exit(struct virtio_dmm *vm);
 #else
 #define dmm_report_vq_done NULL
+static inline void dmm_report_validate(struct virtio_device *vdev) { }
 static inline void dmm_report_init(struct virtio_dmm *vm) { }
 static inline void dmm_report_exit(struct virtio_dmm *vm) { }
 #endif

@@ -368,6 +368,12 @@ static void dmm_remove(struct virtio_device *vdev)
 	vdev->priv = NULL;
 }
 
+static int dmm_validate(struct virtio_device *vdev)
+{
+	dmm_report_validate(vdev);
+	return 0;
+}
+
 #ifdef CONFIG_PM_SLEEP
 /*
  * Hibernation would reset the device and restore a kernel image that
@@ -414,6 +420,7 @@ static struct virtio_driver dmm_driver = {
 	/* Unbinding with memory plugged would strand it: not via sysfs. */
 	.driver.suppress_bind_attrs = true,
 	.id_table = dmm_id_table,
+	.validate = dmm_validate,
 	.probe = dmm_probe,
 	.remove = dmm_remove,
 	.config_changed = dmm_config_changed,

@@ -8,6 +8,7 @@
  * them, so a page freed in the guest stops costing the host.  Nothing can
  * write the pages while the device holds them: no write is lost.
  */
+#include <linux/mm.h>
 #include <linux/page_reporting.h>
 #include <linux/virtio_config.h>
 
@@ -42,6 +43,22 @@ static int dmm_report(struct page_reporting_dev_info *pr,
 		bytes += s->length;
 	atomic64_add(bytes, &vm->reported_bytes);
 	return 0;
+}
+
+/*
+ * Called before features are negotiated.  With page poisoning on, the
+ * kernel fills each free page with a pattern and checks it when the page
+ * is allocated again; a reported page comes back from the device zeroed,
+ * which that check calls memory corruption.  Free pages zeroed by
+ * init_on_free are no problem: zero is what they hold.
+ */
+void dmm_report_validate(struct virtio_device *vdev)
+{
+	if (!virtio_has_feature(vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING) ||
+	    !page_poisoning_enabled_static())
+		return;
+	__virtio_clear_bit(vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
+	dev_info(&vdev->dev, "free page reporting off: page poisoning is on and the device zeroes reported pages\n");
 }
 
 /*

@@ -40,7 +40,14 @@ for d in hw include tests; do
 	[ -d "$HERE/$d" ] && cp -r "$HERE/$d" "$stage/"
 done
 mkdir -p "$stage/hw/virtio/dmm" "$stage/linux-headers/linux"
-cp "$TOP"/virtio-dmm-device/lib/dmm_dev.[ch] "$stage/hw/virtio/dmm/"
+cp "$TOP"/virtio-dmm-device/lib/*.[ch] "$stage/hw/virtio/dmm/"
+# Every library source must be in hw/virtio/meson.build (patch 0002).
+for f in "$TOP"/virtio-dmm-device/lib/*.c; do
+	grep -q "'dmm/$(basename "$f")'" "$stage/hw/virtio/meson.build" || {
+		echo "apply.sh: dmm/$(basename "$f") missing from meson.build" >&2
+		exit 1
+	}
+done
 cp "$TOP/virtio-dmm-device/include/uapi/linux/virtio_dmm.h" \
 	"$stage/linux-headers/linux/"
 

@@ -2,10 +2,23 @@
 /*
  * virtio-dmm device logic, independent of any VMM.
  *
- * The library keeps the state of every block of the region, validates and
- * processes guest requests, and keeps the size accounting.  It touches
- * guest memory only through the backend a VMM passes in (populate, discard).
- * It allocates nothing after dmm_dev_init() and never aborts on guest input.
+ * The library keeps the state of every sub-block of the region and of every
+ * page of guest RAM, validates and processes guest requests, keeps the size
+ * accounting, decides the guest's requests for memory, and serialises all
+ * of it for migration.  It touches guest memory only through the backend a
+ * VMM passes in (populate, discard, share), asks the VMM through the same
+ * ops what is allowed now (may_change_state, may_discard, may_share), and
+ * tells it what changed: by the DMM_CHANGED_* flags every call that
+ * changes state returns, and by state_changed with the range.
+ *
+ * Inputs:  dmm_dev_new() parameters, dmm_set_features(),
+ *          dmm_set_grant_policy(), dmm_set_requested_size(), the guest's
+ *          requests, dmm_load().
+ * Outputs: responses, DMM_CHANGED_* flags, backend calls, the getters,
+ *          dmm_fill_config(), dmm_save().
+ *
+ * The device is opaque: a VMM reads it only through the functions below.
+ * It allocates nothing after dmm_dev_new() and never aborts on guest input.
  *
  * Locking: none.  The VMM serialises every call for one device (QEMU: the
  * BQL).
@@ -19,14 +32,28 @@
 
 #include <linux/virtio_dmm.h>
 
+struct dmm_dev;
+
+/* What the policy made of a guest's request for memory (REQ_ASK). */
+enum dmm_ask_result {
+	DMM_ASK_GRANTED,	/* ACK: requested_size is now the size asked */
+	DMM_ASK_REFUSED,	/* NACK: above the policy's max_size */
+	DMM_ASK_FORWARDED,	/* BUSY: left to the VMM's management layer */
+};
+
+struct dmm_ask {
+	uint64_t size;		/* total RAM asked for, a valid requested_size */
+	uint64_t current;	/* the guest's RAM when it asked */
+	uint64_t reason;	/* VIRTIO_DMM_ASK_* */
+	enum dmm_ask_result result;
+};
+
 /* What the library needs from its VMM: all offsets relative to the region. */
 struct dmm_backend_ops {
 	/* Back [offset, offset + len) with memory, or prepare to; 0 or -errno. */
 	int (*populate)(void *opaque, uint64_t offset, uint64_t len);
 	/* Give host memory behind [offset, offset + len) back; 0 or -errno. */
 	int (*discard)(void *opaque, uint64_t offset, uint64_t len);
-	/* plugged_size changed (after a request or unplug-all); may be NULL. */
-	void (*plugged_changed)(void *opaque, uint64_t plugged_size);
 	/*
 	 * Sub-blocks in [offset, offset + len) were plugged or unplugged (the
 	 * state is already updated): a VMM that maps only plugged memory
@@ -48,25 +75,39 @@ struct dmm_backend_ops {
 	 */
 	const void *(*page_ptr)(void *opaque, bool boot, uint64_t offset);
 	/*
-	 * Hints only.  Let the host share the page's memory with identical
-	 * pages, safely against concurrent writes (copy on write); 0 or
-	 * -errno.  -ENOSPC: the VMM's bound on what it shares is reached;
-	 * the hint is rejected, no backend error.
+	 * Hints only.  Let the host share the memory of [offset, offset +
+	 * len) of boot RAM (@boot) or of the region with identical pages,
+	 * safely against concurrent writes (copy on write); 0 or -errno.
+	 * Called once per hint chunk (VIRTIO_DMM_HINT_RANGE_SIZE, the last
+	 * one of boot RAM or the region may be shorter).
 	 */
-	int (*share)(void *opaque, bool boot, uint64_t offset);
+	int (*share)(void *opaque, bool boot, uint64_t offset, uint64_t len);
 	/*
-	 * The guest asks for a total of @size bytes of RAM (a valid
-	 * requested_size), for @reason (VIRTIO_DMM_ASK_*): the VMM's policy
-	 * answers VIRTIO_DMM_RESP_ACK (grant: the library sets
-	 * requested_size), NACK (refuse) or BUSY (passed on).  May be NULL:
-	 * ERROR.
+	 * May blocks and sub-blocks change state now?  false: PLUG*, UNPLUG*
+	 * and UNPLUG_ALL are answered BUSY (e.g. while migrating).  NULL:
+	 * always.
 	 */
-	uint16_t (*ask)(void *opaque, uint64_t size, uint64_t reason);
+	bool (*may_change_state)(void *opaque);
+	/*
+	 * May guest memory be discarded now?  false: page requests only
+	 * record pages as unplugged, free page reports are refused.  NULL:
+	 * always.
+	 */
+	bool (*may_discard)(void *opaque);
+	/* May memory be shared now?  false: hints are answered NACK.  NULL: yes. */
+	bool (*may_share)(void *opaque);
+	/*
+	 * A valid request for memory and what the grant policy decided,
+	 * before the guest hears of it (a grant already set requested_size):
+	 * the VMM reports it (QEMU: the VIRTIO_DMM_ASK event).  NULL: the VMM
+	 * takes no requests for memory, they are answered ERROR.
+	 */
+	void (*grant)(void *opaque, const struct dmm_ask *ask);
 };
 
-/* Fixed parameters of a device, checked by dmm_dev_init(). */
+/* Fixed parameters of a device, checked by dmm_dev_new(). */
 struct dmm_params {
-	uint64_t block_size;	/* power of two, >= DMM_MIN_BLOCK_SIZE */
+	uint64_t block_size;	/* dmm_check_block_size() */
 	uint64_t region_addr;	/* guest-physical, block_size aligned */
 	uint64_t region_size;	/* multiple of block_size, > 0 */
 	uint64_t boot_size;	/* guest RAM outside the region */
@@ -74,6 +115,8 @@ struct dmm_params {
 	uint64_t page_size;
 	/* 0: no sub-block requests; else their size, dividing block_size */
 	uint64_t sub_block_size;
+	/* hints offered: needs ops boot_page, page_ptr and share */
+	bool hints;
 };
 
 /* Counters of what the guest asked and what came of it. */
@@ -84,7 +127,7 @@ struct dmm_stats {
 	uint64_t nacks;		/* NACK responses */
 	uint64_t busy;		/* BUSY responses */
 	uint64_t errors;	/* ERROR responses */
-	uint64_t backend_errors; /* populate or discard failed */
+	uint64_t backend_errors; /* populate, discard or share failed */
 	uint64_t page_requests;	/* page requests processed */
 	uint64_t pages_unplugged; /* pages unplugged (UNPLUG_PAGES, MOVE) */
 	uint64_t pages_plugged;	/* pages plugged back (PLUG_PAGES, MOVE) */
@@ -93,16 +136,24 @@ struct dmm_stats {
 	uint64_t hints_dup;	/* duplicate hints whose hash matched */
 	uint64_t hints_rejected; /* content not as stated, or not processed */
 	uint64_t hint_errors;	/* hint requests answered ERROR */
+	uint64_t mergeable_bytes; /* bytes of hint chunks passed to share */
 	uint64_t asks;		/* valid REQ_ASK requests */
 	uint64_t asks_granted;	/* answered ACK */
+	uint64_t reported_bytes; /* bytes of free page reports discarded */
+	uint64_t refused_reports; /* free page report ranges ignored */
 };
 
-/* Block states, one byte each (stored as-is in QEMU's migration stream). */
+/* Block states, as dmm_block_state() summarises a block's sub-blocks. */
 enum dmm_block_state {
 	DMM_BLOCK_UNPLUGGED = 0,	/* not backed; the guest must not touch */
 	DMM_BLOCK_PLUGGED = 1,		/* backed on demand, guest's memory */
 	DMM_BLOCK_PARTIAL = 2,		/* some of its sub-blocks plugged */
 };
+
+/* What a call changed (a mask of these; 0: nothing the VMM shows). */
+#define DMM_CHANGED_REQUESTED	(1u << 0)	/* requested_size: tell the guest */
+#define DMM_CHANGED_PLUGGED	(1u << 1)	/* plugged_size */
+#define DMM_CHANGED_UNPLUGGED	(1u << 2)	/* unplugged_size */
 
 #define DMM_MIN_BLOCK_SIZE	(4096ULL)
 /* Refuse regions with more blocks than this (keeps the state array small). */
@@ -113,57 +164,55 @@ enum dmm_block_state {
 #define DMM_MAX_PAGES_PER_REQ	1024
 /* With pages, requested_size may go down to this (or boot_size if less). */
 #define DMM_MIN_REQUESTED_SIZE	(64ULL << 20)
-
-struct dmm_dev {
-	struct dmm_params p;
-	uint64_t nb_blocks;		/* region_size / block_size */
-	uint64_t requested_size;	/* target total guest RAM */
-	uint64_t plugged_size;		/* == plugged blocks * block_size */
-	bool busy;			/* answer BUSY to state changes */
-	uint8_t *state;			/* enum dmm_block_state per block */
-	struct dmm_stats stats;
-
-	/*
-	 * Sub-blocks: the unit of state.  sb_size is p.sub_block_size, or
-	 * block_size without sub-blocks.  One bit per sub-block, set while
-	 * plugged (bit i is bit i % 8 of byte i / 8); state[] summarises
-	 * each block's sub-blocks.
-	 */
-	uint64_t sb_size;
-	uint64_t nb_sbs;		/* region_size / sb_size */
-	uint64_t sbs_per_block;
-	uint8_t *sb_plugged;
-
-	/*
-	 * Pages (p.page_size != 0): one bit per page, set while the page is
-	 * unplugged; boot RAM by offset, the region by offset.  Bit i of a
-	 * bitmap is bit i % 8 of byte i / 8 (stored as-is for migration).
-	 */
-	uint64_t nb_boot_pages;		/* boot_size / page_size */
-	uint64_t nb_region_pages;	/* region_size / page_size */
-	uint8_t *boot_pages;
-	uint8_t *region_pages;
-	uint64_t unplugged_size;	/* set bits in both, times page_size */
-	/* unplug pages without discarding them (postcopy, snapshots) */
-	bool discard_inhibited;
-	/* answer hints NACK: memory must not be shared now (VFIO, ...) */
-	bool hints_refused;
-	/* DUP hints were negotiated (F_HINTS_DUP); else they are ERRORs */
-	bool dup_hints;
-
-	const struct dmm_backend_ops *ops;
-	void *opaque;
-};
+/*
+ * Hints make host memory mergeable in chunks of the specification's hint
+ * range (2 MiB): every share may split a host mapping, and a process has
+ * a limited number of them (Linux: vm.max_map_count, 65530 by default).
+ * At most this many separate runs of shared chunks in boot RAM and in the
+ * region each; a hint that would start another is rejected.
+ */
+#define DMM_HINT_CHUNK		((uint64_t)VIRTIO_DMM_HINT_RANGE_SIZE)
+#define DMM_MAX_HINT_RUNS	1024
 
 /*
- * Check @p and set up @d with every block unplugged and requested_size equal
- * to boot_size.  On failure returns -EINVAL (or -ENOMEM) and writes a
- * message naming the bad value into @err (NUL-terminated, may be NULL).
+ * Check @p and allocate a device with every block unplugged and
+ * requested_size equal to boot_size.  NULL on failure, with a message
+ * naming the bad value in @err (NUL-terminated, may be NULL).
  */
-int dmm_dev_init(struct dmm_dev *d, const struct dmm_params *p,
-		 const struct dmm_backend_ops *ops, void *opaque,
-		 char *err, size_t errlen);
-void dmm_dev_fini(struct dmm_dev *d);
+struct dmm_dev *dmm_dev_new(const struct dmm_params *p,
+			    const struct dmm_backend_ops *ops, void *opaque,
+			    char *err, size_t errlen);
+void dmm_dev_free(struct dmm_dev *d);
+
+/*
+ * Is @bs a valid block size: a power of two of at least @min and of
+ * DMM_MIN_BLOCK_SIZE?  0, or -EINVAL with a message.  The one check, for
+ * the VMM's options as well as dmm_dev_new().
+ */
+int dmm_check_block_size(uint64_t bs, uint64_t min, char *err, size_t errlen);
+
+/*
+ * Is @ms a valid stats_interval_ms: 0 (off) or within
+ * VIRTIO_DMM_STATS_MIN_MS..VIRTIO_DMM_STATS_MAX_MS?  0, or -EINVAL.
+ */
+int dmm_check_stats_interval(uint32_t ms, char *err, size_t errlen);
+
+/*
+ * The features the driver negotiated (VIRTIO_DMM_F_* bits; 0 after a
+ * reset).  Requests of features it did not negotiate are refused: hints
+ * NACK (DUP hints ERROR), free page reports ignored.
+ */
+void dmm_set_features(struct dmm_dev *d, uint64_t features);
+
+/*
+ * How the device answers the guest's requests for memory: with
+ * @auto_grant it grants up to @max_size (0: boot_size + region_size),
+ * refuses more (offers back are always granted); without, it forwards
+ * every request (BUSY) to the VMM's management layer.  @max_size must be
+ * 0 or a valid requested_size: 0, or -EINVAL with a message.
+ */
+int dmm_set_grant_policy(struct dmm_dev *d, bool auto_grant,
+			 uint64_t max_size, char *err, size_t errlen);
 
 /*
  * Is @size a valid requested_size?  0, or -EINVAL with a message.  Without
@@ -179,87 +228,110 @@ int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
 			   char *err, size_t errlen);
 
 /*
- * Process one request.  @req points at @req_len bytes copied out of the
- * guest's buffer; @resp receives the response.
- * Returns the response length (sizeof(struct virtio_dmm_resp)), or
- * -EINVAL if the request is malformed beyond a response (too short): the VMM
- * then treats it as a protocol violation (QEMU: virtio_error()).
+ * Process one request of the request virtqueue.  @req points at @req_len
+ * bytes copied out of the guest's buffer; @resp receives the response
+ * (always sizeof(struct virtio_dmm_resp) bytes).  Returns the DMM_CHANGED_*
+ * flags of what changed, or -EINVAL if the request is malformed beyond a
+ * response (too short): the VMM then treats it as a protocol violation
+ * (QEMU: virtio_error()).
  */
 int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
 		       struct virtio_dmm_resp *resp);
 
-/*
- * Process one page request (page virtqueue), as dmm_handle_request().
- * -EINVAL if shorter than its header.
- */
+/* Process one page request (page virtqueue), as dmm_handle_request(). */
 int dmm_handle_page_request(struct dmm_dev *d, const void *req,
 			    size_t req_len, struct virtio_dmm_resp *resp);
 
 /*
  * Process one hint request (hint virtqueue), as dmm_handle_request(): every
  * address is checked before any page is read; then each page's content is
- * compared with the hint (zero, or the XXH64 hash) and only pages found as
- * stated are passed to ops->share.  -EINVAL if shorter than its header.
+ * compared with the hint (zero, or the XXH64 hash) and only the chunks of
+ * pages found as stated are passed to ops->share.
  */
 int dmm_handle_hint_request(struct dmm_dev *d, const void *req,
 			    size_t req_len, struct virtio_dmm_resp *resp);
 
+/* Where a range of a free page report lies. */
+enum dmm_ram {
+	DMM_RAM_NONE,		/* not guest RAM (device memory, ROM, ...) */
+	DMM_RAM_BOOT,		/* boot RAM, offset in [0, boot_size) */
+	DMM_RAM_REGION,		/* the region, offset in [0, region_size) */
+};
+
+/*
+ * The guest reports [offset, offset + len) of @ram free: discard it if the
+ * feature was negotiated, discarding is allowed, the range is non-empty,
+ * @align aligned (the host page size), inside boot RAM or plugged
+ * sub-blocks of the region.  0, or -EINVAL (ignored, counted as refused).
+ */
+int dmm_report_free(struct dmm_dev *d, enum dmm_ram ram, uint64_t offset,
+		    uint64_t len, uint64_t align);
+
 /* XXH64 of @len bytes at @data with @seed (the hash of DUP hints). */
 uint64_t dmm_xxh64(const void *data, size_t len, uint64_t seed);
 
+/* --- what the VMM reads --- */
+
+uint64_t dmm_requested_size(const struct dmm_dev *d);
+uint64_t dmm_plugged_size(const struct dmm_dev *d);
+/* Bytes of guest RAM unplugged as pages. */
+uint64_t dmm_unplugged_size(const struct dmm_dev *d);
 /* The guest's RAM now: boot_size + plugged_size - unplugged_size. */
 uint64_t dmm_current_size(const struct dmm_dev *d);
-
 /* Bytes plugged in blocks that are only partially plugged (sub-blocks). */
 uint64_t dmm_partial_plugged_size(const struct dmm_dev *d);
-
-/* Is page @i of @bitmap set (unplugged)? */
-static inline bool dmm_page_test(const uint8_t *bitmap, uint64_t i)
-{
-	return bitmap[i / 8] & (1u << (i % 8));
-}
-
-/* Bytes of a page bitmap over @nb_pages pages. */
-static inline uint64_t dmm_bitmap_bytes(uint64_t nb_pages)
-{
-	return (nb_pages + 7) / 8;
-}
-
+/* The unit of state: sub_block_size, or block_size without sub-blocks. */
+uint64_t dmm_sb_size(const struct dmm_dev *d);
+/* The most the grant policy grants (max_size, or boot + region). */
+uint64_t dmm_max_size(const struct dmm_dev *d);
+bool dmm_auto_grant(const struct dmm_dev *d);
+const struct dmm_stats *dmm_get_stats(const struct dmm_dev *d);
+/* Summary state of @block, from its sub-blocks. */
+enum dmm_block_state dmm_block_state(const struct dmm_dev *d, uint64_t block);
 /*
- * Machine reset: discard the region and mark every block unplugged and
- * every page plugged, even if the discard fails (then -EIO).  The UNPLUG_ALL request instead changes
- * nothing when the discard fails.
+ * Is any sub-block in [offset, offset + len) of the region plugged?
+ * (A VMM that maps only plugged memory maps what holds one.)
  */
-int dmm_unplug_all(struct dmm_dev *d);
-
-/* Fill @cfg as the guest sees it (little-endian). */
-void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
-		     struct virtio_dmm_config *cfg);
-
-/*
- * Without sub-blocks a migration stream carries only state[]: rebuild the
- * sub-block bitmap from it (a state other than 0 or 1 stays invalid and
- * fails dmm_check_loaded_state()).
- */
-void dmm_sbs_from_block_states(struct dmm_dev *d);
-
-/*
- * After restoring state[], plugged_size, the page bitmaps and
- * unplugged_size from a migration stream: check they agree with each other
- * and with the parameters.  0 or -EINVAL.
- */
-int dmm_check_loaded_state(const struct dmm_dev *d, char *err, size_t errlen);
-
+bool dmm_range_in_use(const struct dmm_dev *d, uint64_t offset, uint64_t len);
 /*
  * Is [offset, offset + len) of the region non-empty and made only of
- * plugged blocks?  For ranges the guest reports (free pages): only plugged
- * memory is the guest's to report.
+ * plugged sub-blocks?
  */
 bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
 			  uint64_t len);
 
-/* Number of plugged blocks in [first, first + count); count checked by caller. */
-uint64_t dmm_count_plugged(const struct dmm_dev *d, uint64_t first,
-			   uint64_t count);
+/*
+ * Machine reset: discard the region and mark every block unplugged and
+ * every page plugged, even if the discard fails (then -EIO).  *@changed
+ * receives the DMM_CHANGED_* flags.  The UNPLUG_ALL request instead
+ * changes nothing when the discard fails.
+ */
+int dmm_unplug_all(struct dmm_dev *d, unsigned int *changed);
+
+/* Fill @cfg as the guest sees it (little-endian; not stats_interval_ms). */
+void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
+		     struct virtio_dmm_config *cfg);
+
+/* --- migration --- */
+
+/* Bytes of dmm_save()'s image of @d: fixed for a device's parameters. */
+size_t dmm_state_size(const struct dmm_dev *d);
+/* Write the device's state into @buf (dmm_state_size() bytes, little-endian). */
+void dmm_save(const struct dmm_dev *d, uint8_t *buf);
+/*
+ * Take the state another device saved, after checking all of it: its
+ * parameters must be ours, its bitmaps must have no bits past their end
+ * and agree with each other and with its sizes.  Then the chunks hints
+ * shared there are shared here (ops->share).  0, or -EINVAL with a
+ * message, and nothing changed (a share that fails after the state was
+ * taken: -EIO).
+ */
+int dmm_load(struct dmm_dev *d, const uint8_t *buf, size_t len,
+	     char *err, size_t errlen);
+/*
+ * After a load: discard every unplugged sub-block (they arrived as zero
+ * pages).  0 or the first -errno of ops->discard.
+ */
+int dmm_discard_unplugged(struct dmm_dev *d);
 
 #endif /* DMM_DEV_H */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dmm_dev.h"
+#include "dmm_internal.h"
 
 #define MiB		(1ULL << 20)
 #define PS		4096ULL

@@ -4,8 +4,10 @@
  *
  * The input is a script of operations on a 16-block device with page
  * requests: block and page requests of arbitrary bytes and lengths,
- * requested-size changes, UNPLUG_ALL, busy and backend-failure toggles.  After every operation the invariants of the
- * device are checked; a violation aborts.
+ * hints, free page reports, requested-size changes, UNPLUG_ALL,
+ * grant-policy, busy and backend-failure toggles.  After every operation
+ * the invariants of the device are checked (its image must load into
+ * another device); a violation aborts.
  *
  * Built with -fsanitize=fuzzer it is a libFuzzer target; built with
  * -DFUZZ_STANDALONE it runs seeded random scripts for a time budget
@@ -17,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dmm_dev.h"
+#include "dmm_internal.h"
 
 #define BS		(2ULL << 20)
 #define NB		16
@@ -28,6 +30,7 @@
 
 struct fz {
 	int fail_populate, fail_discard;
+	int busy, no_discard, no_share;	/* the answers of the may_* ops */
 	const struct dmm_dev *d;	/* to check what hints may touch */
 };
 
@@ -42,35 +45,29 @@ static void fz_assert(int cond, const char *what)
 static int region_page_discards;
 static int hint_shares;		/* pages hints passed on */
 static int asks_seen;		/* asks that reached the policy */
+static int mangled_taken, mangled_refused;	/* damaged images */
 
+/* Discards: pages (page requests, reports) or whole sub-blocks. */
 static void fz_range(uint64_t off, uint64_t len)
 {
 	fz_assert(off <= NB * BS && len <= NB * BS - off,
 		  "backend call inside the region");
-	if (len == PS) {			/* a page of a plugged block */
-		fz_assert(off % PS == 0, "page discard aligned");
+	fz_assert(len && off % PS == 0 && len % PS == 0,
+		  "backend call page-aligned");
+	if (len == PS)
 		region_page_discards++;
-		return;
-	}
-	fz_assert(off % SBS == 0 && len % SBS == 0 && len,
-		  "backend call sub-block-aligned");
 }
 
 static int fz_populate(void *opaque, uint64_t off, uint64_t len)
 {
 	fz_range(off, len);
+	fz_assert(off % SBS == 0 && len % SBS == 0, "populate of sub-blocks");
 	return ((struct fz *)opaque)->fail_populate ? -ENOMEM : 0;
 }
 
 static int fz_discard(void *opaque, uint64_t off, uint64_t len)
 {
 	fz_range(off, len);
-	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
-}
-
-static int fz_discard_page(void *opaque, uint64_t off, uint64_t len)
-{
-	fz_assert(off % PS == 0 && len == PS, "page discard of one page");
 	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
 }
 
@@ -84,7 +81,8 @@ static int fz_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
 static int fz_discard_boot(void *opaque, uint64_t off, uint64_t len)
 {
 	fz_assert(off < BOOT && len <= BOOT - off, "boot discard in boot RAM");
-	return fz_discard_page(opaque, off, len);
+	fz_assert(len && off % PS == 0 && len % PS == 0, "boot discard aligned");
+	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
 }
 
 /* A hint may only read or share RAM the guest has now. */
@@ -95,14 +93,14 @@ static void fz_hint_page(void *opaque, bool boot, uint64_t off)
 	fz_assert(off % PS == 0, "hinted page aligned");
 	if (boot) {
 		fz_assert(off < BOOT, "hinted boot page in boot RAM");
-		fz_assert(!dmm_page_test(d->boot_pages, off / PS),
+		fz_assert(!dmm_bit_test(d->boot_pages, off / PS),
 			  "hinted boot page plugged");
 		return;
 	}
 	fz_assert(off < NB * BS, "hinted page in the region");
-	fz_assert(dmm_page_test(d->sb_plugged, off / SBS),
+	fz_assert(dmm_bit_test(d->sb_plugged, off / SBS),
 		  "hinted page in a plugged sub-block");
-	fz_assert(!dmm_page_test(d->region_pages, off / PS),
+	fz_assert(!dmm_bit_test(d->region_pages, off / PS),
 		  "hinted page plugged");
 }
 
@@ -114,26 +112,45 @@ static const void *fz_page_ptr(void *opaque, bool boot, uint64_t off)
 	return zero;
 }
 
-static int fz_share(void *opaque, bool boot, uint64_t off)
+/* A chunk of RAM the guest has, whole (the last may be short). */
+static int fz_share(void *opaque, bool boot, uint64_t off, uint64_t len)
 {
-	fz_hint_page(opaque, boot, off);
+	uint64_t size = boot ? BOOT : NB * BS;
+
+	(void)opaque;
+	fz_assert(off % DMM_HINT_CHUNK == 0 && len && len <= DMM_HINT_CHUNK &&
+		  off < size && len <= size - off, "shared chunk in RAM");
 	hint_shares++;
 	return 0;
 }
 
-/* The VMM's policy for asks: grant, refuse or pass on, in turn. */
-static uint16_t fz_ask(void *opaque, uint64_t size, uint64_t reason)
+/* The grant policy hears only of valid asks, and a grant took effect. */
+static void fz_grant(void *opaque, const struct dmm_ask *ask)
 {
-	static unsigned int turn;
 	const struct dmm_dev *d = ((struct fz *)opaque)->d;
 
-	fz_assert(!(reason & ~(uint64_t)VIRTIO_DMM_ASK_REASONS),
+	fz_assert(!(ask->reason & ~(uint64_t)VIRTIO_DMM_ASK_REASONS),
 		  "asks reach the policy with known reasons only");
-	fz_assert(!dmm_check_requested_size(d, size, NULL, 0),
+	fz_assert(!dmm_check_requested_size(d, ask->size, NULL, 0),
 		  "asks reach the policy with valid sizes only");
+	fz_assert(ask->result != DMM_ASK_GRANTED ||
+		  dmm_requested_size(d) == ask->size, "a grant sets the size");
 	asks_seen++;
-	return (uint16_t[]){ VIRTIO_DMM_RESP_ACK, VIRTIO_DMM_RESP_NACK,
-			     VIRTIO_DMM_RESP_BUSY }[turn++ % 3];
+}
+
+static bool fz_may_change_state(void *opaque)
+{
+	return !((struct fz *)opaque)->busy;
+}
+
+static bool fz_may_discard(void *opaque)
+{
+	return !((struct fz *)opaque)->no_discard;
+}
+
+static bool fz_may_share(void *opaque)
+{
+	return !((struct fz *)opaque)->no_share;
 }
 
 static const struct dmm_backend_ops fz_ops = {
@@ -143,8 +160,17 @@ static const struct dmm_backend_ops fz_ops = {
 	.discard_boot = fz_discard_boot,
 	.page_ptr = fz_page_ptr,
 	.share = fz_share,
-	.ask = fz_ask,
+	.grant = fz_grant,
+	.may_change_state = fz_may_change_state,
+	.may_discard = fz_may_discard,
+	.may_share = fz_may_share,
 };
+
+/* Another device with the same parameters: the migration check. */
+static struct dmm_dev fz_dst;
+static uint8_t fz_image[1 << 16];
+/* A third, that loads damaged images. */
+static struct dmm_dev fz_mangled;
 
 static uint64_t fz_weight(const uint8_t *bitmap, uint64_t nb)
 {
@@ -157,7 +183,7 @@ static uint64_t fz_weight(const uint8_t *bitmap, uint64_t nb)
 		n += (uint64_t)__builtin_popcountll(w);
 	}
 	for (; i < nb; i++)
-		n += dmm_page_test(bitmap, i);
+		n += dmm_bit_test(bitmap, i);
 	return n;
 }
 
@@ -169,22 +195,24 @@ static void check_invariants(const struct dmm_dev *d)
 		uint64_t k = 0, j;
 
 		for (j = i * (BS / SBS); j < (i + 1) * (BS / SBS); j++)
-			k += dmm_page_test(d->sb_plugged, j);
+			k += dmm_bit_test(d->sb_plugged, j);
 
-		fz_assert(d->state[i] == (k == BS / SBS ? DMM_BLOCK_PLUGGED :
-					  k ? DMM_BLOCK_PARTIAL :
-					  DMM_BLOCK_UNPLUGGED),
+		fz_assert(dmm_block_state(d, i) ==
+			  (k == BS / SBS ? DMM_BLOCK_PLUGGED :
+			   k ? DMM_BLOCK_PARTIAL : DMM_BLOCK_UNPLUGGED),
 			  "block state summarises its sub-blocks");
 	}
 	n = fz_weight(d->sb_plugged, d->nb_sbs);
 	fz_assert(n * SBS == d->plugged_size, "plugged_size matches sub-blocks");
-	fz_assert(!dmm_check_loaded_state(d, NULL, 0), "state passes the "
-		  "migration check");
+	fz_assert(dmm_state_size(d) <= sizeof(fz_image), "image fits");
+	dmm_save(d, fz_image);
+	fz_assert(!dmm_load(&fz_dst, fz_image, dmm_state_size(d), NULL, 0),
+		  "state passes the migration check");
 	n = fz_weight(d->boot_pages, d->nb_boot_pages) +
 	    fz_weight(d->region_pages, d->nb_region_pages);
 	fz_assert(n * PS == d->unplugged_size, "unplugged_size matches bits");
 	for (i = 0; i < d->nb_blocks; i++)
-		if (!d->state[i])
+		if (dmm_block_state(d, i) == DMM_BLOCK_UNPLUGGED)
 			fz_assert(!fz_weight(d->region_pages + i * (BS / PS / 8),
 					     BS / PS), "no pages in unplugged blocks");
 	fz_assert(d->plugged_size <= NB * BS, "plugged_size within region");
@@ -268,7 +296,7 @@ static void run_page_req(struct dmm_dev *d, const uint8_t *p, size_t n)
 	if (len < sizeof(struct virtio_dmm_page_req)) {
 		fz_assert(rc == -EINVAL, "short page request is -EINVAL");
 	} else {
-		fz_assert(rc == sizeof(resp), "page request answered");
+		fz_assert(rc >= 0, "page request answered");
 		fz_assert(resp.type != VIRTIO_DMM_RESP_BUSY, "pages never BUSY");
 		if (resp.type != VIRTIO_DMM_RESP_ACK)
 			fz_assert(d->unplugged_size == before,
@@ -302,10 +330,57 @@ static void run_hint_req(struct dmm_dev *d, const uint8_t *p, size_t n)
 	if (len < sizeof(struct virtio_dmm_hint_req))
 		fz_assert(rc == -EINVAL, "short hint request is -EINVAL");
 	else
-		fz_assert(rc == sizeof(resp) &&
-			  resp.type != VIRTIO_DMM_RESP_BUSY, "hint answered");
+		fz_assert(rc == 0 && resp.type != VIRTIO_DMM_RESP_BUSY,
+			  "hint answered, changing no size");
 	fz_assert(d->unplugged_size == unplugged && d->plugged_size == plugged,
 		  "hints change no state");
+}
+
+/*
+ * A free page report of a few pages near the start of boot RAM or of the
+ * region: discarded only if all of it is RAM the guest has.
+ */
+static void run_report(struct dmm_dev *d, const uint8_t *p, size_t n)
+{
+	uint64_t reported = d->stats.reported_bytes, off, len;
+	enum dmm_ram ram;
+
+	if (n < 2)
+		return;
+	ram = (enum dmm_ram)(p[0] % 3);
+	off = (uint64_t)(p[0] >> 2) * SBS / 4 + (p[1] & 0x80 ? 8 : 0);
+	len = (uint64_t)(p[1] & 0x7f) * PS;
+	if (!dmm_report_free(d, ram, off, len, PS)) {
+		fz_assert(d->stats.reported_bytes == reported + len,
+			  "report counted");
+		fz_assert(ram == DMM_RAM_BOOT ? off + len <= BOOT :
+			  dmm_range_is_plugged(d, off, len),
+			  "reported range is the guest's");
+	}
+}
+
+static void check_invariants(const struct dmm_dev *d);
+
+/*
+ * A migration image with one byte damaged: refused, or taken and then as
+ * consistent as any device's state.
+ */
+static void run_mangled_load(const struct dmm_dev *d, const uint8_t *p,
+			     size_t n)
+{
+	size_t len = dmm_state_size(d), at;
+
+	if (n < 3)
+		return;
+	dmm_save(d, fz_image);
+	at = ((size_t)p[0] << 8 | p[1]) % len;
+	fz_image[at] ^= p[2] ? p[2] : 1;
+	if (dmm_load(&fz_mangled, fz_image, len, NULL, 0)) {
+		mangled_refused++;
+		return;
+	}
+	mangled_taken++;
+	check_invariants(&fz_mangled);
 }
 
 static void run_script(const uint8_t *data, size_t size)
@@ -313,20 +388,26 @@ static void run_script(const uint8_t *data, size_t size)
 	struct dmm_params p = {
 		.block_size = BS, .region_addr = REGION_ADDR,
 		.region_size = NB * BS, .boot_size = BOOT, .page_size = PS,
-		.sub_block_size = SBS,
+		.sub_block_size = SBS, .hints = true,
 	};
 	struct virtio_dmm_resp resp;
 	uint8_t buf[64];
 	struct dmm_dev d;
 	struct fz fz = { 0 };
 	size_t i = 0, len;
+	unsigned int changed;
 	uint64_t before;
 	int rc;
 
-	if (dmm_dev_init(&d, &p, &fz_ops, &fz, NULL, 0))
+	if (dmm_dev_init(&d, &p, &fz_ops, &fz, NULL, 0) ||
+	    dmm_dev_init(&fz_dst, &p, &fz_ops, &fz, NULL, 0) ||
+	    dmm_dev_init(&fz_mangled, &p, &fz_ops, &fz, NULL, 0))
 		abort();
 	/* the input decides whether duplicate hints were negotiated */
-	d.dup_hints = size && (data[0] & 1);
+	dmm_set_features(&d, 1ULL << VIRTIO_DMM_F_HINTS |
+			 1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING |
+			 (size && (data[0] & 1) ? 1ULL << VIRTIO_DMM_F_HINTS_DUP :
+			  0));
 	fz.d = &d;
 	while (i < size) {
 		uint8_t op = data[i++];
@@ -349,7 +430,7 @@ static void run_script(const uint8_t *data, size_t size)
 				fz_assert(d.plugged_size == before,
 					  "short changes nothing");
 			} else {
-				fz_assert(rc == sizeof(resp), "answered");
+				fz_assert(rc >= 0, "answered");
 				if (resp.type == VIRTIO_DMM_RESP_ACK &&
 				    ((struct virtio_dmm_req *)buf)->type ==
 				    VIRTIO_DMM_REQ_PLUG)
@@ -370,16 +451,29 @@ static void run_script(const uint8_t *data, size_t size)
 				i++;
 			break;
 		case 5:
-			dmm_unplug_all(&d);
+			if (op & 0x80) {
+				run_report(&d, data + i, size - i);
+				i += 2;
+				break;
+			}
+			dmm_unplug_all(&d, &changed);
 			fz_assert(!d.plugged_size && !d.unplugged_size,
 				  "unplug-all empties");
 			break;
 		case 6:
-			d.busy = !d.busy;
-			d.discard_inhibited = !!(op & 0x40);
-			d.hints_refused = !!(op & 0x20);
+			fz.busy = !fz.busy;
+			fz.no_discard = !!(op & 0x40);
+			fz.no_share = !!(op & 0x20);
+			dmm_set_grant_policy(&d, op & 0x10, op & 0x80 ?
+					     BOOT + (uint64_t)(op & 8) * SBS : 0,
+					     NULL, 0);
 			break;
 		case 7:
+			if (op & 0x80) {
+				run_mangled_load(&d, data + i, size - i);
+				i += 3;
+				break;
+			}
 			fz.fail_populate = !!(op & 0x10);
 			fz.fail_discard = !!(op & 0x20);
 			break;
@@ -387,6 +481,8 @@ static void run_script(const uint8_t *data, size_t size)
 		check_invariants(&d);
 	}
 	dmm_dev_fini(&d);
+	dmm_dev_fini(&fz_dst);
+	dmm_dev_fini(&fz_mangled);
 }
 
 #ifdef FUZZ_STANDALONE
@@ -407,8 +503,9 @@ int main(int argc, char **argv)
 		run_script(data, n);
 		runs++;
 	}
-	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, %d hinted pages shared, %d asks decided, no invariant violated\n",
-	       runs, seconds, seed, region_page_discards, hint_shares, asks_seen);
+	printf("fuzz-smoke: %llu scripts in %u s (seed %u), %d region page discards, %d hinted chunks shared, %d asks decided, %d damaged images taken and %d refused, no invariant violated\n",
+	       runs, seconds, seed, region_page_discards, hint_shares, asks_seen,
+	       mangled_taken, mangled_refused);
 	return 0;
 }
 #else

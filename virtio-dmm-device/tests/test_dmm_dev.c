@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dmm_dev.h"
+#include "dmm_internal.h"
 
 #define MiB (1ULL << 20)
 #define BS (128 * MiB)
@@ -19,6 +19,9 @@
 #define BOOT (512 * MiB)
 
 /* --- the fake backend --- */
+
+struct fake;
+static struct dmm_dev dev;
 
 struct fake {
 	int populates, discards, changes, boot_discards;
@@ -29,7 +32,11 @@ struct fake {
 	/* state_changed: calls, and the union of their ranges */
 	int state_changes;
 	uint64_t sc_lo, sc_hi;
+	/* the answers of may_change_state, may_discard, may_share */
+	int busy, no_discard, no_share;
 };
+
+static struct fake fk;
 
 static int fake_check(struct fake *f, uint64_t off, uint64_t len)
 {
@@ -58,12 +65,29 @@ static int fake_discard(void *opaque, uint64_t off, uint64_t len)
 	return f->fail_discard ? -EIO : 0;
 }
 
-static void fake_changed(void *opaque, uint64_t plugged)
+static bool fake_may_change_state(void *opaque)
 {
-	struct fake *f = opaque;
+	return !((struct fake *)opaque)->busy;
+}
 
-	f->changes++;
-	f->last_plugged = plugged;
+static bool fake_may_discard(void *opaque)
+{
+	return !((struct fake *)opaque)->no_discard;
+}
+
+static bool fake_may_share(void *opaque)
+{
+	return !((struct fake *)opaque)->no_share;
+}
+
+/* What a VMM does with the flags of a call: plugged_size changes counted. */
+static int fake_changed(int rc)
+{
+	if (rc > 0 && (rc & DMM_CHANGED_PLUGGED)) {
+		fk.changes++;
+		fk.last_plugged = dev.plugged_size;
+	}
+	return rc;
 }
 
 static void fake_state_changed(void *opaque, uint64_t off, uint64_t len)
@@ -111,10 +135,12 @@ static int fake_discard_boot(void *opaque, uint64_t off, uint64_t len)
 static const struct dmm_backend_ops fake_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
-	.plugged_changed = fake_changed,
 	.state_changed = fake_state_changed,
 	.boot_page = fake_boot_page,
 	.discard_boot = fake_discard_boot,
+	.may_change_state = fake_may_change_state,
+	.may_discard = fake_may_discard,
+	.may_share = fake_may_share,
 };
 
 /* --- TAP --- */
@@ -145,8 +171,6 @@ static void run(const char *name, void (*fn)(void))
 
 /* --- helpers --- */
 
-static struct dmm_dev dev;
-static struct fake fk;
 static char err[256];
 
 static void setup_full(uint64_t requested, uint64_t page_size,
@@ -199,6 +223,16 @@ static void put64(void *p, uint64_t v)
 		b[i] = v & 0xff;
 }
 
+static uint64_t le64v(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
 static struct virtio_dmm_req mkreq(uint16_t type, uint64_t addr, uint64_t nb)
 {
 	struct virtio_dmm_req r;
@@ -216,8 +250,8 @@ static uint16_t req(uint16_t type, uint64_t addr, uint64_t nb)
 {
 	struct virtio_dmm_req r = mkreq(type, addr, nb);
 
-	if (dmm_handle_request(&dev, &r, sizeof(r), &last_resp) !=
-	    (int)sizeof(last_resp))
+	if (fake_changed(dmm_handle_request(&dev, &r, sizeof(r),
+					    &last_resp)) < 0)
 		return 0xffff;
 	return le16(&last_resp.type);
 }
@@ -231,14 +265,14 @@ static uint64_t blk(unsigned int i)
 static void expect_refused(uint16_t resp, uint16_t type, uint64_t addr,
 			   uint64_t nb, int line)
 {
-	uint8_t before[REGION_SIZE / BS];
-	uint64_t plugged = dev.plugged_size;
+	static uint8_t before[REGION_SIZE / DMM_MIN_BLOCK_SIZE / 8];
+	uint64_t plugged = dev.plugged_size, n = dmm_bitmap_bytes(dev.nb_sbs);
 	int pops = fk.populates, dis = fk.discards, chg = fk.changes;
 	int sc = fk.state_changes;
 
-	memcpy(before, dev.state, sizeof(before));
+	memcpy(before, dev.sb_plugged, n);
 	check(req(type, addr, nb) == resp, "response", line);
-	check(!memcmp(before, dev.state, sizeof(before)), "state unchanged",
+	check(!memcmp(before, dev.sb_plugged, n), "state unchanged",
 	      line);
 	check(dev.plugged_size == plugged, "plugged_size unchanged", line);
 	check(fk.populates == pops && fk.discards == dis && fk.changes == chg &&
@@ -259,8 +293,8 @@ static void t_plug_ack(void)
 	setup(BOOT + 3 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.plugged_size == 2 * BS);
-	CHECK(dev.state[0] == DMM_BLOCK_PLUGGED && dev.state[1] ==
-	      DMM_BLOCK_PLUGGED && dev.state[2] == DMM_BLOCK_UNPLUGGED);
+	CHECK(dmm_block_state(&dev, 0) == DMM_BLOCK_PLUGGED && dmm_block_state(&dev, 1) ==
+	      DMM_BLOCK_PLUGGED && dmm_block_state(&dev, 2) == DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.populates == 1 && fk.last_off == 0 && fk.last_len == 2 * BS);
 	CHECK(fk.changes == 1 && fk.last_plugged == 2 * BS);
 	CHECK(dev.stats.plugs == 1 && dev.stats.requests == 1);
@@ -324,8 +358,7 @@ static void t_bad_type_and_padding(void)
 	EXPECT_ERROR(4, blk(0), 1);
 	EXPECT_ERROR(0xffff, blk(0), 1);
 	put16(&r.padding[2], 1);
-	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &resp) ==
-	      (int)sizeof(resp));
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &resp) == 0);
 	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(dev.plugged_size == 0 && fk.populates == 0);
 }
@@ -347,7 +380,7 @@ static void t_unplug(void)
 	setup(BOOT + 3 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 3) == VIRTIO_DMM_RESP_ACK);
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.plugged_size == 2 * BS && dev.state[1] ==
+	CHECK(dev.plugged_size == 2 * BS && dmm_block_state(&dev, 1) ==
 	      DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.discards == 1 && fk.last_off == BS && fk.last_len == BS);
 	CHECK(fk.last_plugged == 2 * BS && dev.stats.unplugs == 1);
@@ -402,7 +435,7 @@ static void t_busy(void)
 {
 	setup(BOOT + REGION_SIZE);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
-	dev.busy = true;
+	fk.busy = 1;
 	EXPECT_BUSY(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
 	EXPECT_BUSY(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1);
 	EXPECT_BUSY(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0);
@@ -417,20 +450,23 @@ static void t_populate_failure(void)
 	setup(BOOT + REGION_SIZE);
 	fk.fail_populate = 1;
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ERROR);
-	CHECK(dev.plugged_size == 0 && dev.state[0] == DMM_BLOCK_UNPLUGGED);
+	CHECK(dev.plugged_size == 0 && dmm_block_state(&dev, 0) == DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.discards == 1);	/* half-populated memory given back */
 	CHECK(fk.changes == 0 && dev.stats.backend_errors == 1);
 }
 
 static void t_unplug_all_discard_failure(void)
 {
+	unsigned int changed;
+
 	setup(BOOT + REGION_SIZE);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
 	fk.fail_discard = 1;
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ERROR);
-	CHECK(dev.plugged_size == 2 * BS && dev.state[1] == DMM_BLOCK_PLUGGED);
+	CHECK(dev.plugged_size == 2 * BS && dmm_block_state(&dev, 1) == DMM_BLOCK_PLUGGED);
 	/* ...but a machine reset forgets every block regardless. */
-	CHECK(dmm_unplug_all(&dev) == -EIO && dev.plugged_size == 0);
+	CHECK(dmm_unplug_all(&dev, &changed) == -EIO &&
+	      dev.plugged_size == 0 && changed == DMM_CHANGED_PLUGGED);
 }
 
 static void t_discard_failure(void)
@@ -439,7 +475,7 @@ static void t_discard_failure(void)
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
 	fk.fail_discard = 1;
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1) == VIRTIO_DMM_RESP_ERROR);
-	CHECK(dev.plugged_size == 2 * BS && dev.state[0] == DMM_BLOCK_PLUGGED);
+	CHECK(dev.plugged_size == 2 * BS && dmm_block_state(&dev, 0) == DMM_BLOCK_PLUGGED);
 	CHECK(dev.stats.backend_errors == 1);
 }
 
@@ -542,20 +578,113 @@ static void t_struct_sizes(void)
 	CHECK(sizeof(struct virtio_dmm_hint) == 16);
 }
 
+/* --- migration images: dev saved, changed, loaded into a new device --- */
+
+static uint8_t img[64 << 10], img_fresh[64 << 10], img_after[64 << 10];
+static size_t img_len;
+static struct dmm_dev dst;
+
+/* Image fields (see dmm_migration.c). */
+enum { I_BS, I_ADDR, I_RSIZE, I_BOOT, I_SBS, I_PS, I_RCHUNKS, I_BCHUNKS,
+       I_REQ, I_PLUGGED, I_UNPLUGGED, I_BITMAPS };
+
+static void img_save(void)
+{
+	img_len = dmm_state_size(&dev);
+	if (img_len > sizeof(img))
+		abort();
+	dmm_save(&dev, img);
+}
+
+static void img_put(int field, uint64_t v)
+{
+	put64(img + 8 * field, v);
+}
+
+/* The image's bitmaps: 0 sub-blocks, 1 boot pages, 2 region pages, ... */
+static uint8_t *img_bitmap(int which)
+{
+	uint64_t nb[5] = {
+		dev.nb_sbs, dev.p.page_size ? dev.nb_boot_pages : 0,
+		dev.p.page_size ? dev.nb_region_pages : 0, dev.nb_chunks[0],
+		dev.nb_chunks[1],
+	};
+	uint8_t *b = img + 8 * I_BITMAPS;
+
+	for (int i = 0; i < which; i++)
+		b += dmm_bitmap_bytes(nb[i]);
+	return b;
+}
+
+/*
+ * Load the image into a new device with dev's parameters: on failure the
+ * device must be as new, on success it must save the same image.
+ */
+static int img_load_len(size_t len, int line)
+{
+	int rc;
+
+	if (dmm_dev_init(&dst, &dev.p, dev.ops, dev.opaque, err, sizeof(err)))
+		abort();
+	dmm_set_features(&dst, dev.features);
+	dmm_save(&dst, img_fresh);
+	rc = dmm_load(&dst, img, len, err, sizeof(err));
+	dmm_save(&dst, img_after);
+	if (rc == -EINVAL)
+		check(!memcmp(img_fresh, img_after, dmm_state_size(&dst)),
+		      "a refused image changes nothing", line);
+	else if (!rc)
+		check(!memcmp(img, img_after, dmm_state_size(&dst)),
+		      "a loaded image saves the same", line);
+	dmm_dev_fini(&dst);
+	return rc;
+}
+
+#define IMG_LOAD() img_load_len(img_len, __LINE__)
+
 static void t_loaded_state(void)
 {
 	setup(BOOT + 2 * BS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
-	dev.state[5] = 7;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
-	CHECK(strstr(err, "block 5"));
-	dev.state[5] = DMM_BLOCK_UNPLUGGED;
-	dev.plugged_size = BS;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
-	dev.plugged_size = 2 * BS;
-	dev.requested_size = BOOT + 1;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+	img_save();
+	CHECK(!IMG_LOAD());
+	img_put(I_PLUGGED, BS);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "plugged-size"));
+	img_put(I_PLUGGED, 2 * BS);
+	img_put(I_REQ, BOOT + 1);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "requested-size"));
+	img_put(I_REQ, BOOT + 2 * BS);
+	img_put(I_UNPLUGGED, 4096ULL);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "without pages"));
+	img_put(I_UNPLUGGED, 0);
+	CHECK(!IMG_LOAD());
+}
+
+/* Every parameter in an image must be the destination's; sizes exact. */
+static void t_load_params(void)
+{
+	static const char *const names[] = {
+		"block-size", "region address", "region size", "boot size",
+		"sub-block size", "page size", "hint chunks of the region",
+		"hint chunks of boot RAM",
+	};
+	uint64_t v;
+
+	setup_full(BOOT + BS, 4096ULL, 2 * MiB);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	img_save();
+	for (int i = I_BS; i <= I_BCHUNKS; i++) {
+		v = le64v(img + 8 * i);
+		img_put(i, v ^ (1ULL << 40));
+		CHECK(IMG_LOAD() == -EINVAL && strstr(err, names[i]) &&
+		      strstr(err, "differs"));
+		img_put(i, v);
+	}
+	CHECK(img_load_len(img_len - 1, __LINE__) == -EINVAL);
+	CHECK(img_load_len(img_len + 1, __LINE__) == -EINVAL);
+	CHECK(img_load_len(8 * I_BITMAPS - 1, __LINE__) == -EINVAL);
+	CHECK(img_load_len(0, __LINE__) == -EINVAL);
+	CHECK(!IMG_LOAD());
 }
 
 /*
@@ -575,14 +704,14 @@ static void t_loaded_stray_bits(void)
 	CHECK(!dmm_dev_init(&dev, &p, &fake_ops, &fk, err, sizeof(err)));
 	CHECK(!dmm_set_requested_size(&dev, BOOT + BS, err, sizeof(err)));
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
-	dev.sb_plugged[0] |= 1u << 5;
-	dev.plugged_size += BS;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
-	      strstr(err, "sub-block bit 5"));
-	dev.sb_plugged[0] &= ~(1u << 5);
-	dev.plugged_size -= BS;
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	img_save();
+	CHECK(!IMG_LOAD());
+	img_bitmap(0)[0] |= 1u << 5;
+	img_put(I_PLUGGED, 2 * BS);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "sub-block bit 5"));
+	img_bitmap(0)[0] &= ~(1u << 5);
+	img_put(I_PLUGGED, BS);
+	CHECK(!IMG_LOAD());
 }
 
 static void t_range_is_plugged(void)
@@ -627,8 +756,7 @@ static uint16_t preq_len(uint16_t type, const uint64_t *addrs, uint32_t nb,
 		put64(page_buf + 8 + 8 * i, addrs[i]);
 	if (!len)
 		len = 8 + 8 * (size_t)nb;
-	if (dmm_handle_page_request(&dev, page_buf, len, &resp) !=
-	    (int)sizeof(resp))
+	if (dmm_handle_page_request(&dev, page_buf, len, &resp) < 0)
 		return 0xffff;
 	return le16(&resp.type);
 }
@@ -670,13 +798,13 @@ static void t_pages_unplug_plug(void)
 		   INBLK(2, 7)) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.unplugged_size == 3 * PS);
 	CHECK(dmm_current_size(&dev) == BOOT + BS - 3 * PS);
-	CHECK(dmm_page_test(dev.boot_pages, 5));
-	CHECK(dmm_page_test(dev.boot_pages, LOW_RAM / PS + 1));
-	CHECK(dmm_page_test(dev.region_pages, 2 * BS / PS + 7));
+	CHECK(dmm_bit_test(dev.boot_pages, 5));
+	CHECK(dmm_bit_test(dev.boot_pages, LOW_RAM / PS + 1));
+	CHECK(dmm_bit_test(dev.region_pages, 2 * BS / PS + 7));
 	CHECK(fk.boot_discards == 2 && fk.last_boot_off == LOW_RAM + PS);
 	CHECK(fk.discards == 1 && fk.last_off == 2 * BS + 7 * PS);
 	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(5)) == VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.unplugged_size == 2 * PS && !dmm_page_test(dev.boot_pages, 5));
+	CHECK(dev.unplugged_size == 2 * PS && !dmm_bit_test(dev.boot_pages, 5));
 	CHECK(dev.stats.pages_unplugged == 3 && dev.stats.pages_plugged == 1);
 }
 
@@ -736,7 +864,7 @@ static void t_pages_bad_header(void)
 
 	setup_pages(BOOT, PS);
 	CHECK(dmm_handle_page_request(&dev, r, 7, &resp) == -EINVAL);
-	CHECK(dmm_handle_page_request(&dev, r, 16, &resp) == sizeof(resp));
+	CHECK(dmm_handle_page_request(&dev, r, 16, &resp) == 0);
 	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);	/* padding */
 	CHECK(dev.unplugged_size == 0 && fk.boot_discards == 0);
 	/* without pages every page request is an ERROR */
@@ -776,14 +904,16 @@ static void t_pages_move(void)
 	/* a MOVE never changes the size, so no NACK even at the target */
 	CHECK(PREQ(VIRTIO_DMM_REQ_MOVE_PAGES, LOW(1), LOW(20), HIGH(1),
 		   HIGH(20)) == VIRTIO_DMM_RESP_ACK);
-	CHECK(!dmm_page_test(dev.boot_pages, 1) &&
-	      dmm_page_test(dev.boot_pages, 20));
+	CHECK(!dmm_bit_test(dev.boot_pages, 1) &&
+	      dmm_bit_test(dev.boot_pages, 20));
 	CHECK(dev.unplugged_size == 2 * PS && fk.boot_discards == 4);
 	CHECK(fk.last_boot_off == LOW_RAM + 20 * PS);
 }
 
 static void t_pages_and_blocks(void)
 {
+	unsigned int changed;
+
 	setup_pages(BOOT + 2 * BS, PS);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
 	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, INBLK(1, 3), LOW(0)) ==
@@ -801,29 +931,30 @@ static void t_pages_and_blocks(void)
 	      VIRTIO_DMM_RESP_ACK);
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.unplugged_size == 0 && dev.plugged_size == 0);
-	CHECK(!dmm_page_test(dev.boot_pages, 0));
-	CHECK(!dmm_page_test(dev.region_pages, 5 * BS / PS));
+	CHECK(!dmm_bit_test(dev.boot_pages, 0));
+	CHECK(!dmm_bit_test(dev.region_pages, 5 * BS / PS));
 	/* so does a machine reset */
 	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, HIGH(2)) ==
 	      VIRTIO_DMM_RESP_ACK);
-	dmm_unplug_all(&dev);
-	CHECK(dev.unplugged_size == 0 && !dmm_page_test(dev.boot_pages,
+	CHECK(!dmm_unplug_all(&dev, &changed) &&
+	      changed == DMM_CHANGED_UNPLUGGED);
+	CHECK(dev.unplugged_size == 0 && !dmm_bit_test(dev.boot_pages,
 						       LOW_RAM / PS + 2));
 }
 
 static void t_pages_discard(void)
 {
 	setup_pages(BOOT, PS);
-	dev.discard_inhibited = true;
+	fk.no_discard = 1;
 	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1)) == VIRTIO_DMM_RESP_ACK);
 	CHECK(fk.boot_discards == 0 && dev.unplugged_size == PS);
-	dev.discard_inhibited = false;
+	fk.no_discard = 0;
 	fk.fail_discard = 1;
 	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(2), LOW(3)) ==
 	      VIRTIO_DMM_RESP_ERROR);
 	CHECK(fk.boot_discards == 1 && dev.stats.backend_errors == 1);
-	CHECK(dev.unplugged_size == PS && !dmm_page_test(dev.boot_pages, 2) &&
-	      !dmm_page_test(dev.boot_pages, 3));
+	CHECK(dev.unplugged_size == PS && !dmm_bit_test(dev.boot_pages, 2) &&
+	      !dmm_bit_test(dev.boot_pages, 3));
 }
 
 static void t_pages_requested_rules(void)
@@ -886,15 +1017,25 @@ static void t_pages_config_and_loaded_state(void)
 	CHECK(b[60] == (DMM_MAX_PAGES_PER_REQ & 0xff) &&
 	      b[61] == DMM_MAX_PAGES_PER_REQ >> 8);
 	CHECK(b[64] == 0 && b[65] == 0x20);		/* 8 KiB unplugged */
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
-	dev.unplugged_size = PS;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
-	      strstr(err, "unplugged-size"));
-	dev.unplugged_size = 2 * PS;
-	dev.region_pages[5 * BS / PS / 8] = 1;	/* in unplugged block 5 */
-	dev.unplugged_size = 3 * PS;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
-	      strstr(err, "block 5"));
+	img_save();
+	CHECK(!IMG_LOAD());
+	img_put(I_UNPLUGGED, PS);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "unplugged-size"));
+	img_bitmap(2)[5 * BS / PS / 8] = 1;	/* in unplugged block 5 */
+	img_put(I_UNPLUGGED, 3 * PS);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "block 5"));
+	img_bitmap(2)[5 * BS / PS / 8] = 0;
+	img_put(I_UNPLUGGED, 2 * PS);
+	img_bitmap(1)[7] |= 0x80;		/* one boot page more */
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "unplugged-size"));
+	/* another consistent state loads */
+	img_put(I_UNPLUGGED, 3 * PS);
+	img_put(I_PLUGGED, 0);
+	memset(img_bitmap(0), 0, dmm_bitmap_bytes(dev.nb_sbs));
+	memset(img_bitmap(2), 0, dmm_bitmap_bytes(dev.nb_region_pages));
+	img_bitmap(1)[0] = 0x7;
+	img_bitmap(1)[7] = 0;
+	CHECK(!IMG_LOAD());
 }
 
 /* --- tests: sub-blocks --- */
@@ -937,7 +1078,7 @@ static void t_sb_plug_unplug(void)
 	setup_full(BOOT + 2 * BS, PS, SB);
 	CHECK(dev.sbs_per_block == 64 && dev.nb_sbs == 8 * 64);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 5), 3) == VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.plugged_size == 3 * SB && dev.state[1] == DMM_BLOCK_PARTIAL);
+	CHECK(dev.plugged_size == 3 * SB && dmm_block_state(&dev, 1) == DMM_BLOCK_PARTIAL);
 	CHECK(dmm_partial_plugged_size(&dev) == 3 * SB);
 	CHECK(fk.populates == 1 && fk.last_off == BS + 5 * SB &&
 	      fk.last_len == 3 * SB);
@@ -959,13 +1100,14 @@ static void t_sb_plug_unplug(void)
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 6), 1) == VIRTIO_DMM_RESP_ACK);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(1, 8), 56) ==
 	      VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.state[1] == DMM_BLOCK_PLUGGED && dev.plugged_size == BS);
+	CHECK(dmm_block_state(&dev, 1) == DMM_BLOCK_PLUGGED && dev.plugged_size == BS);
 	CHECK(dmm_partial_plugged_size(&dev) == 0);
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.state[1] == DMM_BLOCK_UNPLUGGED && dev.plugged_size == 0);
+	CHECK(dmm_block_state(&dev, 1) == DMM_BLOCK_UNPLUGGED && dev.plugged_size == 0);
 	dmm_fill_config(&dev, 0, &cfg);
 	CHECK(b[72] == 0 && b[74] == 0x20);		/* sub_block_size 2 MiB */
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
+	img_save();
+	CHECK(!IMG_LOAD());
 }
 
 static void t_sb_malformed(void)
@@ -997,14 +1139,16 @@ static void t_sb_and_pages(void)
 	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(2, 1), 1);
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(2, 0), 1) ==
 	      VIRTIO_DMM_RESP_ACK);
-	CHECK(!dmm_check_loaded_state(&dev, err, sizeof(err)));
-	/* loaded state: summary and sub-blocks must agree */
-	dev.state[2] = DMM_BLOCK_PLUGGED;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL &&
-	      strstr(err, "sub-blocks"));
-	dev.state[2] = DMM_BLOCK_PARTIAL;
-	dev.plugged_size = 2 * SB;
-	CHECK(dmm_check_loaded_state(&dev, err, sizeof(err)) == -EINVAL);
+	img_save();
+	CHECK(!IMG_LOAD());
+	/* loaded state: sizes and sub-blocks must agree */
+	img_put(I_PLUGGED, 2 * SB);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "sub-blocks"));
+	/* a page unplugged in a sub-block that is not plugged */
+	img_put(I_PLUGGED, SB);
+	img_bitmap(0)[(2 * BS / SB + 1) / 8] &= ~(1u << ((2 * BS / SB + 1) % 8));
+	img_bitmap(0)[(2 * BS / SB + 2) / 8] |= 1u << ((2 * BS / SB + 2) % 8);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "block 2"));
 }
 
 static void t_sb_init_rules(void)
@@ -1047,24 +1191,35 @@ static const void *fake_page_ptr(void *opaque __attribute__((unused)),
 	return fake_mem[boot][(offset / HPS) % FAKE_PAGES];
 }
 
+static uint64_t last_share_len;
+
 static int fake_share(void *opaque __attribute__((unused)), bool boot,
-		      uint64_t offset)
+		      uint64_t offset, uint64_t len)
 {
 	hint_shares++;
 	last_share_boot = boot;
 	last_share_off = offset;
+	last_share_len = len;
+	if (offset % DMM_HINT_CHUNK || !len || len > DMM_HINT_CHUNK ||
+	    offset + len > (boot ? dev.p.boot_size : dev.p.region_size))
+		fk.out_of_region++;
 	return fail_share;
 }
 
 static const struct dmm_backend_ops hint_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
-	.plugged_changed = fake_changed,
 	.boot_page = fake_boot_page,
 	.discard_boot = fake_discard_boot,
 	.page_ptr = fake_page_ptr,
 	.share = fake_share,
+	.may_change_state = fake_may_change_state,
+	.may_discard = fake_may_discard,
+	.may_share = fake_may_share,
 };
+
+#define F_HINTS (1ULL << VIRTIO_DMM_F_HINTS)
+#define F_DUP (1ULL << VIRTIO_DMM_F_HINTS_DUP)
 
 static void setup_hints(uint64_t page_size)
 {
@@ -1072,6 +1227,7 @@ static void setup_hints(uint64_t page_size)
 		.block_size = BS, .region_addr = REGION_ADDR,
 		.region_size = REGION_SIZE, .boot_size = BOOT,
 		.page_size = page_size, .sub_block_size = 2 * MiB,
+		.hints = true,
 	};
 
 	dmm_dev_fini(&dev);
@@ -1081,6 +1237,7 @@ static void setup_hints(uint64_t page_size)
 	if (dmm_dev_init(&dev, &p, &hint_ops, &fk, err, sizeof(err)) ||
 	    dmm_set_requested_size(&dev, BOOT + BS, err, sizeof(err)))
 		abort();
+	dmm_set_features(&dev, F_HINTS);
 }
 
 static struct {
@@ -1103,8 +1260,7 @@ static uint16_t hint_send(uint16_t type, uint32_t nb, size_t len)
 		((uint8_t *)&hreq.h.nb_hints)[i] = (nb >> (8 * i)) & 0xff;
 	if (!len)
 		len = sizeof(hreq.h) + nb * sizeof(hreq.e[0]);
-	if (dmm_handle_hint_request(&dev, &hreq, len, &last_resp) !=
-	    (int)sizeof(last_resp))
+	if (dmm_handle_hint_request(&dev, &hreq, len, &last_resp) < 0)
 		return 0xffff;
 	return le16(&last_resp.type);
 }
@@ -1148,12 +1304,13 @@ static void t_hints_verified(void)
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 3, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
-	CHECK(hint_shares == 2 && !last_share_boot &&
-	      last_share_off == 3 * HPS);
+	/* the whole chunk of each page found as stated is shared */
+	CHECK(hint_shares == 2 && !last_share_boot && last_share_off == 0 &&
+	      last_share_len == DMM_HINT_CHUNK);
 	/* high boot RAM is boot RAM at its offset */
 	hint_set(0, HIGH_RAM_ADDR + 4 * HPS, 0);
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
-	CHECK(last_share_boot && last_share_off == LOW_RAM + 4 * HPS);
+	CHECK(hint_shares == 3 && last_share_boot && last_share_off == LOW_RAM);
 
 	/* duplicates: the device hashes the content itself */
 	fake_mem[0][6][0] = 0x1234;
@@ -1165,27 +1322,94 @@ static void t_hints_verified(void)
 	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(hint_shares == 3 && dev.stats.hint_errors == 1);
 	dev.stats.hint_errors = 0;
-	dev.dup_hints = true;
+	dmm_set_features(&dev, F_HINTS | F_DUP);
 	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
+	/* their chunks were shared before: once is enough */
+	CHECK(hint_shares == 3);
 	CHECK(dev.stats.hints_zero == 3 && dev.stats.hints_dup == 2 &&
 	      dev.stats.hints_rejected == 2 && !dev.stats.hint_errors);
+	CHECK(dev.stats.mergeable_bytes == 3 * DMM_HINT_CHUNK);
 
-	/* a failing share counts as rejected */
+	/* a failing share counts as rejected (a page of a new chunk) */
 	fail_share = -EINVAL;
-	hint_set(0, 1 * HPS, 0);
+	hint_set(0, 5 * DMM_HINT_CHUNK, 0);
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
-	      dev.stats.backend_errors == 1);
-	/* the VMM's bound reached: rejected, not a backend error */
+	      dev.stats.backend_errors == 1 && hint_shares == 4);
+	/* -ENOSPC: a bound, rejected, not a backend error */
 	fail_share = -ENOSPC;
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
 	      dev.stats.backend_errors == 1);
-	/* no state, no size changes from hints */
+	CHECK(dev.stats.mergeable_bytes == 3 * DMM_HINT_CHUNK);
+	/* no state, no size changes from hints, nothing out of range */
 	CHECK(dev.plugged_size == BS && !dev.unplugged_size &&
-	      !fk.discards && !fk.boot_discards);
+	      !fk.discards && !fk.boot_discards && !fk.out_of_region);
+}
+
+/*
+ * Chunks: each shared once; runs of shared chunks bounded (the host's
+ * mappings); the last chunk of RAM may be short; an image carries them
+ * and the destination shares them again, or refuses too many runs.
+ */
+static void t_hint_chunks(void)
+{
+	/* 4097 chunks of boot RAM, the last 4 KiB: room for 2049 runs */
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = 4096 * 2 * MiB + HPS,
+		.hints = true,
+	};
+	uint64_t i;
+
+	dmm_dev_fini(&dev);
+	memset(&fk, 0, sizeof(fk));
+	hint_shares = fail_share = 0;
+	CHECK(!dmm_dev_init(&dev, &p, &hint_ops, &fk, err, sizeof(err)));
+	CHECK(dev.nb_chunks[1] == 4097 && dev.nb_chunks[0] == 512);
+	for (i = 0; i < DMM_MAX_HINT_RUNS; i++)
+		CHECK(!dmm_share_chunk(&dev, true, 2 * i));
+	CHECK(dev.chunk_runs[1] == DMM_MAX_HINT_RUNS);
+	/* a new run: refused; growing a run or joining two: fine */
+	CHECK(dmm_share_chunk(&dev, true, 4096) == -ENOSPC);
+	CHECK(!dmm_share_chunk(&dev, true, 2 * DMM_MAX_HINT_RUNS - 1));
+	CHECK(!dmm_share_chunk(&dev, true, 1));
+	CHECK(dev.chunk_runs[1] == DMM_MAX_HINT_RUNS - 1);
+	CHECK(!dmm_share_chunk(&dev, true, 4096));
+	CHECK(last_share_off == 4096 * DMM_HINT_CHUNK && last_share_len == HPS);
+	CHECK(dmm_share_chunk(&dev, true, 4097) == -EINVAL);
+	/* the region's runs are counted apart */
+	CHECK(!dmm_share_chunk(&dev, false, 0) && dev.chunk_runs[0] == 1);
+	/* shared again: no call */
+	i = hint_shares;
+	CHECK(!dmm_share_chunk(&dev, true, 0) && hint_shares == (int)i);
+	CHECK(dev.stats.mergeable_bytes ==
+	      (DMM_MAX_HINT_RUNS + 3) * DMM_HINT_CHUNK + HPS);
+	CHECK(!fk.out_of_region);
+
+	/* migration: the destination shares the same chunks */
+	img_save();
+	i = hint_shares;
+	CHECK(!IMG_LOAD());
+	CHECK(hint_shares == (int)i + DMM_MAX_HINT_RUNS + 4);
+	/* one more run than allowed */
+	img_bitmap(4)[4094 / 8] |= 1u << (4094 % 8);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "runs"));
+	img_bitmap(4)[4094 / 8] &= ~(1u << (4094 % 8));
+	/* bits past the last chunk */
+	img_bitmap(4)[4097 / 8] |= 1u << (4097 % 8);
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "boot chunk bit 4097"));
+	img_bitmap(4)[4097 / 8] &= ~(1u << (4097 % 8));
+	/* a share that fails on the destination fails the load */
+	fail_share = -EIO;
+	CHECK(img_load_len(img_len, __LINE__) == -EIO &&
+	      strstr(err, "cannot be shared"));
+	fail_share = 0;
+	CHECK(!IMG_LOAD());
+	dmm_dev_fini(&dev);
+	memset(&dev, 0, sizeof(dev));
 }
 
 /* The request must be answered @resp and read and share nothing. */
@@ -1255,9 +1479,9 @@ static void t_hints_malformed(void)
 				      &last_resp) == -EINVAL);
 
 	/* refused now: NACK, nothing read */
-	dev.hints_refused = true;
+	fk.no_share = 1;
 	HINT_REFUSED(VIRTIO_DMM_RESP_NACK, Z, 1, 0);
-	dev.hints_refused = false;
+	fk.no_share = 0;
 	CHECK(hint_send(Z, 1, 0) == VIRTIO_DMM_RESP_ACK);
 
 	/* a VMM without hint operations answers ERROR */
@@ -1275,19 +1499,17 @@ static void t_hints_malformed(void)
 	CHECK(!dev.plugged_size && !fk.discards);
 }
 
-/* --- requests for memory (REQ_ASK) --- */
+/* --- requests for memory (REQ_ASK) and the grant policy --- */
 
-static uint16_t ask_answer;
 static int asks_seen;
-static uint64_t ask_last_size, ask_last_reason;
+static struct dmm_ask last_ask;
+static int last_flags;
 
-static uint16_t fake_ask(void *opaque __attribute__((unused)), uint64_t size,
-			 uint64_t reason)
+static void fake_grant(void *opaque __attribute__((unused)),
+		       const struct dmm_ask *a)
 {
 	asks_seen++;
-	ask_last_size = size;
-	ask_last_reason = reason;
-	return ask_answer;
+	last_ask = *a;
 }
 
 static uint16_t ask(uint64_t size, uint64_t reason)
@@ -1296,8 +1518,8 @@ static uint16_t ask(uint64_t size, uint64_t reason)
 
 	put64(&r.u.ask.size, size);
 	put64(&r.u.ask.reason, reason);
-	if (dmm_handle_request(&dev, &r, sizeof(r), &last_resp) !=
-	    (int)sizeof(last_resp))
+	last_flags = dmm_handle_request(&dev, &r, sizeof(r), &last_resp);
+	if (last_flags < 0)
 		return 0xffff;
 	return le16(&last_resp.type);
 }
@@ -1311,11 +1533,11 @@ static void t_ask(void)
 		.sub_block_size = 2 * MiB,
 	};
 
-	/* without the VMM's policy: ERROR */
+	/* a VMM that takes no requests for memory: ERROR */
 	setup(BOOT);
 	CHECK(ask(BOOT + BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_ERROR);
 
-	ops.ask = fake_ask;
+	ops.grant = fake_grant;
 	dmm_dev_fini(&dev);
 	memset(&fk, 0, sizeof(fk));
 	CHECK(!dmm_dev_init(&dev, &p, &ops, &fk, err, sizeof(err)));
@@ -1326,28 +1548,174 @@ static void t_ask(void)
 	CHECK(ask(BOOT - 2 * MiB, 0) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(ask(BOOT + BS, 4) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(!asks_seen && dev.requested_size == BOOT);
-	/* granted: requested_size follows */
-	ask_answer = VIRTIO_DMM_RESP_ACK;
+	/* without auto-grant: forwarded, the VMM hears of it */
 	CHECK(ask(BOOT + BS + 2 * MiB, VIRTIO_DMM_ASK_PRESSURE) ==
+	      VIRTIO_DMM_RESP_BUSY && last_flags == 0);
+	CHECK(asks_seen == 1 && last_ask.size == BOOT + BS + 2 * MiB &&
+	      last_ask.reason == VIRTIO_DMM_ASK_PRESSURE &&
+	      last_ask.current == BOOT && last_ask.result == DMM_ASK_FORWARDED);
+	CHECK(dev.requested_size == BOOT);
+	/* auto-grant up to max-size; max-size is a valid requested_size */
+	CHECK(dmm_set_grant_policy(&dev, true, BOOT + 2 * BS + 1, err,
+				   sizeof(err)) == -EINVAL &&
+	      !dmm_auto_grant(&dev));
+	CHECK(!dmm_set_grant_policy(&dev, true, BOOT + 2 * BS, err,
+				    sizeof(err)));
+	CHECK(dmm_auto_grant(&dev) && dmm_max_size(&dev) == BOOT + 2 * BS);
+	CHECK(ask(BOOT + BS + 2 * MiB, VIRTIO_DMM_ASK_PRESSURE) ==
+	      VIRTIO_DMM_RESP_ACK && last_flags == DMM_CHANGED_REQUESTED);
+	CHECK(last_ask.result == DMM_ASK_GRANTED &&
+	      dev.requested_size == BOOT + BS + 2 * MiB);
+	/* above max-size: refused, nothing changes */
+	CHECK(ask(BOOT + 2 * BS + 2 * MiB, VIRTIO_DMM_ASK_ADMIN) ==
+	      VIRTIO_DMM_RESP_NACK && last_flags == 0);
+	CHECK(last_ask.result == DMM_ASK_REFUSED &&
+	      dev.requested_size == BOOT + BS + 2 * MiB);
+	/* an offer back is granted even above max-size */
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, blk(0), 64) == VIRTIO_DMM_RESP_ACK);
+	CHECK(!dmm_set_grant_policy(&dev, true, BOOT + 2 * MiB, err,
+				    sizeof(err)));
+	CHECK(ask(BOOT + BS - 2 * MiB, VIRTIO_DMM_ASK_ADMIN) ==
+	      VIRTIO_DMM_RESP_ACK && last_ask.current == BOOT + BS);
+	CHECK(dev.requested_size == BOOT + BS - 2 * MiB);
+	/* max-size 0: boot + region */
+	CHECK(!dmm_set_grant_policy(&dev, true, 0, err, sizeof(err)) &&
+	      dmm_max_size(&dev) == BOOT + REGION_SIZE);
+	CHECK(ask(BOOT + REGION_SIZE, VIRTIO_DMM_ASK_ADMIN) ==
 	      VIRTIO_DMM_RESP_ACK);
-	CHECK(asks_seen == 1 && ask_last_size == BOOT + BS + 2 * MiB &&
-	      ask_last_reason == VIRTIO_DMM_ASK_PRESSURE);
-	CHECK(dev.requested_size == BOOT + BS + 2 * MiB);
-	/* refused or passed on: nothing changes */
-	ask_answer = VIRTIO_DMM_RESP_NACK;
-	CHECK(ask(BOOT + 2 * BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_NACK);
-	ask_answer = VIRTIO_DMM_RESP_BUSY;
-	CHECK(ask(BOOT + 2 * BS, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_BUSY);
-	CHECK(dev.requested_size == BOOT + BS + 2 * MiB);
-	/* an offer back, granted */
-	ask_answer = VIRTIO_DMM_RESP_ACK;
-	CHECK(ask(BOOT, VIRTIO_DMM_ASK_ADMIN) == VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.requested_size == BOOT && !dev.plugged_size);
-	CHECK(dev.stats.asks == 4 && dev.stats.asks_granted == 2);
+	CHECK(dev.stats.asks == 5 && dev.stats.asks_granted == 3);
 	/* no block state changes through asks */
-	CHECK(!fk.populates && !fk.discards);
+	CHECK(fk.populates == 1 && !fk.discards);
 	dmm_dev_fini(&dev);
 	memset(&dev, 0, sizeof(dev));
+}
+
+/* --- what calls return, and what the VMM allows --- */
+
+#define F_FPR (1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING)
+
+/* Every call that changes a size says so, and nothing else does. */
+static void t_changed_flags(void)
+{
+	struct virtio_dmm_req r = mkreq(VIRTIO_DMM_REQ_PLUG, blk(0), 1);
+	const uint64_t a[] = { LOW(1) };
+	unsigned int changed;
+
+	setup_pages(BOOT + BS, PS);
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &last_resp) ==
+	      DMM_CHANGED_PLUGGED);
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &last_resp) == 0);
+	r = mkreq(VIRTIO_DMM_REQ_STATE, blk(0), 1);
+	CHECK(dmm_handle_request(&dev, &r, sizeof(r), &last_resp) == 0);
+	memset(page_buf, 0, sizeof(page_buf));
+	put16(page_buf, VIRTIO_DMM_REQ_UNPLUG_PAGES);
+	page_buf[4] = 1;
+	put64(page_buf + 8, a[0]);
+	CHECK(dmm_handle_page_request(&dev, page_buf, 16, &last_resp) ==
+	      DMM_CHANGED_UNPLUGGED);
+	CHECK(dmm_handle_page_request(&dev, page_buf, 16, &last_resp) == 0);
+	CHECK(!dmm_unplug_all(&dev, &changed) &&
+	      changed == (DMM_CHANGED_PLUGGED | DMM_CHANGED_UNPLUGGED));
+	CHECK(!dmm_unplug_all(&dev, &changed) && !changed);
+}
+
+/*
+ * Free page reports: only what the guest has, only when negotiated and
+ * allowed; a range is discarded whole or not at all.
+ */
+static void t_report_free(void)
+{
+	const struct dmm_stats *st;
+
+	setup_pages(BOOT + BS, PS);
+	st = dmm_get_stats(&dev);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	fk.discards = 0;
+	/* not negotiated: refused */
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, 0, 2 * MiB, PS) == -EINVAL);
+	CHECK(st->refused_reports == 1 && !fk.boot_discards);
+	dmm_set_features(&dev, F_FPR);
+	CHECK(!dmm_report_free(&dev, DMM_RAM_BOOT, 2 * MiB, 2 * MiB, PS));
+	CHECK(fk.boot_discards == 1 && fk.last_boot_off == 2 * MiB);
+	CHECK(!dmm_report_free(&dev, DMM_RAM_REGION, BS + PS, PS, PS));
+	CHECK(fk.discards == 1 && fk.last_off == BS + PS);
+	CHECK(st->reported_bytes == 2 * MiB + PS);
+	/* unaligned, empty, past boot RAM, unplugged, across a block, ... */
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, PS, 2 * MiB, 2 * MiB));
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, 0, 0, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, BOOT - PS, 2 * PS, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, UINT64_MAX - PS + 1, PS, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, 0, PS, 0));
+	CHECK(dmm_report_free(&dev, DMM_RAM_REGION, 0, PS, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_REGION, 2 * BS - PS, 2 * PS, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_REGION, REGION_SIZE, PS, PS));
+	CHECK(dmm_report_free(&dev, DMM_RAM_NONE, 0, PS, PS));
+	CHECK(st->refused_reports == 10 && fk.boot_discards == 1 &&
+	      fk.discards == 1);
+	/* discarding not allowed now, or failing: refused */
+	fk.no_discard = 1;
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, 0, PS, PS) == -EINVAL);
+	fk.no_discard = 0;
+	fk.fail_discard = 1;
+	CHECK(dmm_report_free(&dev, DMM_RAM_BOOT, 0, PS, PS) == -EINVAL);
+	CHECK(st->refused_reports == 12 && st->backend_errors == 1);
+	CHECK(st->reported_bytes == 2 * MiB + PS && !fk.out_of_region);
+}
+
+/* Hints the driver did not negotiate are not acted on. */
+static void t_hints_features(void)
+{
+	setup_hints(HPS);
+	hint_set(0, 1 * HPS, 0);
+	dmm_set_features(&dev, 0);
+	HINT_REFUSED(VIRTIO_DMM_RESP_NACK, VIRTIO_DMM_HINT_ZERO, 1, 0);
+	CHECK(dev.stats.hints_rejected == 1);
+	dmm_set_features(&dev, F_HINTS);
+	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(hint_shares == 1);
+}
+
+/* Rules kept in one place: block size, stats interval. */
+static void t_shared_rules(void)
+{
+	CHECK(!dmm_check_block_size(2 * MiB, 2 * MiB, err, sizeof(err)));
+	CHECK(dmm_check_block_size(MiB, 2 * MiB, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "0x200000"));
+	CHECK(dmm_check_block_size(3 * MiB, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(dmm_check_block_size(2048, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(!dmm_check_block_size(4096, 0, err, sizeof(err)));
+	CHECK(!dmm_check_stats_interval(0, err, sizeof(err)));
+	CHECK(!dmm_check_stats_interval(VIRTIO_DMM_STATS_MIN_MS, NULL, 0));
+	CHECK(!dmm_check_stats_interval(VIRTIO_DMM_STATS_MAX_MS, NULL, 0));
+	CHECK(dmm_check_stats_interval(VIRTIO_DMM_STATS_MIN_MS - 1, err,
+				       sizeof(err)) == -EINVAL &&
+	      strstr(err, "stats-interval"));
+	CHECK(dmm_check_stats_interval(VIRTIO_DMM_STATS_MAX_MS + 1, NULL, 0));
+}
+
+/* The opaque device of a VMM: allocated, used, freed. */
+static void t_new_free(void)
+{
+	struct dmm_params p = {
+		.block_size = BS, .region_addr = REGION_ADDR,
+		.region_size = REGION_SIZE, .boot_size = BOOT,
+	};
+	struct dmm_dev *d = dmm_dev_new(&p, &fake_ops, &fk, err, sizeof(err));
+
+	CHECK(d && dmm_requested_size(d) == BOOT && !dmm_plugged_size(d) &&
+	      !dmm_unplugged_size(d) && dmm_sb_size(d) == BS &&
+	      dmm_current_size(d) == BOOT);
+	CHECK(!dmm_set_requested_size(d, BOOT + BS, err, sizeof(err)) &&
+	      dmm_requested_size(d) == BOOT + BS);
+	dmm_dev_free(d);
+	p.block_size = 3 * MiB;
+	CHECK(!dmm_dev_new(&p, &fake_ops, &fk, err, sizeof(err)) &&
+	      strstr(err, "block-size"));
+	p.block_size = BS;
+	p.hints = true;
+	CHECK(!dmm_dev_new(&p, &fake_ops, &fk, err, sizeof(err)) &&
+	      strstr(err, "share"));
+	dmm_dev_free(NULL);
 }
 
 int main(void)
@@ -1380,6 +1748,7 @@ int main(void)
 		{ "wire structure sizes", t_struct_sizes },
 		{ "state changes reach the VMM with their range", t_state_changed },
 		{ "loaded state is checked", t_loaded_state },
+		{ "loaded parameters and lengths must be the destination's", t_load_params },
 		{ "loaded state: bits past the end are refused", t_loaded_stray_bits },
 		{ "reported ranges must be plugged", t_range_is_plugged },
 		{ "pages: unplug and plug anywhere in guest RAM", t_pages_unplug_plug },
@@ -1399,7 +1768,13 @@ int main(void)
 		{ "hints: XXH64 matches the reference vectors", t_xxh64 },
 		{ "hints: content verified, only matching pages shared", t_hints_verified },
 		{ "hints: malformed and hostile lists are ERRORs, nothing read", t_hints_malformed },
-		{ "asks: checked, then the VMM's policy; a grant sets requested_size", t_ask },
+		{ "asks: checked, then the grant policy; a grant sets requested_size", t_ask },
+		{ "hints: chunks shared once, runs bounded, migrated", t_hint_chunks },
+		{ "hints: not acted on unless negotiated", t_hints_features },
+		{ "calls return what they changed", t_changed_flags },
+		{ "free page reports: checked, then discarded", t_report_free },
+		{ "block size and stats interval rules", t_shared_rules },
+		{ "a VMM's device: new, getters, free", t_new_free },
 	};
 	unsigned int i, n = sizeof(tests) / sizeof(tests[0]);
 

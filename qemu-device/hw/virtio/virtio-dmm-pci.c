@@ -171,12 +171,7 @@ static void virtio_dmm_pci_instance_init(Object *obj)
     /* the device's dynamic properties the proxy shows as its own */
     static const char *const aliases[] = {
         VIRTIO_DMM_PLUGGED_SIZE_PROP, VIRTIO_DMM_BOOT_SIZE_PROP,
-        VIRTIO_DMM_REPORTED_PROP, VIRTIO_DMM_REFUSED_PROP,
         VIRTIO_DMM_UNPLUGGED_SIZE_PROP, VIRTIO_DMM_SIZE_PROP,
-        VIRTIO_DMM_PARTIAL_SIZE_PROP, VIRTIO_DMM_HINTS_ZERO_PROP,
-        VIRTIO_DMM_HINTS_DUP_PROP, VIRTIO_DMM_HINTS_REJECTED_PROP,
-        VIRTIO_DMM_HINT_ERRORS_PROP, VIRTIO_DMM_MERGEABLE_PROP,
-        VIRTIO_DMM_SHARED_PROP, VIRTIO_DMM_ZERO_SIZE_PROP,
         VIRTIO_DMM_STATS_INTERVAL_PROP,
     };
     VirtIODMMPCI *dev = VIRTIO_DMM_PCI(obj);

@@ -4,9 +4,11 @@
  * The guest plugs and unplugs blocks of a device-owned region, and single
  * pages of any of its RAM, until its RAM matches requested-size.  The
  * device logic (block and page states, request validation, size
- * accounting) is the portable library in dmm/; this file
- * is the QEMU glue: properties, the virtqueues, discarding host memory,
- * reset, migration and the memory-device hooks.
+ * accounting, the grant policy, hint chunks, the migration image) is the
+ * portable library in dmm/; this file is the QEMU glue: properties, the
+ * virtqueues, what the library asks of its VMM (discards, sharing, whether
+ * state may change now), memslots, reset, migration and the memory-device
+ * hooks.  The library is opaque: this file only calls it.
  *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.
  * See the COPYING file in the top-level directory.
@@ -42,33 +44,20 @@
 /* Sub-blocks are 2 MiB, the pageblock size of x86-64 Linux guests. */
 #define VIRTIO_DMM_SUB_BLOCK_SIZE       (2 * MiB)
 #define VIRTIO_DMM_MIN_BLOCK_SIZE       VIRTIO_DMM_SUB_BLOCK_SIZE
-#define VIRTIO_DMM_VQ_SIZE              128
-/* the kernel's page reporting sends up to 32 ranges at a time */
-#define VIRTIO_DMM_REPORT_VQ_SIZE       32
-#define VIRTIO_DMM_PAGE_VQ_SIZE         32
-#define VIRTIO_DMM_HINT_VQ_SIZE         32
-#define VIRTIO_DMM_STATS_VQ_SIZE        8
-/* Bounds of stats-interval (milliseconds; 0 turns reports off). */
-#define VIRTIO_DMM_STATS_MIN_MS         100
-#define VIRTIO_DMM_STATS_MAX_MS         3600000
 #define VIRTIO_DMM_STATS_DEFAULT_MS     1000
-/*
- * Hints make host memory mergeable in chunks of the specification's hint
- * range (2 MiB): every madvise() may split a mapping, and a process has a
- * limited number of them; hinted chunks give up THPs (KSM splits them).
- * Boot RAM and the region start 2 MiB aligned in guest-physical space, so
- * chunks of their RAM blocks are the guest's aligned ranges.
- */
-#define VIRTIO_DMM_HINT_CHUNK           VIRTIO_DMM_HINT_RANGE_SIZE
-/*
- * At most this many separate runs of mergeable chunks per RAM block: each
- * run may split the host mapping into three VMAs, and a process has
- * vm.max_map_count (65530 by default) of them.  Hints that would start
- * another run are rejected; hints next to or inside a run are not.
- */
-#define VIRTIO_DMM_MAX_HINT_RUNS        1024
 /* Guest pages of page requests; also the host page size they need. */
 #define VIRTIO_DMM_PAGE_SIZE            4096
+
+/* The wire format, as the specification lays it out. */
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_req) != 24);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_resp) != 16);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_config) != 88);
+QEMU_BUILD_BUG_ON(offsetof(struct virtio_dmm_config, page_size) != 56);
+QEMU_BUILD_BUG_ON(offsetof(struct virtio_dmm_config, stats_interval_ms) != 80);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_stats) != 112);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_page_req) != 8);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_hint_req) != 8);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_hint) != 16);
 
 /* --- backend of the device library --- */
 
@@ -88,13 +77,6 @@ static int virtio_dmm_discard(void *opaque, uint64_t offset, uint64_t len)
     VirtIODMM *vdmm = opaque;
 
     return ram_block_discard_range(virtio_dmm_rb(vdmm), offset, len);
-}
-
-static void virtio_dmm_plugged_changed(void *opaque, uint64_t plugged_size)
-{
-    VirtIODMM *vdmm = opaque;
-
-    notifier_list_notify(&vdmm->size_change_notifiers, &plugged_size);
 }
 
 /* --- what the guest can reach: memslots over plugged blocks --- */
@@ -139,18 +121,14 @@ static void virtio_dmm_prepare_memslots(VirtIODMM *vdmm)
 /* Does memslot @i hold a block with any sub-block plugged? */
 static bool virtio_dmm_memslot_in_use(VirtIODMM *vdmm, unsigned int i)
 {
-    uint64_t bpm = vdmm->memslot_size / vdmm->block_size;
-    uint64_t b, end = MIN((i + 1) * bpm, vdmm->dmm->nb_blocks);
+    uint64_t offset = i * vdmm->memslot_size;
 
     if (!vdmm->x_dynamic_memslots) {
         return true;
     }
-    for (b = i * bpm; b < end; b++) {
-        if (vdmm->dmm->state[b] != DMM_BLOCK_UNPLUGGED) {
-            return true;
-        }
-    }
-    return false;
+    return dmm_range_in_use(vdmm->dmm, offset,
+                            MIN(vdmm->memslot_size,
+                                virtio_dmm_region_size(vdmm) - offset));
 }
 
 /*
@@ -240,15 +218,22 @@ static const void *virtio_dmm_page_ptr(void *opaque, bool boot,
     return (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
 }
 
-/* Make the host chunk at chunk index @chunk mergeable, once. */
-static int virtio_dmm_share_chunk(VirtIODMM *vdmm, bool boot, uint64_t chunk)
+/*
+ * Make a chunk of boot RAM or of the region mergeable (the library calls
+ * this once per chunk, and bounds how many separate runs there are).
+ * Boot RAM and the region start 2 MiB aligned in guest-physical space, so
+ * chunks of their RAM blocks are the guest's aligned ranges.
+ */
+static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset,
+                            uint64_t len)
 {
-    RAMBlock *rb = virtio_dmm_hint_rb(vdmm, boot);
-    uint64_t start = chunk * VIRTIO_DMM_HINT_CHUNK;
-    uint64_t len = MIN(VIRTIO_DMM_HINT_CHUNK,
-                       qemu_ram_get_used_length(rb) - start);
-    void *host = (uint8_t *)qemu_ram_get_host_addr(rb) + start;
+    RAMBlock *rb = virtio_dmm_hint_rb(opaque, boot);
+    void *host;
 
+    if (offset + len > qemu_ram_get_used_length(rb)) {
+        return -EINVAL;
+    }
+    host = (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
     /*
      * KSM write-protects a page, compares it and only then maps it shared
      * (or to the zero page), so a guest write never gets lost; one write
@@ -259,104 +244,9 @@ static int virtio_dmm_share_chunk(VirtIODMM *vdmm, bool boot, uint64_t chunk)
     }
     /* keep khugepaged from collapsing what KSM has split and merged */
     qemu_madvise(host, len, QEMU_MADV_NOHUGEPAGE);
-    vdmm->mergeable_bytes += len;
-    trace_virtio_dmm_hint_chunk(boot, start, len);
+    trace_virtio_dmm_hint_chunk(boot, offset, len);
     return 0;
 }
-
-static bool virtio_dmm_chunk_test(VirtIODMM *vdmm, bool boot, uint64_t chunk)
-{
-    return chunk / 8 < vdmm->hint_chunks_len[boot] &&
-           vdmm->hint_chunks[boot][chunk / 8] & (1u << (chunk % 8));
-}
-
-/*
- * How the number of runs of mergeable chunks changes if @chunk becomes
- * mergeable: +1 alone, 0 next to one run, -1 joining two.
- */
-static int virtio_dmm_runs_delta(VirtIODMM *vdmm, bool boot, uint64_t chunk)
-{
-    return 1 - (chunk && virtio_dmm_chunk_test(vdmm, boot, chunk - 1)) -
-           virtio_dmm_chunk_test(vdmm, boot, chunk + 1);
-}
-
-static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset)
-{
-    VirtIODMM *vdmm = opaque;
-    uint64_t chunk = offset / VIRTIO_DMM_HINT_CHUNK;
-    int delta, ret;
-
-    if (chunk / 8 >= vdmm->hint_chunks_len[boot]) {
-        return -EINVAL;
-    }
-    if (virtio_dmm_chunk_test(vdmm, boot, chunk)) {
-        return 0;
-    }
-    delta = virtio_dmm_runs_delta(vdmm, boot, chunk);
-    if (delta > 0 && vdmm->hint_runs[boot] >= VIRTIO_DMM_MAX_HINT_RUNS) {
-        return -ENOSPC;
-    }
-    ret = virtio_dmm_share_chunk(vdmm, boot, chunk);
-    if (!ret) {
-        vdmm->hint_chunks[boot][chunk / 8] |= 1u << (chunk % 8);
-        vdmm->hint_runs[boot] += delta;
-    }
-    return ret;
-}
-
-/* The ID and QOM path of the device the user sees (virtio-dmm-pci). */
-static DeviceState *virtio_dmm_proxy(VirtIODMM *vdmm)
-{
-    BusState *bus = qdev_get_parent_bus(DEVICE(vdmm));
-
-    return bus && bus->parent ? bus->parent : DEVICE(vdmm);
-}
-
-/*
- * Policy for the guest's requests: with auto-grant, grant up to max-size
- * (and accept every offer); without, leave it to the management layer,
- * which gets the VIRTIO_DMM_ASK event and may set requested-size.
- */
-static uint16_t virtio_dmm_ask(void *opaque, uint64_t size, uint64_t reason)
-{
-    VirtIODMM *vdmm = opaque;
-    DeviceState *proxy = virtio_dmm_proxy(vdmm);
-    g_autofree char *path = object_get_canonical_path(OBJECT(proxy));
-    uint64_t max = vdmm->max_size ? vdmm->max_size :
-                   vdmm->dmm->p.boot_size + vdmm->dmm->p.region_size;
-    uint64_t cur = dmm_current_size(vdmm->dmm);
-    VirtioDMMAskResult result;
-    uint16_t answer;
-
-    if (!vdmm->auto_grant) {
-        result = VIRTIO_DMM_ASK_RESULT_FORWARDED;
-        answer = VIRTIO_DMM_RESP_BUSY;
-    } else if (size > max && size > cur) {
-        result = VIRTIO_DMM_ASK_RESULT_REFUSED;
-        answer = VIRTIO_DMM_RESP_NACK;
-    } else {
-        result = VIRTIO_DMM_ASK_RESULT_GRANTED;
-        answer = VIRTIO_DMM_RESP_ACK;
-    }
-    trace_virtio_dmm_ask(size, cur, reason, answer);
-    qapi_event_send_virtio_dmm_ask(proxy->id, path, size, cur,
-                                   reason & VIRTIO_DMM_ASK_PRESSURE, result);
-    return answer;
-}
-
-static const struct dmm_backend_ops virtio_dmm_backend = {
-    .populate = virtio_dmm_populate,
-    .discard = virtio_dmm_discard,
-    .plugged_changed = virtio_dmm_plugged_changed,
-    .state_changed = virtio_dmm_state_changed,
-    .boot_page = virtio_dmm_boot_page,
-    .discard_boot = virtio_dmm_discard_boot,
-    .page_ptr = virtio_dmm_page_ptr,
-    .share = virtio_dmm_share,
-    .ask = virtio_dmm_ask,
-};
-
-/* --- the request virtqueue --- */
 
 /*
  * Postcopy cannot handle concurrent discards, and blocks plugged during
@@ -365,67 +255,11 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
  * anything disabled discarding: realize holds discards required, so that
  * is only ever a safety net.
  */
-static bool virtio_dmm_is_busy(void)
+static bool virtio_dmm_may_change_state(void *opaque)
 {
-    return migration_in_incoming_postcopy() || migration_is_running() ||
-           ram_block_discard_is_disabled();
+    return !migration_in_incoming_postcopy() && !migration_is_running() &&
+           !ram_block_discard_is_disabled();
 }
-
-static void virtio_dmm_drop_element(VirtQueue *vq, VirtQueueElement *elem)
-{
-    virtqueue_detach_element(vq, elem, 0);
-    g_free(elem);
-}
-
-static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
-{
-    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
-    struct virtio_dmm_resp resp;
-    struct virtio_dmm_req req;
-    VirtQueueElement *elem;
-    uint64_t requested;
-    size_t len;
-    int ret;
-
-    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
-        len = iov_to_buf(elem->out_sg, elem->out_num, 0, &req, sizeof(req));
-        if (len < sizeof(req)) {
-            virtio_error(vdev, "virtio-dmm protocol violation: request of %zu"
-                         " bytes, expected %zu", len, sizeof(req));
-            virtio_dmm_drop_element(vq, elem);
-            return;
-        }
-        if (iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
-            virtio_error(vdev, "virtio-dmm protocol violation: %zu bytes for"
-                         " the response, expected %zu",
-                         iov_size(elem->in_sg, elem->in_num), sizeof(resp));
-            virtio_dmm_drop_element(vq, elem);
-            return;
-        }
-
-        trace_virtio_dmm_request(le16_to_cpu(req.type),
-                                 le64_to_cpu(req.u.plug.addr),
-                                 le64_to_cpu(req.u.plug.nb_blocks));
-        vdmm->dmm->busy = virtio_dmm_is_busy();
-        requested = vdmm->dmm->requested_size;
-        ret = dmm_handle_request(vdmm->dmm, &req, sizeof(req), &resp);
-        assert(ret == sizeof(resp));
-        trace_virtio_dmm_response(le16_to_cpu(resp.type),
-                                  vdmm->dmm->plugged_size);
-
-        iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
-        virtqueue_push(vq, elem, sizeof(resp));
-        virtio_notify(vdev, vq);
-        g_free(elem);
-        /* a granted request for memory changed requested_size */
-        if (vdmm->dmm->requested_size != requested) {
-            trace_virtio_dmm_requested_size(vdmm->dmm->requested_size);
-            virtio_notify_config(vdev);
-        }
-    }
-}
-
-/* --- the page virtqueue --- */
 
 /*
  * Discarding is not allowed everywhere (VFIO, postcopy, background
@@ -438,166 +272,226 @@ static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
  * virtio-balloon).  Guests that crashed after migrations here lost writes
  * to a bug in QEMU's TCG dirty tracking, not to discards (patch 0003).
  */
-static bool virtio_dmm_discard_inhibited(void)
+static bool virtio_dmm_may_discard(void *opaque)
 {
-    return ram_block_discard_is_disabled() ||
-           migration_in_incoming_postcopy() ||
-           migration_in_bg_snapshot();
+    return !ram_block_discard_is_disabled() &&
+           !migration_in_incoming_postcopy() &&
+           !migration_in_bg_snapshot();
+}
+
+/* No sharing while memory must not be shared or discarded (VFIO, postcopy). */
+static bool virtio_dmm_may_share(void *opaque)
+{
+    return !ram_block_discard_is_disabled() &&
+           !migration_in_incoming_postcopy();
+}
+
+/* The ID and QOM path of the device the user sees (virtio-dmm-pci). */
+static DeviceState *virtio_dmm_proxy(VirtIODMM *vdmm)
+{
+    BusState *bus = qdev_get_parent_bus(DEVICE(vdmm));
+
+    return bus && bus->parent ? bus->parent : DEVICE(vdmm);
 }
 
 /*
- * A request with a list (page requests, hints): up to @max_len bytes are
- * copied out of the guest; one shorter than @hdr_len, or without room for
- * the response, violates the protocol.  @process answers it (the library
- * checks every entry before anything changes).
+ * The library's grant policy decided a guest's request for memory: tell
+ * the management layer, which may set requested-size on a forwarded one.
  */
-static void virtio_dmm_serve_lists(VirtIODevice *vdev, VirtQueue *vq,
-                                   const char *what, size_t hdr_len,
-                                   size_t max_len,
-                                   void (*process)(VirtIODMM *vdmm,
-                                                   const uint8_t *buf,
-                                                   size_t len,
-                                                   struct virtio_dmm_resp *r))
+static void virtio_dmm_grant(void *opaque, const struct dmm_ask *ask)
 {
-    g_autofree uint8_t *buf = g_malloc(max_len);
+    static const VirtioDMMAskResult result[] = {
+        [DMM_ASK_GRANTED] = VIRTIO_DMM_ASK_RESULT_GRANTED,
+        [DMM_ASK_REFUSED] = VIRTIO_DMM_ASK_RESULT_REFUSED,
+        [DMM_ASK_FORWARDED] = VIRTIO_DMM_ASK_RESULT_FORWARDED,
+    };
+    DeviceState *proxy = virtio_dmm_proxy(opaque);
+    g_autofree char *path = object_get_canonical_path(OBJECT(proxy));
+
+    trace_virtio_dmm_ask(ask->size, ask->current, ask->reason, ask->result);
+    qapi_event_send_virtio_dmm_ask(proxy->id, path, ask->size, ask->current,
+                                   ask->reason & VIRTIO_DMM_ASK_PRESSURE,
+                                   result[ask->result]);
+}
+
+static const struct dmm_backend_ops virtio_dmm_backend = {
+    .populate = virtio_dmm_populate,
+    .discard = virtio_dmm_discard,
+    .state_changed = virtio_dmm_state_changed,
+    .boot_page = virtio_dmm_boot_page,
+    .discard_boot = virtio_dmm_discard_boot,
+    .page_ptr = virtio_dmm_page_ptr,
+    .share = virtio_dmm_share,
+    .may_change_state = virtio_dmm_may_change_state,
+    .may_discard = virtio_dmm_may_discard,
+    .may_share = virtio_dmm_may_share,
+    .grant = virtio_dmm_grant,
+};
+
+/*
+ * What a call to the library changed: the guest hears of a new
+ * requested-size, the memory-device layer of a new plugged size.
+ */
+static void virtio_dmm_changed(VirtIODMM *vdmm, unsigned int changed)
+{
+    uint64_t plugged = dmm_plugged_size(vdmm->dmm);
+
+    if (changed & DMM_CHANGED_PLUGGED) {
+        notifier_list_notify(&vdmm->size_change_notifiers, &plugged);
+    }
+    if (changed & DMM_CHANGED_REQUESTED) {
+        trace_virtio_dmm_requested_size(dmm_requested_size(vdmm->dmm));
+        virtio_notify_config(VIRTIO_DEVICE(vdmm));
+    }
+}
+
+/* --- requests: the request, page and hint virtqueues --- */
+
+static void virtio_dmm_drop_element(VirtQueue *vq, VirtQueueElement *elem)
+{
+    virtqueue_detach_element(vq, elem, 0);
+    g_free(elem);
+}
+
+/*
+ * One kind of request: at most @max_len bytes are copied out of the guest
+ * (the library checks every field before anything changes); one shorter
+ * than @hdr_len, or without room for the response, violates the protocol.
+ */
+typedef struct VirtIODMMRequestKind {
+    const char *what;
+    size_t hdr_len;
+    size_t max_len;
+    int (*handle)(struct dmm_dev *d, const void *req, size_t len,
+                  struct virtio_dmm_resp *resp);
+} VirtIODMMRequestKind;
+
+static const VirtIODMMRequestKind virtio_dmm_requests = {
+    .what = "block",
+    .hdr_len = sizeof(struct virtio_dmm_req),
+    .max_len = sizeof(struct virtio_dmm_req),
+    .handle = dmm_handle_request,
+};
+
+static const VirtIODMMRequestKind virtio_dmm_page_requests = {
+    .what = "page",
+    .hdr_len = sizeof(struct virtio_dmm_page_req),
+    .max_len = sizeof(struct virtio_dmm_page_req) +
+               DMM_MAX_PAGES_PER_REQ * sizeof(uint64_t),
+    .handle = dmm_handle_page_request,
+};
+
+static const VirtIODMMRequestKind virtio_dmm_hint_requests = {
+    .what = "hint",
+    .hdr_len = sizeof(struct virtio_dmm_hint_req),
+    .max_len = sizeof(struct virtio_dmm_hint_req) +
+               VIRTIO_DMM_MAX_HINTS * sizeof(struct virtio_dmm_hint),
+    .handle = dmm_handle_hint_request,
+};
+
+static void virtio_dmm_serve(VirtIODevice *vdev, VirtQueue *vq,
+                             const VirtIODMMRequestKind *kind)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+    g_autofree uint8_t *buf = g_malloc(kind->max_len);
     struct virtio_dmm_resp resp;
     VirtQueueElement *elem;
-    size_t len;
+    size_t len, in_len;
+    int changed;
 
     while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
-        len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, max_len);
-        if (len < hdr_len ||
-            iov_size(elem->in_sg, elem->in_num) < sizeof(resp)) {
+        len = iov_to_buf(elem->out_sg, elem->out_num, 0, buf, kind->max_len);
+        in_len = iov_size(elem->in_sg, elem->in_num);
+        if (len < kind->hdr_len || in_len < sizeof(resp)) {
             virtio_error(vdev, "virtio-dmm protocol violation: %s request"
-                         " of %zu bytes, %zu bytes for the response", what,
-                         len, iov_size(elem->in_sg, elem->in_num));
+                         " of %zu bytes, %zu bytes for the response",
+                         kind->what, len, in_len);
             virtio_dmm_drop_element(vq, elem);
             return;
         }
-        process(VIRTIO_DMM(vdev), buf, len, &resp);
+        changed = kind->handle(vdmm->dmm, buf, len, &resp);
+        assert(changed >= 0);
+        trace_virtio_dmm_request(kind->what, lduw_le_p(buf),
+                                 len >= 16 ? ldq_le_p(buf + 8) : 0,
+                                 le16_to_cpu(resp.type),
+                                 dmm_plugged_size(vdmm->dmm),
+                                 dmm_unplugged_size(vdmm->dmm));
         iov_from_buf(elem->in_sg, elem->in_num, 0, &resp, sizeof(resp));
         virtqueue_push(vq, elem, sizeof(resp));
         virtio_notify(vdev, vq);
         g_free(elem);
+        virtio_dmm_changed(vdmm, changed);
     }
 }
 
-static void virtio_dmm_process_pages(VirtIODMM *vdmm, const uint8_t *buf,
-                                     size_t len, struct virtio_dmm_resp *resp)
+static void virtio_dmm_handle_request(VirtIODevice *vdev, VirtQueue *vq)
 {
-    int ret;
-
-    vdmm->dmm->discard_inhibited = virtio_dmm_discard_inhibited();
-    ret = dmm_handle_page_request(vdmm->dmm, buf, len, resp);
-    assert(ret == sizeof(*resp));
-    trace_virtio_dmm_page_request(lduw_le_p(buf), ldl_le_p(buf + 4),
-                                  le16_to_cpu(resp->type),
-                                  vdmm->dmm->unplugged_size);
+    virtio_dmm_serve(vdev, vq, &virtio_dmm_requests);
 }
 
 /* A page request: a header and up to max_pages addresses. */
 static void virtio_dmm_handle_pages(VirtIODevice *vdev, VirtQueue *vq)
 {
-    virtio_dmm_serve_lists(vdev, vq, "page",
-                           sizeof(struct virtio_dmm_page_req),
-                           sizeof(struct virtio_dmm_page_req) +
-                           DMM_MAX_PAGES_PER_REQ * sizeof(uint64_t),
-                           virtio_dmm_process_pages);
+    virtio_dmm_serve(vdev, vq, &virtio_dmm_page_requests);
+}
+
+/*
+ * Hints are advice: the library checks every address, then compares each
+ * page's content with the hint, and only then shares its chunk.
+ */
+static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
+{
+    virtio_dmm_serve(vdev, vq, &virtio_dmm_hint_requests);
 }
 
 /* --- free page reporting --- */
 
-/*
- * May the guest's free range at @host (@len bytes) be discarded?  Only if it
- * is boot RAM, or lies entirely in plugged blocks of our region: a report
- * of anything else (device memory, ROM, unplugged blocks) is ignored.
- */
-static bool virtio_dmm_report_ok(VirtIODMM *vdmm, void *host, size_t len,
-                                 RAMBlock **rb, ram_addr_t *offset)
+/* Where the guest's free range at @host lies: boot RAM, region or neither. */
+static enum dmm_ram virtio_dmm_ram_of(VirtIODMM *vdmm, void *host,
+                                      ram_addr_t *offset, uint64_t *align)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
+    RAMBlock *rb = qemu_ram_block_from_host(host, false, offset);
 
-    *rb = qemu_ram_block_from_host(host, false, offset);
-    if (!*rb || !len || !QEMU_IS_ALIGNED(*offset | len,
-                                         qemu_ram_pagesize(*rb)) ||
-        *offset + len > qemu_ram_get_used_length(*rb)) {
-        return false;
+    if (!rb) {
+        return DMM_RAM_NONE;
     }
-    if (*rb == virtio_dmm_rb(vdmm)) {
-        return dmm_range_is_plugged(vdmm->dmm, *offset, len);
+    *align = qemu_ram_pagesize(rb);
+    if (rb == virtio_dmm_rb(vdmm)) {
+        return DMM_RAM_REGION;
     }
-    return ms->ram && *rb == ms->ram->ram_block;
+    return ms->ram && rb == ms->ram->ram_block ? DMM_RAM_BOOT : DMM_RAM_NONE;
 }
 
 /*
- * The guest lends us free pages until we return the buffer: discard them.
- * Discarding is skipped when it is not allowed (VFIO, postcopy, background
- * snapshot): the report is then only acknowledged.
+ * The guest lends us free pages until we return the buffer: the library
+ * checks each range (boot RAM, or plugged memory of the region, whole host
+ * pages) and discards it where that is allowed; a report of anything else
+ * is ignored (and counted).
  */
 static void virtio_dmm_handle_report(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(vdev);
-    /* without the feature the queue only exists to keep indices fixed */
-    bool inhibited = virtio_dmm_discard_inhibited() ||
-        !virtio_vdev_has_feature(vdev, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     VirtQueueElement *elem;
-    ram_addr_t offset;
+    ram_addr_t offset = 0;
+    uint64_t align = 0;
+    enum dmm_ram ram;
     unsigned int i;
-    RAMBlock *rb;
 
     while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
         for (i = 0; i < elem->in_num; i++) {
-            void *host = elem->in_sg[i].iov_base;
             size_t len = elem->in_sg[i].iov_len;
 
-            if (inhibited ||
-                !virtio_dmm_report_ok(vdmm, host, len, &rb, &offset) ||
-                ram_block_discard_range(rb, offset, len)) {
-                vdmm->refused_reports++;
+            ram = virtio_dmm_ram_of(vdmm, elem->in_sg[i].iov_base, &offset,
+                                    &align);
+            if (dmm_report_free(vdmm->dmm, ram, offset, len, align)) {
                 trace_virtio_dmm_report_refused(elem->in_addr[i], len);
-                continue;
             }
-            vdmm->reported_bytes += len;
         }
         virtqueue_push(vq, elem, 0);
         virtio_notify(vdev, vq);
         g_free(elem);
     }
-}
-
-/* --- shared-page hints --- */
-
-/*
- * Hints are advice: the library checks every address, then compares each
- * page's content with the hint, and only then makes its chunk mergeable.
- * Refused while memory must not be shared or discarded (VFIO, incoming
- * postcopy) and when the guest did not negotiate hints.
- */
-static void virtio_dmm_process_hints(VirtIODMM *vdmm, const uint8_t *buf,
-                                     size_t len, struct virtio_dmm_resp *resp)
-{
-    int ret;
-
-    vdmm->dmm->hints_refused = ram_block_discard_is_disabled() ||
-        migration_in_incoming_postcopy() ||
-        !virtio_vdev_has_feature(VIRTIO_DEVICE(vdmm), VIRTIO_DMM_F_HINTS);
-    vdmm->dmm->dup_hints = virtio_vdev_has_feature(VIRTIO_DEVICE(vdmm),
-                                                   VIRTIO_DMM_F_HINTS_DUP);
-    ret = dmm_handle_hint_request(vdmm->dmm, buf, len, resp);
-    assert(ret == sizeof(*resp));
-    trace_virtio_dmm_hint_request(lduw_le_p(buf), ldl_le_p(buf + 4),
-                                  le16_to_cpu(resp->type),
-                                  le32_to_cpu(resp->u.hint.accepted));
-}
-
-static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
-{
-    virtio_dmm_serve_lists(vdev, vq, "hint",
-                           sizeof(struct virtio_dmm_hint_req),
-                           sizeof(struct virtio_dmm_hint_req) +
-                           VIRTIO_DMM_MAX_HINTS *
-                           sizeof(struct virtio_dmm_hint),
-                           virtio_dmm_process_hints);
 }
 
 /* --- memory statistics --- */
@@ -714,29 +608,40 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
                                         Error **errp)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
 
     if (ms->numa_state && ms->numa_state->num_nodes) {
         virtio_add_feature(&features, VIRTIO_DMM_F_NODE_ID);
     }
-    if (VIRTIO_DMM(vdev)->free_page_reporting) {
+    if (vdmm->free_page_reporting) {
         virtio_add_feature(&features, VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     }
-    if (VIRTIO_DMM(vdev)->pages) {
+    if (vdmm->pages) {
         virtio_add_feature(&features, VIRTIO_DMM_F_PAGES);
     }
-    if (VIRTIO_DMM(vdev)->sub_blocks) {
+    if (vdmm->sub_blocks) {
         virtio_add_feature(&features, VIRTIO_DMM_F_SUB_BLOCKS);
     }
-    if (VIRTIO_DMM(vdev)->hints) {
+    if (vdmm->hints) {
         virtio_add_feature(&features, VIRTIO_DMM_F_HINTS);
-        if (VIRTIO_DMM(vdev)->dup_hints) {
+        if (vdmm->dup_hints) {
             virtio_add_feature(&features, VIRTIO_DMM_F_HINTS_DUP);
         }
     }
-    if (VIRTIO_DMM(vdev)->stats) {
+    if (vdmm->stats) {
         virtio_add_feature(&features, VIRTIO_DMM_F_STATS);
     }
     return features;
+}
+
+/* Negotiated (0 on reset, restored on load): the library refuses the rest. */
+static void virtio_dmm_set_features(VirtIODevice *vdev, uint64_t features)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(vdev);
+
+    if (vdmm->dmm) {
+        dmm_set_features(vdmm->dmm, features);
+    }
 }
 
 /* --- realize --- */
@@ -845,6 +750,7 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
     MachineState *ms = MACHINE(qdev_get_machine());
     int nb_numa_nodes = ms->numa_state ? ms->numa_state->num_nodes : 0;
     uint64_t page_size = qemu_ram_pagesize(virtio_dmm_rb(vdmm));
+    char err[256];
 
     if ((nb_numa_nodes && vdmm->node >= nb_numa_nodes) ||
         (!nb_numa_nodes && vdmm->node)) {
@@ -853,11 +759,9 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
                    nb_numa_nodes ? nb_numa_nodes : 1);
         return false;
     }
-    if (!is_power_of_2(vdmm->block_size) ||
-        vdmm->block_size < VIRTIO_DMM_MIN_BLOCK_SIZE) {
-        error_setg(errp, "'%s' property is 0x%" PRIx64 ", but must be a power"
-                   " of two of at least 0x%" PRIx64, VIRTIO_DMM_BLOCK_SIZE_PROP,
-                   vdmm->block_size, (uint64_t)VIRTIO_DMM_MIN_BLOCK_SIZE);
+    if (dmm_check_block_size(vdmm->block_size, VIRTIO_DMM_MIN_BLOCK_SIZE,
+                             err, sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_BLOCK_SIZE_PROP, err);
         return false;
     }
     if (vdmm->block_size < page_size) {
@@ -881,24 +785,76 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
     if (vdmm->pages && !virtio_dmm_check_pages(vdmm, errp)) {
         return false;
     }
-    if (vdmm->stats_interval && (vdmm->stats_interval < VIRTIO_DMM_STATS_MIN_MS
-        || vdmm->stats_interval > VIRTIO_DMM_STATS_MAX_MS)) {
-        error_setg(errp, "'%s' property is %" PRIu32 ", but must be 0 (off)"
-                   " or between %d and %d ms", VIRTIO_DMM_STATS_INTERVAL_PROP,
-                   vdmm->stats_interval, VIRTIO_DMM_STATS_MIN_MS,
-                   VIRTIO_DMM_STATS_MAX_MS);
+    if (dmm_check_stats_interval(vdmm->stats_interval, err, sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_STATS_INTERVAL_PROP,
+                   err);
         return false;
     }
     return virtio_dmm_check_hints(vdmm, errp);
 }
 
-static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
+
+/* The five virtqueues, always, at their fixed indices. */
+static const struct {
+    unsigned int size;
+    VirtIOHandleOutput handle;
+} virtio_dmm_vqs[VIRTIO_DMM_NUM_VQS] = {
+    [VIRTIO_DMM_VQ_REQUEST] = { 128, virtio_dmm_handle_request },
+    /* the kernel's page reporting sends up to 32 ranges at a time */
+    [VIRTIO_DMM_VQ_REPORT] = { 32, virtio_dmm_handle_report },
+    [VIRTIO_DMM_VQ_PAGE] = { 32, virtio_dmm_handle_pages },
+    [VIRTIO_DMM_VQ_HINT] = { 32, virtio_dmm_handle_hints },
+    [VIRTIO_DMM_VQ_STATS] = { 8, virtio_dmm_handle_stats },
+};
+
+/* The library's device, with the policy the properties ask for. */
+static struct dmm_dev *virtio_dmm_new_dev(VirtIODMM *vdmm, Error **errp)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
+    struct dmm_params p = {
+        .block_size = vdmm->block_size,
+        .region_addr = vdmm->addr,
+        .region_size = virtio_dmm_region_size(vdmm),
+        .boot_size = ms->ram_size,
+        .page_size = vdmm->pages ? VIRTIO_DMM_PAGE_SIZE : 0,
+        .sub_block_size = vdmm->sub_blocks ? VIRTIO_DMM_SUB_BLOCK_SIZE : 0,
+        .hints = vdmm->hints,
+    };
+    struct dmm_dev *d;
+    char err[256];
+
+    d = dmm_dev_new(&p, &virtio_dmm_backend, vdmm, err, sizeof(err));
+    if (!d) {
+        error_setg(errp, "%s (property '%s')", err,
+                   p.region_size % p.block_size ? VIRTIO_DMM_MEMDEV_PROP :
+                   VIRTIO_DMM_ADDR_PROP);
+        return NULL;
+    }
+    if (dmm_set_grant_policy(d, vdmm->auto_grant, vdmm->max_size, err,
+                             sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_MAX_SIZE_PROP, err);
+        goto fail;
+    }
+    if (dmm_set_requested_size(d, vdmm->initial_requested_size ?
+                               vdmm->initial_requested_size : p.boot_size,
+                               err, sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_REQUESTED_SIZE_PROP,
+                   err);
+        goto fail;
+    }
+    return d;
+
+fail:
+    dmm_dev_free(d);
+    return NULL;
+}
+
+static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
+{
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     VirtIODMM *vdmm = VIRTIO_DMM(dev);
-    struct dmm_params p;
-    char err[256];
+    uint64_t region_size;
+    unsigned int i;
     Object *obj;
     int ret;
 
@@ -906,36 +862,11 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
         !virtio_dmm_check_props(vdmm, errp)) {
         return;
     }
-
-    p.block_size = vdmm->block_size;
-    p.region_addr = vdmm->addr;
-    p.region_size = memory_region_size(&vdmm->memdev->mr);
-    p.boot_size = ms->ram_size;
-    p.page_size = vdmm->pages ? VIRTIO_DMM_PAGE_SIZE : 0;
-    p.sub_block_size = vdmm->sub_blocks ? VIRTIO_DMM_SUB_BLOCK_SIZE : 0;
-    vdmm->dmm = g_new0(struct dmm_dev, 1);
-    if (dmm_dev_init(vdmm->dmm, &p, &virtio_dmm_backend, vdmm, err,
-                     sizeof(err))) {
-        error_setg(errp, "%s (property '%s')", err,
-                   p.region_size % p.block_size ? VIRTIO_DMM_MEMDEV_PROP :
-                   VIRTIO_DMM_ADDR_PROP);
-        goto out_free;
+    vdmm->dmm = virtio_dmm_new_dev(vdmm, errp);
+    if (!vdmm->dmm) {
+        return;
     }
-    if (!vdmm->initial_requested_size) {
-        vdmm->initial_requested_size = p.boot_size;
-    }
-    if (vdmm->max_size &&
-        dmm_check_requested_size(vdmm->dmm, vdmm->max_size, err,
-                                 sizeof(err))) {
-        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_MAX_SIZE_PROP, err);
-        goto out_fini;
-    }
-    if (dmm_set_requested_size(vdmm->dmm, vdmm->initial_requested_size, err,
-                               sizeof(err))) {
-        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_REQUESTED_SIZE_PROP,
-                   err);
-        goto out_fini;
-    }
+    region_size = virtio_dmm_region_size(vdmm);
 
     /*
      * Unplugs discard memory: refuse to run where anything disabled
@@ -947,23 +878,22 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     if (ram_block_discard_require(true)) {
         error_setg(errp, "virtio-dmm needs to discard RAM, but discarding is"
                    " disabled (e.g. by vfio)");
-        goto out_fini;
+        goto out_free;
     }
     /* A reused backend may hold memory: start with everything unplugged. */
     if (!runstate_check(RUN_STATE_INMIGRATE)) {
-        ret = ram_block_discard_range(virtio_dmm_rb(vdmm), 0, p.region_size);
+        ret = ram_block_discard_range(virtio_dmm_rb(vdmm), 0, region_size);
         if (ret) {
             error_setg_errno(errp, -ret, "virtio-dmm cannot discard its"
                              " region");
             goto out_discard;
         }
     }
-
-    vdmm->mig_nb_blocks = vdmm->dmm->nb_blocks;
-    vdmm->mig_boot_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_boot_pages);
-    vdmm->mig_region_bitmap_len =
-        dmm_bitmap_bytes(vdmm->dmm->nb_region_pages);
-    vdmm->mig_sb_bitmap_len = dmm_bitmap_bytes(vdmm->dmm->nb_sbs);
+    if (dmm_state_size(vdmm->dmm) > UINT32_MAX) {
+        error_setg(errp, "virtio-dmm: the region is too large to migrate");
+        goto out_discard;
+    }
+    vdmm->mig_len = dmm_state_size(vdmm->dmm);
 
     if (!vdmm->mr) {
         virtio_dmm_prepare_mr(vdmm);
@@ -972,37 +902,12 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
         vdmm->nb_memslots = 0;
     }
     virtio_dmm_prepare_memslots(vdmm);
-    virtio_dmm_update_memslots(vdmm, 0, p.region_size);
-    if (vdmm->hints) {
-        vdmm->hint_chunks_len[0] = DIV_ROUND_UP(p.region_size,
-                                                8 * VIRTIO_DMM_HINT_CHUNK);
-        vdmm->hint_chunks_len[1] = DIV_ROUND_UP(
-            qemu_ram_get_used_length(ms->ram->ram_block),
-            8 * VIRTIO_DMM_HINT_CHUNK);
-        vdmm->hint_chunks[0] = g_malloc0(vdmm->hint_chunks_len[0]);
-        vdmm->hint_chunks[1] = g_malloc0(vdmm->hint_chunks_len[1]);
-    }
+    virtio_dmm_update_memslots(vdmm, 0, region_size);
 
     virtio_init(vdev, VIRTIO_ID_DMM, sizeof(struct virtio_dmm_config));
-    vdmm->vq = virtio_add_queue(vdev, VIRTIO_DMM_VQ_SIZE,
-                                virtio_dmm_handle_request);
-    /* Queue indices are fixed: report, page, hint, stats, in this order. */
-    if (vdmm->free_page_reporting || vdmm->pages || vdmm->hints ||
-        vdmm->stats) {
-        vdmm->report_vq = virtio_add_queue(vdev, VIRTIO_DMM_REPORT_VQ_SIZE,
-                                           virtio_dmm_handle_report);
-    }
-    if (vdmm->pages || vdmm->hints || vdmm->stats) {
-        vdmm->page_vq = virtio_add_queue(vdev, VIRTIO_DMM_PAGE_VQ_SIZE,
-                                         virtio_dmm_handle_pages);
-    }
-    if (vdmm->hints || vdmm->stats) {
-        vdmm->hint_vq = virtio_add_queue(vdev, VIRTIO_DMM_HINT_VQ_SIZE,
-                                         virtio_dmm_handle_hints);
-    }
-    if (vdmm->stats) {
-        vdmm->stats_vq = virtio_add_queue(vdev, VIRTIO_DMM_STATS_VQ_SIZE,
-                                          virtio_dmm_handle_stats);
+    for (i = 0; i < VIRTIO_DMM_NUM_VQS; i++) {
+        virtio_add_queue(vdev, virtio_dmm_vqs[i].size,
+                         virtio_dmm_vqs[i].handle);
     }
     host_memory_backend_set_mapped(vdmm->memdev, true);
     vmstate_register_ram(&vdmm->memdev->mr, DEVICE(vdmm));
@@ -1016,76 +921,41 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
 
 out_discard:
     ram_block_discard_require(false);
-out_fini:
-    dmm_dev_fini(vdmm->dmm);
-    g_free(vdmm->hint_chunks[0]);
-    g_free(vdmm->hint_chunks[1]);
-    vdmm->hint_chunks[0] = vdmm->hint_chunks[1] = NULL;
 out_free:
-    g_free(vdmm->dmm);
-    vdmm->dmm = NULL;
+    g_clear_pointer(&vdmm->dmm, dmm_dev_free);
 }
 
-/*
- * The stream is loaded into buffers of our own (allocated once, at the
- * first migration) and dmm takes it only after every field was checked.
- */
-static void virtio_dmm_alloc_mig_buffers(VirtIODMM *vdmm)
+/* Unmap every memslot: nothing is plugged any more (unplug_request_check). */
+static void virtio_dmm_unmap_memslots(VirtIODMM *vdmm)
 {
-    if (vdmm->mig_state) {
-        return;
+    unsigned int i;
+
+    memory_region_transaction_begin();
+    for (i = 0; i < vdmm->nb_memslots; i++) {
+        if (memory_region_is_mapped(&vdmm->memslots[i])) {
+            memory_region_del_subregion(vdmm->mr, &vdmm->memslots[i]);
+        }
     }
-    vdmm->mig_state = g_malloc0(vdmm->mig_nb_blocks);
-    vdmm->mig_sb_plugged = g_malloc0(vdmm->mig_sb_bitmap_len);
-    vdmm->mig_boot_pages = g_malloc0(vdmm->mig_boot_bitmap_len);
-    vdmm->mig_region_pages = g_malloc0(vdmm->mig_region_bitmap_len);
-}
-
-static void virtio_dmm_free_mig_buffers(VirtIODMM *vdmm)
-{
-    g_clear_pointer(&vdmm->mig_state, g_free);
-    g_clear_pointer(&vdmm->mig_sb_plugged, g_free);
-    g_clear_pointer(&vdmm->mig_boot_pages, g_free);
-    g_clear_pointer(&vdmm->mig_region_pages, g_free);
+    memory_region_transaction_commit();
 }
 
 static void virtio_dmm_device_unrealize(DeviceState *dev)
 {
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     VirtIODMM *vdmm = VIRTIO_DMM(dev);
+    int i;
 
     qemu_unregister_resettable(OBJECT(vdmm->system_reset));
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
     host_memory_backend_set_mapped(vdmm->memdev, false);
-    if (vdmm->stats_vq) {
-        virtio_del_queue(vdev, VIRTIO_DMM_VQ_STATS);
-        vdmm->stats_vq = NULL;
+    for (i = VIRTIO_DMM_NUM_VQS - 1; i >= 0; i--) {
+        virtio_del_queue(vdev, i);
     }
-    if (vdmm->hint_vq) {
-        virtio_del_queue(vdev, VIRTIO_DMM_VQ_HINT);
-        vdmm->hint_vq = NULL;
-    }
-    if (vdmm->page_vq) {
-        virtio_del_queue(vdev, VIRTIO_DMM_VQ_PAGE);
-        vdmm->page_vq = NULL;
-    }
-    if (vdmm->report_vq) {
-        virtio_del_queue(vdev, VIRTIO_DMM_VQ_REPORT);
-        vdmm->report_vq = NULL;
-    }
-    virtio_del_queue(vdev, VIRTIO_DMM_VQ_REQUEST);
     virtio_cleanup(vdev);
-    /* nothing is plugged any more (unplug_request_check), unmap it all */
-    memset(vdmm->dmm->state, DMM_BLOCK_UNPLUGGED, vdmm->dmm->nb_blocks);
-    virtio_dmm_update_memslots(vdmm, 0, virtio_dmm_region_size(vdmm));
-    virtio_dmm_free_mig_buffers(vdmm);
-    dmm_dev_fini(vdmm->dmm);
-    g_free(vdmm->dmm);
-    vdmm->dmm = NULL;
-    g_free(vdmm->hint_chunks[0]);
-    g_free(vdmm->hint_chunks[1]);
-    vdmm->hint_chunks[0] = vdmm->hint_chunks[1] = NULL;
+    virtio_dmm_unmap_memslots(vdmm);
+    g_clear_pointer(&vdmm->mig_buf, g_free);
+    g_clear_pointer(&vdmm->dmm, dmm_dev_free);
     ram_block_discard_require(false);
 }
 
@@ -1100,15 +970,17 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
 static void virtio_dmm_system_reset_hold(Object *obj, ResetType type)
 {
     VirtIODMM *vdmm = VIRTIO_DMM_SYSTEM_RESET(obj)->vdmm;
+    unsigned int changed;
 
     /* Waking up from suspend is no reboot: memory stays. */
     if (type == RESET_TYPE_WAKEUP) {
         return;
     }
-    trace_virtio_dmm_unplug_all(vdmm->dmm->plugged_size);
-    if (dmm_unplug_all(vdmm->dmm)) {
+    trace_virtio_dmm_unplug_all(dmm_plugged_size(vdmm->dmm));
+    if (dmm_unplug_all(vdmm->dmm, &changed)) {
         warn_report("virtio-dmm: discarding the region on reset failed");
     }
+    virtio_dmm_changed(vdmm, changed);
 }
 
 static ResettableState *virtio_dmm_system_reset_get_state(Object *obj)
@@ -1137,27 +1009,25 @@ static const TypeInfo virtio_dmm_system_reset_info = {
 
 /* --- migration --- */
 
+/*
+ * The library's state travels as one image: saved into a buffer of ours
+ * (allocated once, at the first migration), loaded from it and taken only
+ * after the library checked all of it, so a bad stream changes nothing.
+ */
+static void virtio_dmm_alloc_mig_buf(VirtIODMM *vdmm)
+{
+    if (!vdmm->mig_buf) {
+        vdmm->mig_buf = g_malloc0(vdmm->mig_len);
+    }
+}
+
 static int virtio_dmm_pre_save(void *opaque)
 {
     VirtIODMM *vdmm = opaque;
-    struct dmm_dev *d = vdmm->dmm;
 
-    virtio_dmm_alloc_mig_buffers(vdmm);
-    vdmm->mig_block_size = vdmm->block_size;
-    vdmm->mig_addr = vdmm->addr;
-    vdmm->mig_region_size = d->p.region_size;
-    vdmm->mig_requested_size = d->requested_size;
-    vdmm->mig_plugged_size = d->plugged_size;
-    vdmm->mig_unplugged_size = d->unplugged_size;
+    virtio_dmm_alloc_mig_buf(vdmm);
+    dmm_save(vdmm->dmm, vdmm->mig_buf);
     vdmm->mig_stats_interval = vdmm->stats_interval;
-    memcpy(vdmm->mig_state, d->state, vdmm->mig_nb_blocks);
-    memcpy(vdmm->mig_sb_plugged, d->sb_plugged, vdmm->mig_sb_bitmap_len);
-    if (d->p.page_size) {
-        memcpy(vdmm->mig_boot_pages, d->boot_pages,
-               vdmm->mig_boot_bitmap_len);
-        memcpy(vdmm->mig_region_pages, d->region_pages,
-               vdmm->mig_region_bitmap_len);
-    }
     return 0;
 }
 
@@ -1166,92 +1036,25 @@ static int virtio_dmm_pre_load(void *opaque)
 {
     VirtIODMM *vdmm = opaque;
 
-    virtio_dmm_alloc_mig_buffers(vdmm);
-    memset(vdmm->mig_sb_plugged, 0, vdmm->mig_sb_bitmap_len);
-    memset(vdmm->mig_boot_pages, 0, vdmm->mig_boot_bitmap_len);
-    memset(vdmm->mig_region_pages, 0, vdmm->mig_region_bitmap_len);
-    vdmm->mig_unplugged_size = 0;
-    vdmm->mig_have_sbs = false;
+    virtio_dmm_alloc_mig_buf(vdmm);
     vdmm->mig_stats_interval = vdmm->stats_interval;
     return 0;
 }
 
-/* What both sides set up must be the same, as virtio-mem checks it. */
-static bool virtio_dmm_check_mig_props(VirtIODMM *vdmm)
-{
-    if (vdmm->mig_addr != vdmm->addr) {
-        error_report("virtio-dmm: property '%s' differs: source 0x%" PRIx64
-                     ", destination 0x%" PRIx64, VIRTIO_DMM_ADDR_PROP,
-                     vdmm->mig_addr, vdmm->addr);
-        return false;
-    }
-    if (vdmm->mig_block_size != vdmm->block_size) {
-        error_report("virtio-dmm: property '%s' differs: source 0x%" PRIx64
-                     ", destination 0x%" PRIx64, VIRTIO_DMM_BLOCK_SIZE_PROP,
-                     vdmm->mig_block_size, vdmm->block_size);
-        return false;
-    }
-    if (vdmm->mig_region_size != vdmm->dmm->p.region_size) {
-        error_report("virtio-dmm: the size of property '%s' differs: source"
-                     " 0x%" PRIx64 ", destination 0x%" PRIx64,
-                     VIRTIO_DMM_MEMDEV_PROP, vdmm->mig_region_size,
-                     vdmm->dmm->p.region_size);
-        return false;
-    }
-    if (vdmm->mig_stats_interval &&
-        (vdmm->mig_stats_interval < VIRTIO_DMM_STATS_MIN_MS ||
-         vdmm->mig_stats_interval > VIRTIO_DMM_STATS_MAX_MS)) {
-        error_report("virtio-dmm: '%s' of %" PRIu32 " ms in the stream is"
-                     " out of range", VIRTIO_DMM_STATS_INTERVAL_PROP,
-                     vdmm->mig_stats_interval);
-        return false;
-    }
-    return true;
-}
-
-/*
- * The loaded state as a device of its own (the parameters are ours, the
- * state the stream's): the library checks that it agrees with itself and
- * with the parameters.  Only then does dmm take it.
- */
 static int virtio_dmm_post_load(void *opaque, int version_id)
 {
     VirtIODMM *vdmm = opaque;
-    struct dmm_dev *d = vdmm->dmm, loaded = *d;
-    uint64_t i, sbs = d->sb_size;
     char err[256];
+    int ret;
 
-    if (!virtio_dmm_check_mig_props(vdmm)) {
+    if (dmm_check_stats_interval(vdmm->mig_stats_interval, err,
+                                 sizeof(err)) ||
+        dmm_load(vdmm->dmm, vdmm->mig_buf, vdmm->mig_len, err,
+                 sizeof(err))) {
+        error_report("virtio-dmm: migration stream refused: %s", err);
         return -EINVAL;
     }
-    loaded.state = vdmm->mig_state;
-    loaded.sb_plugged = vdmm->mig_sb_plugged;
-    loaded.boot_pages = vdmm->mig_boot_pages;
-    loaded.region_pages = vdmm->mig_region_pages;
-    loaded.requested_size = vdmm->mig_requested_size;
-    loaded.plugged_size = vdmm->mig_plugged_size;
-    loaded.unplugged_size = vdmm->mig_unplugged_size;
-    if (!vdmm->mig_have_sbs) {
-        dmm_sbs_from_block_states(&loaded);
-    }
-    if (dmm_check_loaded_state(&loaded, err, sizeof(err))) {
-        error_report("virtio-dmm: inconsistent migration stream: %s", err);
-        return -EINVAL;
-    }
-
-    memcpy(d->state, loaded.state, d->nb_blocks);
-    memcpy(d->sb_plugged, loaded.sb_plugged, vdmm->mig_sb_bitmap_len);
-    if (d->p.page_size) {
-        memcpy(d->boot_pages, loaded.boot_pages, vdmm->mig_boot_bitmap_len);
-        memcpy(d->region_pages, loaded.region_pages,
-               vdmm->mig_region_bitmap_len);
-    }
-    d->requested_size = loaded.requested_size;
-    d->plugged_size = loaded.plugged_size;
-    d->unplugged_size = loaded.unplugged_size;
     vdmm->stats_interval = vdmm->mig_stats_interval;
-    virtio_dmm_update_memslots(vdmm, 0, d->p.region_size);
-
     if (migrate_ram_is_ignored(virtio_dmm_rb(vdmm))) {
         return 0;
     }
@@ -1260,73 +1063,14 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
      * Unplugged pages read as zero on the source too and zero pages are
      * not written here, so they take no memory.
      */
-    for (i = 0; i < d->nb_sbs; i++) {
-        if (!dmm_range_is_plugged(d, i * sbs, sbs) &&
-            ram_block_discard_range(virtio_dmm_rb(vdmm), i * sbs, sbs)) {
-            error_report("virtio-dmm: discarding sub-block %" PRIu64
-                         " failed", i);
-            return -EINVAL;
-        }
+    ret = dmm_discard_unplugged(vdmm->dmm);
+    if (ret) {
+        error_report("virtio-dmm: discarding unplugged sub-blocks failed:"
+                     " %s", strerror(-ret));
+        return -EINVAL;
     }
     return 0;
 }
-
-static bool virtio_dmm_hints_needed(void *opaque)
-{
-    return VIRTIO_DMM(opaque)->hints;
-}
-
-/* The chunks hints made mergeable here are made mergeable there too. */
-static int virtio_dmm_hints_post_load(void *opaque, int version_id)
-{
-    VirtIODMM *vdmm = opaque;
-    uint64_t chunk;
-    int boot;
-
-    vdmm->mergeable_bytes = 0;
-    for (boot = 0; boot < 2; boot++) {
-        vdmm->hint_runs[boot] = 0;
-        for (chunk = 0; chunk < 8ULL * vdmm->hint_chunks_len[boot];
-             chunk++) {
-            if (!virtio_dmm_chunk_test(vdmm, boot, chunk)) {
-                continue;
-            }
-            if ((!chunk || !virtio_dmm_chunk_test(vdmm, boot, chunk - 1)) &&
-                ++vdmm->hint_runs[boot] > VIRTIO_DMM_MAX_HINT_RUNS) {
-                error_report("virtio-dmm: more than %d runs of hinted chunks"
-                             " of %s in the stream", VIRTIO_DMM_MAX_HINT_RUNS,
-                             boot ? "boot RAM" : "the region");
-                return -EINVAL;
-            }
-            if (chunk * VIRTIO_DMM_HINT_CHUNK >=
-                qemu_ram_get_used_length(virtio_dmm_hint_rb(vdmm, boot)) ||
-                virtio_dmm_share_chunk(vdmm, boot, chunk)) {
-                error_report("virtio-dmm: hinted chunk %" PRIu64 " of %s"
-                             " is out of range or cannot be shared", chunk,
-                             boot ? "boot RAM" : "the region");
-                return -EINVAL;
-            }
-        }
-    }
-    return 0;
-}
-
-static const VMStateDescription vmstate_virtio_dmm_hints = {
-    .name = "virtio-dmm-device/hints",
-    .minimum_version_id = 1,
-    .version_id = 1,
-    .needed = virtio_dmm_hints_needed,
-    .post_load = virtio_dmm_hints_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT32_EQUAL(hint_chunks_len[0], VirtIODMM, NULL),
-        VMSTATE_UINT32_EQUAL(hint_chunks_len[1], VirtIODMM, NULL),
-        VMSTATE_VBUFFER_UINT32(hint_chunks[0], VirtIODMM, 1, NULL,
-                               hint_chunks_len[0]),
-        VMSTATE_VBUFFER_UINT32(hint_chunks[1], VirtIODMM, 1, NULL,
-                               hint_chunks_len[1]),
-        VMSTATE_END_OF_LIST()
-    },
-};
 
 static bool virtio_dmm_stats_needed(void *opaque)
 {
@@ -1345,55 +1089,10 @@ static const VMStateDescription vmstate_virtio_dmm_stats = {
     },
 };
 
-static bool virtio_dmm_pages_needed(void *opaque)
-{
-    return VIRTIO_DMM(opaque)->pages;
-}
-
-/* With pages: the two page bitmaps, checked in the device's post_load. */
-static const VMStateDescription vmstate_virtio_dmm_pages = {
-    .name = "virtio-dmm-device/pages",
-    .minimum_version_id = 1,
-    .version_id = 1,
-    .needed = virtio_dmm_pages_needed,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT32_EQUAL(mig_boot_bitmap_len, VirtIODMM, NULL),
-        VMSTATE_UINT32_EQUAL(mig_region_bitmap_len, VirtIODMM, NULL),
-        VMSTATE_UINT64(mig_unplugged_size, VirtIODMM),
-        VMSTATE_VBUFFER_UINT32(mig_boot_pages, VirtIODMM, 1, NULL,
-                               mig_boot_bitmap_len),
-        VMSTATE_VBUFFER_UINT32(mig_region_pages, VirtIODMM, 1, NULL,
-                               mig_region_bitmap_len),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-static bool virtio_dmm_sub_blocks_needed(void *opaque)
-{
-    return VIRTIO_DMM(opaque)->sub_blocks;
-}
-
-static int virtio_dmm_sub_blocks_post_load(void *opaque, int version_id)
-{
-    VIRTIO_DMM(opaque)->mig_have_sbs = true;
-    return 0;
-}
-
-/* With sub-blocks: their bitmap (the blocks' states only summarise it). */
-static const VMStateDescription vmstate_virtio_dmm_sub_blocks = {
-    .name = "virtio-dmm-device/sub-blocks",
-    .minimum_version_id = 1,
-    .version_id = 1,
-    .needed = virtio_dmm_sub_blocks_needed,
-    .post_load = virtio_dmm_sub_blocks_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT32_EQUAL(mig_sb_bitmap_len, VirtIODMM, NULL),
-        VMSTATE_VBUFFER_UINT32(mig_sb_plugged, VirtIODMM, 1, NULL,
-                               mig_sb_bitmap_len),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
+/*
+ * The library's image (dmm_save()); its parameters must be ours.  Version
+ * 1 always: virtio_load() loads the device's state as version 1.
+ */
 static const VMStateDescription vmstate_virtio_dmm_device = {
     .name = "virtio-dmm-device",
     .minimum_version_id = 1,
@@ -1402,19 +1101,11 @@ static const VMStateDescription vmstate_virtio_dmm_device = {
     .pre_load = virtio_dmm_pre_load,
     .post_load = virtio_dmm_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(mig_block_size, VirtIODMM),
-        VMSTATE_UINT64(mig_addr, VirtIODMM),
-        VMSTATE_UINT64(mig_region_size, VirtIODMM),
-        VMSTATE_UINT32_EQUAL(mig_nb_blocks, VirtIODMM, NULL),
-        VMSTATE_UINT64(mig_requested_size, VirtIODMM),
-        VMSTATE_UINT64(mig_plugged_size, VirtIODMM),
-        VMSTATE_VBUFFER_UINT32(mig_state, VirtIODMM, 1, NULL, mig_nb_blocks),
+        VMSTATE_UINT32_EQUAL(mig_len, VirtIODMM, NULL),
+        VMSTATE_VBUFFER_UINT32(mig_buf, VirtIODMM, 1, NULL, mig_len),
         VMSTATE_END_OF_LIST()
     },
     .subsections = (const VMStateDescription * const []) {
-        &vmstate_virtio_dmm_pages,
-        &vmstate_virtio_dmm_sub_blocks,
-        &vmstate_virtio_dmm_hints,
         &vmstate_virtio_dmm_stats,
         NULL
     },
@@ -1433,9 +1124,9 @@ static const VMStateDescription vmstate_virtio_dmm = {
 /* --- the memory-device side (used by virtio-dmm-pci) --- */
 
 /*
- * What KSM saves this process, from /proc/self/ksm_stat, in bytes:
- * ksm_merging_pages (mapped shared) or ksm_zero_pages (mapped to the zero
- * page).  0 where the host does not say.
+ * What KSM saves the whole QEMU process (not only this device's memory),
+ * from /proc/self/ksm_stat, in bytes: ksm_merging_pages (mapped shared) or
+ * ksm_zero_pages (mapped to the zero page).  0 where the host does not say.
  */
 static uint64_t virtio_dmm_ksm_stat(const char *key)
 {
@@ -1458,29 +1149,31 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
                                         VirtioDMMDeviceInfo *vi)
 {
     const struct dmm_dev *d = vdmm->dmm;
+    const struct dmm_stats *st = dmm_get_stats(d);
 
     vi->memaddr = vdmm->addr;
     vi->node = vdmm->node;
-    vi->requested_size = d->requested_size;
-    vi->plugged_size = d->plugged_size;
-    vi->region_size = d->p.region_size;
-    vi->boot_size = d->p.boot_size;
+    vi->requested_size = dmm_requested_size(d);
+    vi->plugged_size = dmm_plugged_size(d);
+    vi->region_size = virtio_dmm_region_size((VirtIODMM *)vdmm);
+    vi->boot_size = MACHINE(qdev_get_machine())->ram_size;
     vi->block_size = vdmm->block_size;
-    vi->unplugged_size = d->unplugged_size;
-    vi->reported_size = vdmm->reported_bytes;
-    vi->hints_accepted = d->stats.hints_zero + d->stats.hints_dup;
-    vi->hints_rejected = d->stats.hints_rejected;
-    vi->hint_errors = d->stats.hint_errors;
-    vi->hint_mergeable_size = vdmm->mergeable_bytes;
-    vi->shared_size = virtio_dmm_ksm_stat("ksm_merging_pages");
-    vi->zero_size = virtio_dmm_ksm_stat("ksm_zero_pages");
+    vi->unplugged_size = dmm_unplugged_size(d);
+    vi->reported_size = st->reported_bytes;
+    vi->refused_reports = st->refused_reports;
+    vi->hints_zero = st->hints_zero;
+    vi->hints_dup = st->hints_dup;
+    vi->hints_rejected = st->hints_rejected;
+    vi->hint_errors = st->hint_errors;
+    vi->hint_mergeable_size = st->mergeable_bytes;
+    vi->process_ksm_merging_size = virtio_dmm_ksm_stat("ksm_merging_pages");
+    vi->process_ksm_zero_size = virtio_dmm_ksm_stat("ksm_zero_pages");
     vi->stats = virtio_dmm_get_stats((VirtIODMM *)vdmm);
     vi->stats_interval = vdmm->stats ? vdmm->stats_interval : 0;
-    vi->auto_grant = vdmm->auto_grant;
-    vi->max_size = vdmm->max_size ? vdmm->max_size :
-                   d->p.boot_size + d->p.region_size;
+    vi->auto_grant = dmm_auto_grant(d);
+    vi->max_size = dmm_max_size(d);
     vi->sub_block_plugged_size = dmm_partial_plugged_size(d);
-    vi->sub_block_size = d->sb_size;
+    vi->sub_block_size = dmm_sb_size(d);
     vi->size = dmm_current_size(d);
     vi->memdev = object_get_canonical_path(OBJECT(vdmm->memdev));
 }
@@ -1512,7 +1205,7 @@ static void virtio_dmm_decide_memslots(VirtIODMM *vdmm, unsigned int limit)
     vdmm->nb_memslots = 1;
     vdmm->memslot_size = 0;
     if (limit <= 1 || !vdmm->memdev || !vdmm->memdev->mr.ram_block ||
-        !is_power_of_2(bs) || bs < VIRTIO_DMM_MIN_BLOCK_SIZE) {
+        dmm_check_block_size(bs, VIRTIO_DMM_MIN_BLOCK_SIZE, NULL, 0)) {
         return;
     }
     region_size = virtio_dmm_region_size(vdmm);
@@ -1536,23 +1229,31 @@ static void virtio_dmm_add_size_change_notifier(VirtIODMM *vdmm,
 
 static void virtio_dmm_unplug_request_check(VirtIODMM *vdmm, Error **errp)
 {
-    if (vdmm->dmm && (vdmm->dmm->plugged_size || vdmm->dmm->unplugged_size)) {
+    if (vdmm->dmm && (dmm_plugged_size(vdmm->dmm) ||
+                      dmm_unplugged_size(vdmm->dmm))) {
         error_setg(errp, "virtio-dmm cannot be unplugged while the guest has"
                    " 0x%" PRIx64 " bytes of its region plugged and 0x%" PRIx64
                    " bytes of pages unplugged: set '%s' to boot-size first",
-                   vdmm->dmm->plugged_size, vdmm->dmm->unplugged_size,
+                   dmm_plugged_size(vdmm->dmm), dmm_unplugged_size(vdmm->dmm),
                    VIRTIO_DMM_REQUESTED_SIZE_PROP);
     }
 }
 
-/* --- properties --- */
+/*
+ * --- properties ---
+ *
+ * QOM holds the configuration, requested-size (the one thing set at run
+ * time besides stats-interval) and the sizes; counters and the guest's
+ * reports are read through query-memory-devices only
+ * (virtio_dmm_fill_device_info()).
+ */
 
 static void virtio_dmm_get_requested_size(Object *obj, Visitor *v,
                                           const char *name, void *opaque,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = vdmm->dmm ? vdmm->dmm->requested_size :
+    uint64_t value = vdmm->dmm ? dmm_requested_size(vdmm->dmm) :
                      vdmm->initial_requested_size;
 
     visit_type_size(v, name, &value, errp);
@@ -1591,7 +1292,7 @@ static void virtio_dmm_get_plugged_size(Object *obj, Visitor *v,
                                         Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = vdmm->dmm ? vdmm->dmm->plugged_size : 0;
+    uint64_t value = vdmm->dmm ? dmm_plugged_size(vdmm->dmm) : 0;
 
     visit_type_size(v, name, &value, errp);
 }
@@ -1601,18 +1302,7 @@ static void virtio_dmm_get_unplugged_size(Object *obj, Visitor *v,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = vdmm->dmm ? vdmm->dmm->unplugged_size : 0;
-
-    visit_type_size(v, name, &value, errp);
-}
-
-/* Plugged in partially plugged blocks: the sub-block granularity. */
-static void virtio_dmm_get_partial_size(Object *obj, Visitor *v,
-                                        const char *name, void *opaque,
-                                        Error **errp)
-{
-    VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = vdmm->dmm ? dmm_partial_plugged_size(vdmm->dmm) : 0;
+    uint64_t value = vdmm->dmm ? dmm_unplugged_size(vdmm->dmm) : 0;
 
     visit_type_size(v, name, &value, errp);
 }
@@ -1637,36 +1327,6 @@ static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
     visit_type_size(v, name, &value, errp);
 }
 
-static void virtio_dmm_get_u64(Object *obj, Visitor *v, const char *name,
-                               void *opaque, Error **errp)
-{
-    uint64_t value = *(uint64_t *)opaque;
-
-    visit_type_uint64(v, name, &value, errp);
-}
-
-/* Hint counters of the device library (a uint64_t in dmm->stats). */
-static void virtio_dmm_get_stat(Object *obj, Visitor *v, const char *name,
-                                void *opaque, Error **errp)
-{
-    VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = 0;
-
-    if (vdmm->dmm) {
-        value = *(uint64_t *)((uint8_t *)&vdmm->dmm->stats +
-                              (uintptr_t)opaque);
-    }
-    visit_type_uint64(v, name, &value, errp);
-}
-
-static void virtio_dmm_get_ksm_stat(Object *obj, Visitor *v, const char *name,
-                                    void *opaque, Error **errp)
-{
-    uint64_t value = virtio_dmm_ksm_stat(opaque);
-
-    visit_type_size(v, name, &value, errp);
-}
-
 static void virtio_dmm_get_stats_interval(Object *obj, Visitor *v,
                                           const char *name, void *opaque,
                                           Error **errp)
@@ -1682,16 +1342,14 @@ static void virtio_dmm_set_stats_interval(Object *obj, Visitor *v,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    char err[256];
     uint32_t value;
 
     if (!visit_type_uint32(v, name, &value, errp)) {
         return;
     }
-    if (value && (value < VIRTIO_DMM_STATS_MIN_MS ||
-                  value > VIRTIO_DMM_STATS_MAX_MS)) {
-        error_setg(errp, "'%s' must be 0 (off) or between %d and %d ms,"
-                   " not %" PRIu32, name, VIRTIO_DMM_STATS_MIN_MS,
-                   VIRTIO_DMM_STATS_MAX_MS, value);
+    if (dmm_check_stats_interval(value, err, sizeof(err))) {
+        error_setg(errp, "%s", err);
         return;
     }
     vdmm->stats_interval = value;
@@ -1741,37 +1399,8 @@ static void virtio_dmm_instance_init(Object *obj)
                         virtio_dmm_get_unplugged_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_SIZE_PROP, "size",
                         virtio_dmm_get_size, NULL, NULL, NULL);
-    object_property_add(obj, VIRTIO_DMM_PARTIAL_SIZE_PROP, "size",
-                        virtio_dmm_get_partial_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
                         virtio_dmm_get_boot_size, NULL, NULL, NULL);
-    object_property_add(obj, VIRTIO_DMM_REPORTED_PROP, "size",
-                        virtio_dmm_get_u64, NULL, NULL,
-                        &vdmm->reported_bytes);
-    object_property_add(obj, VIRTIO_DMM_REFUSED_PROP, "uint64",
-                        virtio_dmm_get_u64, NULL, NULL,
-                        &vdmm->refused_reports);
-    object_property_add(obj, VIRTIO_DMM_HINTS_ZERO_PROP, "uint64",
-                        virtio_dmm_get_stat, NULL, NULL,
-                        (void *)offsetof(struct dmm_stats, hints_zero));
-    object_property_add(obj, VIRTIO_DMM_HINTS_DUP_PROP, "uint64",
-                        virtio_dmm_get_stat, NULL, NULL,
-                        (void *)offsetof(struct dmm_stats, hints_dup));
-    object_property_add(obj, VIRTIO_DMM_HINTS_REJECTED_PROP, "uint64",
-                        virtio_dmm_get_stat, NULL, NULL,
-                        (void *)offsetof(struct dmm_stats, hints_rejected));
-    object_property_add(obj, VIRTIO_DMM_HINT_ERRORS_PROP, "uint64",
-                        virtio_dmm_get_stat, NULL, NULL,
-                        (void *)offsetof(struct dmm_stats, hint_errors));
-    object_property_add(obj, VIRTIO_DMM_MERGEABLE_PROP, "size",
-                        virtio_dmm_get_u64, NULL, NULL,
-                        &vdmm->mergeable_bytes);
-    object_property_add(obj, VIRTIO_DMM_SHARED_PROP, "size",
-                        virtio_dmm_get_ksm_stat, NULL, NULL,
-                        (void *)"ksm_merging_pages");
-    object_property_add(obj, VIRTIO_DMM_ZERO_SIZE_PROP, "size",
-                        virtio_dmm_get_ksm_stat, NULL, NULL,
-                        (void *)"ksm_zero_pages");
 }
 
 /*
@@ -1800,6 +1429,7 @@ static void virtio_dmm_class_init(ObjectClass *klass, void *data)
     vdc->unrealize = virtio_dmm_device_unrealize;
     vdc->get_config = virtio_dmm_get_config;
     vdc->get_features = virtio_dmm_get_features;
+    vdc->set_features = virtio_dmm_set_features;
     vdc->vmsd = &vmstate_virtio_dmm_device;
 
     vdmc->fill_device_info = virtio_dmm_fill_device_info;

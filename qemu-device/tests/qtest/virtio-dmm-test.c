@@ -5,6 +5,11 @@
  * nothing, protocol violations mark the device broken without taking QEMU
  * down, and a machine reset unplugs everything.
  *
+ * The tests run through qgraph on every machine with a PCI bus
+ * (libqos/virtio-dmm.c), each in a QEMU of its own: they count from a
+ * device nothing touched yet.  DMM_TESTS lists them with the features
+ * they negotiate and the options they need.
+ *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.
  * See the COPYING file in the top-level directory.
  */
@@ -12,10 +17,12 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "qemu/bswap.h"
+#include "qemu/module.h"
 #include "qobject/qdict.h"
-#include "libqos/libqos-pc.h"
-#include "libqos/virtio.h"
-#include "libqos/virtio-pci.h"
+#include "qobject/qlist.h"
+#include "libqos/qgraph.h"
+#include "libqos/qos_external.h"
+#include "libqos/virtio-dmm.h"
 #include "standard-headers/linux/virtio_config.h"
 #include <linux/virtio_dmm.h>
 
@@ -25,100 +32,102 @@
 #define REGION_SIZE     (1024 * 1024 * 1024ULL)
 
 typedef struct DMMTest {
-    QOSState *qs;
-    QVirtioPCIDevice *dev;
+    QTestState *qts;
+    QGuestAllocator *alloc;
+    QVirtioDevice *vdev;
     QVirtQueue *vq;
     QVirtQueue *report_vq;
     QVirtQueue *page_vq;
     QVirtQueue *hint_vq;
     QVirtQueue *stats_vq;
     uint64_t region;
+    /* the test's data (DMMTestCase) */
+    const void *data;
 } DMMTest;
 
-/* The machine of every test; %s: more -m options, more device options. */
-#define DMM_CMDLINE "-m %s,slots=2,maxmem=%s -nodefaults"              \
-                    " -object memory-backend-ram,id=mem0,size=1G,"     \
-                    "reserve=off"                                      \
-                    " -device virtio-dmm-pci,id=dmm0,memdev=mem0,"     \
-                    "addr=04.0%s"
-
-/*
- * Boot a machine of @mem RAM (@maxmem with the region) with the device
- * (and @dev_opts), negotiate @extra features and set up their queues.
- */
-static DMMTest *dmm_start_args(uint64_t extra, const char *mem,
-                               const char *maxmem, const char *dev_opts)
+/* Negotiate @extra features on the device qgraph started, set up queues. */
+static DMMTest *dmm_setup(QVirtioDMM *dmm, QGuestAllocator *alloc,
+                          uint64_t extra)
 {
     DMMTest *t = g_new0(DMMTest, 1);
-    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
     uint64_t features;
 
-    t->qs = qtest_pc_boot(DMM_CMDLINE, mem, maxmem, dev_opts);
-    t->dev = virtio_pci_new(t->qs->pcibus, &addr);
-    g_assert(t->dev);
-    qvirtio_pci_device_enable(t->dev);
-    qvirtio_start_device(&t->dev->vdev);
-    features = qvirtio_get_features(&t->dev->vdev);
+    t->qts = dmm->qts;
+    t->alloc = alloc;
+    t->vdev = dmm->vdev;
+    features = qvirtio_get_features(t->vdev);
     g_assert(features & (1ULL << VIRTIO_F_VERSION_1));
     g_assert((features & extra) == extra);
-    qvirtio_set_features(&t->dev->vdev, (1ULL << VIRTIO_F_VERSION_1) | extra);
-    t->vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc, 0);
+    qvirtio_set_features(t->vdev, (1ULL << VIRTIO_F_VERSION_1) | extra);
+    t->vq = qvirtqueue_setup(t->vdev, alloc, 0);
     if (extra & (1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING)) {
-        t->report_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
-                                        VIRTIO_DMM_VQ_REPORT);
+        t->report_vq = qvirtqueue_setup(t->vdev, alloc, VIRTIO_DMM_VQ_REPORT);
     }
     if (extra & (1ULL << VIRTIO_DMM_F_PAGES)) {
         /* queue indices are fixed, with or without the report queue */
-        t->page_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
-                                      VIRTIO_DMM_VQ_PAGE);
+        t->page_vq = qvirtqueue_setup(t->vdev, alloc, VIRTIO_DMM_VQ_PAGE);
     }
     if (extra & (1ULL << VIRTIO_DMM_F_HINTS)) {
-        t->hint_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
-                                      VIRTIO_DMM_VQ_HINT);
+        t->hint_vq = qvirtqueue_setup(t->vdev, alloc, VIRTIO_DMM_VQ_HINT);
     }
     if (extra & (1ULL << VIRTIO_DMM_F_STATS)) {
-        t->stats_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
-                                       VIRTIO_DMM_VQ_STATS);
+        t->stats_vq = qvirtqueue_setup(t->vdev, alloc, VIRTIO_DMM_VQ_STATS);
     }
-    qvirtio_set_driver_ok(&t->dev->vdev);
-    t->region = qvirtio_config_readq(&t->dev->vdev,
+    qvirtio_set_driver_ok(t->vdev);
+    t->region = qvirtio_config_readq(t->vdev,
                     offsetof(struct virtio_dmm_config, region_addr));
     return t;
 }
 
-static DMMTest *dmm_start_features(uint64_t extra)
+/* The queues go; qgraph resets the device and stops QEMU. */
+static void dmm_teardown(DMMTest *t)
 {
-    return dmm_start_args(extra, "512M", "4G", "");
-}
+    QVirtQueue *vqs[] = {
+        t->stats_vq, t->hint_vq, t->page_vq, t->report_vq, t->vq,
+    };
+    size_t i;
 
-static DMMTest *dmm_start(void)
-{
-    return dmm_start_features(0);
-}
-
-static void dmm_stop(DMMTest *t)
-{
-    if (t->stats_vq) {
-        qvirtqueue_cleanup(t->dev->vdev.bus, t->stats_vq, &t->qs->alloc);
+    for (i = 0; i < ARRAY_SIZE(vqs); i++) {
+        if (vqs[i]) {
+            qvirtqueue_cleanup(t->vdev->bus, vqs[i], t->alloc);
+        }
     }
-    if (t->hint_vq) {
-        qvirtqueue_cleanup(t->dev->vdev.bus, t->hint_vq, &t->qs->alloc);
-    }
-    if (t->page_vq) {
-        qvirtqueue_cleanup(t->dev->vdev.bus, t->page_vq, &t->qs->alloc);
-    }
-    if (t->report_vq) {
-        qvirtqueue_cleanup(t->dev->vdev.bus, t->report_vq, &t->qs->alloc);
-    }
-    qvirtqueue_cleanup(t->dev->vdev.bus, t->vq, &t->qs->alloc);
-    qos_object_destroy(&t->dev->obj);
-    qtest_shutdown(t->qs);
     g_free(t);
+}
+
+/* The device's entry of query-memory-devices (the only device). */
+static QDict *dmm_info(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-memory-devices' }");
+    QList *list = qdict_get_qlist(rsp, "return");
+    QDict *data = qdict_get_qdict(qobject_to(QDict, qlist_peek(list)),
+                                  "data");
+
+    qobject_ref(data);
+    qobject_unref(rsp);
+    return data;
+}
+
+/* A number of query-memory-devices: the counters are only there. */
+static uint64_t dmm_info_uint(QTestState *qts, const char *field)
+{
+    QDict *info = dmm_info(qts);
+    uint64_t v;
+
+    g_assert(qdict_haskey(info, field));
+    v = qdict_get_int(info, field);
+    qobject_unref(info);
+    return v;
+}
+
+static uint64_t dmm_counter(DMMTest *t, const char *field)
+{
+    return dmm_info_uint(t->qts, field);
 }
 
 static uint64_t dmm_qom_size(DMMTest *t, const char *prop)
 {
-    QDict *rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'qom-get', 'arguments':"
+    QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-get', 'arguments':"
                            " { 'path': 'dmm0', 'property': %s } }", prop);
     uint64_t v;
 
@@ -130,7 +139,7 @@ static uint64_t dmm_qom_size(DMMTest *t, const char *prop)
 
 static void dmm_set_requested(DMMTest *t, uint64_t size)
 {
-    QDict *rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'qom-set', 'arguments':"
+    QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-set', 'arguments':"
                            " { 'path': 'dmm0', 'property': 'requested-size',"
                            " 'value': %" PRIu64 " } }", size);
 
@@ -146,16 +155,16 @@ static uint32_t dmm_post_vq(DMMTest *t, QVirtQueue *vq, const void *req,
                             size_t req_len, size_t resp_len,
                             uint64_t *resp_addr)
 {
-    QTestState *qts = t->qs->qts;
-    uint64_t req_addr = guest_alloc(&t->qs->alloc, req_len);
+    QTestState *qts = t->qts;
+    uint64_t req_addr = guest_alloc(t->alloc, req_len);
     uint32_t head;
 
-    *resp_addr = guest_alloc(&t->qs->alloc, resp_len);
+    *resp_addr = guest_alloc(t->alloc, resp_len);
     qtest_memwrite(qts, req_addr, req, req_len);
     qtest_memset(qts, *resp_addr, 0xff, resp_len);
     head = qvirtqueue_add(qts, vq, req_addr, req_len, false, true);
     qvirtqueue_add(qts, vq, *resp_addr, resp_len, true, false);
-    qvirtqueue_kick(qts, &t->dev->vdev, vq, head);
+    qvirtqueue_kick(qts, t->vdev, vq, head);
     return head;
 }
 
@@ -173,10 +182,10 @@ static uint16_t dmm_send(DMMTest *t, const struct virtio_dmm_req *req,
     uint32_t head, len;
 
     head = dmm_post(t, req, sizeof(*req), sizeof(*resp), &resp_addr);
-    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->vq, head, &len,
+    qvirtio_wait_used_elem(t->qts, t->vdev, t->vq, head, &len,
                            DMM_TIMEOUT_US);
     g_assert_cmpuint(len, ==, sizeof(*resp));
-    qtest_memread(t->qs->qts, resp_addr, resp, sizeof(*resp));
+    qtest_memread(t->qts, resp_addr, resp, sizeof(*resp));
     return le16_to_cpu(resp->type);
 }
 
@@ -206,10 +215,52 @@ static uint16_t dmm_state(DMMTest *t, uint64_t addr, uint64_t nb_blocks)
     return le16_to_cpu(resp.u.state.state);
 }
 
-static void test_config(void)
+/*
+ * Ask for QEMU's user-space NVMe driver on a device that does not exist:
+ * it disables RAM discards (for VFIO, util/vfio-helpers.c) before it
+ * opens /dev/vfio.  Returns the error QMP answered with.
+ */
+static char *dmm_blockdev_add_nvme(QTestState *qts)
 {
-    DMMTest *t = dmm_start();
-    QVirtioDevice *d = &t->dev->vdev;
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'blockdev-add', 'arguments': {"
+                           " 'driver': 'nvme', 'node-name': 'nvme0',"
+                           " 'device': '0000:00:1f.7', 'namespace': 1 } }");
+    QDict *err = qdict_get_qdict(rsp, "error");
+    char *desc;
+
+    g_assert(err);
+    desc = g_strdup(qdict_get_str(err, "desc"));
+    qobject_unref(rsp);
+    return desc;
+}
+
+/*
+ * VFIO pins guest memory, so discarding it would lose the guest's writes:
+ * QEMU refuses a VFIO user while virtio-dmm is there, the same way it
+ * refuses virtio-dmm when VFIO came first (ram_block_discard_require()).
+ * Without the device the same request gets as far as /dev/vfio.
+ */
+static void test_vfio_refused(DMMTest *t)
+{
+    QTestState *plain;
+    char *desc;
+
+    desc = dmm_blockdev_add_nvme(t->qts);
+    g_test_message("with virtio-dmm: %s", desc);
+    g_assert(strstr(desc, "Cannot set discarding of RAM broken"));
+    g_free(desc);
+
+    plain = qtest_init("-m 512M -nodefaults");
+    desc = dmm_blockdev_add_nvme(plain);
+    g_test_message("without virtio-dmm: %s", desc);
+    g_assert(!strstr(desc, "Cannot set discarding of RAM broken"));
+    g_free(desc);
+    qtest_quit(plain);
+}
+
+static void test_config(DMMTest *t)
+{
+    QVirtioDevice *d = t->vdev;
 
     g_assert_cmphex(qvirtio_config_readq(d,
                     offsetof(struct virtio_dmm_config, block_size)), ==,
@@ -226,12 +277,27 @@ static void test_config(void)
     g_assert_cmphex(qvirtio_config_readq(d,
                     offsetof(struct virtio_dmm_config, plugged_size)), ==, 0);
     g_assert_cmphex(t->region % BLOCK_SIZE, ==, 0);
-    dmm_stop(t);
 }
 
-static void test_plug_unplug(void)
+/*
+ * The device always has its five queues at their fixed indices, whatever
+ * it offers; a driver sets up only those it uses.
+ */
+static void test_five_queues(DMMTest *t)
 {
-    DMMTest *t = dmm_start();
+    QVirtioDevice *vdev = t->vdev;
+    int i;
+
+    for (i = 0; i < VIRTIO_DMM_NUM_VQS; i++) {
+        vdev->bus->queue_select(vdev, i);
+        g_assert_cmpuint(vdev->bus->get_queue_size(vdev), >, 0);
+    }
+    vdev->bus->queue_select(vdev, VIRTIO_DMM_NUM_VQS);
+    g_assert_cmpuint(vdev->bus->get_queue_size(vdev), ==, 0);
+}
+
+static void test_plug_unplug(DMMTest *t)
+{
 
     dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 2), ==,
@@ -249,13 +315,11 @@ static void test_plug_unplug(void)
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
     g_assert_cmpuint(dmm_state(t, t->region, 8), ==,
                      VIRTIO_DMM_STATE_UNPLUGGED);
-    dmm_stop(t);
 }
 
 /* Every rule a request can break: answered, and nothing changes. */
-static void test_bad_requests(void)
+static void test_bad_requests(DMMTest *t)
 {
-    DMMTest *t = dmm_start();
     const uint64_t r = t->region;
     struct virtio_dmm_req req = { .type = cpu_to_le16(VIRTIO_DMM_REQ_PLUG) };
     struct virtio_dmm_resp resp;
@@ -299,68 +363,36 @@ static void test_bad_requests(void)
                      VIRTIO_DMM_RESP_ERROR);
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, r, 1), ==, VIRTIO_DMM_STATE_PLUGGED);
-    dmm_stop(t);
 }
 
 /* Wait until the device status has @bit set (or time out). */
 static uint8_t dmm_wait_status(DMMTest *t, uint8_t bit)
 {
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
     gint64 start = g_get_monotonic_time();
     uint8_t status;
 
     while (!((status = d->bus->get_status(d)) & bit) &&
            g_get_monotonic_time() - start < DMM_TIMEOUT_US) {
-        qtest_clock_step(t->qs->qts, 100);
+        qtest_clock_step(t->qts, 100);
     }
     return status;
 }
 
-/*
- * A request too short, or no room for the response: the device is marked
- * broken (NEEDS_RESET), the element dropped, QEMU keeps running.
- */
-static void violation(size_t req_len, size_t resp_len)
+static void test_machine_reset(DMMTest *t)
 {
-    DMMTest *t = dmm_start();
-    uint8_t buf[sizeof(struct virtio_dmm_req)] = { 0 };
-    uint64_t resp_addr;
-    uint8_t status;
-
-    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
-    dmm_post(t, buf, req_len, resp_len, &resp_addr);
-    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
-    dmm_stop(t);
-}
-
-static void test_short_request(void)
-{
-    violation(8, sizeof(struct virtio_dmm_resp));
-}
-
-static void test_short_response(void)
-{
-    violation(sizeof(struct virtio_dmm_req), 2);
-}
-
-static void test_machine_reset(void)
-{
-    DMMTest *t = dmm_start();
     QDict *rsp;
 
     dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 2), ==,
                      VIRTIO_DMM_RESP_ACK);
-    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'system_reset' }");
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'system_reset' }");
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    qtest_qmp_eventwait(t->qs->qts, "RESET");
+    qtest_qmp_eventwait(t->qts, "RESET");
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
     g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==,
                      BOOT_SIZE + 2 * BLOCK_SIZE);
-    dmm_stop(t);
 }
 
 /* Report [gpa, gpa + len) as free; returns when the device gave it back. */
@@ -368,9 +400,9 @@ static void dmm_report(DMMTest *t, uint64_t gpa, uint32_t len)
 {
     uint32_t head;
 
-    head = qvirtqueue_add(t->qs->qts, t->report_vq, gpa, len, true, false);
-    qvirtqueue_kick(t->qs->qts, &t->dev->vdev, t->report_vq, head);
-    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->report_vq, head,
+    head = qvirtqueue_add(t->qts, t->report_vq, gpa, len, true, false);
+    qvirtqueue_kick(t->qts, t->vdev, t->report_vq, head);
+    qvirtio_wait_used_elem(t->qts, t->vdev, t->report_vq, head,
                            NULL, DMM_TIMEOUT_US);
 }
 
@@ -378,10 +410,9 @@ static void dmm_report(DMMTest *t, uint64_t gpa, uint32_t len)
  * Reports are advice: ranges of boot RAM and of plugged blocks are
  * discarded; unplugged blocks are refused and stay unplugged.
  */
-static void test_free_page_reports(void)
+static void test_free_page_reports(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
-    uint64_t boot_page = guest_alloc(&t->qs->alloc, 2 * 1024 * 1024);
+    uint64_t boot_page = guest_alloc(t->alloc, 2 * 1024 * 1024);
 
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
@@ -393,47 +424,43 @@ static void test_free_page_reports(void)
      * guest's to give.
      */
     dmm_report(t, t->region + BLOCK_SIZE - 4096, 8192);
-    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 4096);
+    g_assert_cmpuint(dmm_counter(t, "refused-reports"), ==, 1);
+    g_assert_cmpuint(dmm_counter(t, "reported-size"), ==, 4096);
 
     /* plugged block and boot RAM: discarded */
     dmm_report(t, t->region, 2 * 1024 * 1024);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==,
+    g_assert_cmpuint(dmm_counter(t, "reported-size"), ==,
                      2 * 1024 * 1024 + 4096);
-    qtest_writeq(t->qs->qts, boot_page, 0x1122334455667788ULL);
+    qtest_writeq(t->qts, boot_page, 0x1122334455667788ULL);
     dmm_report(t, boot_page & ~0xfffULL, 4096);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==,
+    g_assert_cmpuint(dmm_counter(t, "reported-size"), ==,
                      2 * 1024 * 1024 + 2 * 4096);
     /* nothing about the blocks changed */
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, t->region, 2), ==, VIRTIO_DMM_STATE_MIXED);
-    dmm_stop(t);
 }
 
 /*
  * A report of something that is not RAM (the local APIC's page) reaches the
  * device as a bounce buffer: refused, nothing discarded, device healthy.
  */
-static void test_report_outside_ram(void)
+static void test_report_outside_ram(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
 
     dmm_report(t, 0xfee00000ULL, 4096);
-    g_assert_cmpuint(dmm_qom_size(t, "refused-reports"), ==, 1);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "refused-reports"), ==, 1);
+    g_assert_cmpuint(dmm_counter(t, "reported-size"), ==, 0);
     g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
-    dmm_stop(t);
 }
 
 /* --- sub-blocks --- */
 
 #define SUB_BLOCK       (2 * 1024 * 1024ULL)
 
-static void test_sub_blocks(void)
+static void test_sub_blocks(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_SUB_BLOCKS);
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
     const uint64_t r = t->region;
 
     g_assert_cmphex(qvirtio_config_readq(d,
@@ -465,7 +492,6 @@ static void test_sub_blocks(void)
                                r + BLOCK_SIZE + 5 * SUB_BLOCK, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 2 * SUB_BLOCK);
-    dmm_stop(t);
 }
 
 /* --- page requests --- */
@@ -495,10 +521,10 @@ static uint16_t dmm_pages_len(DMMTest *t, uint16_t type, const uint64_t *addrs,
     }
     head = dmm_post_vq(t, t->page_vq, req, len ? len : full, sizeof(resp),
                        &resp_addr);
-    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->page_vq, head, &used,
+    qvirtio_wait_used_elem(t->qts, t->vdev, t->page_vq, head, &used,
                            DMM_TIMEOUT_US);
     g_assert_cmpuint(used, ==, sizeof(resp));
-    qtest_memread(t->qs->qts, resp_addr, &resp, sizeof(resp));
+    qtest_memread(t->qts, resp_addr, &resp, sizeof(resp));
     return le16_to_cpu(resp.type);
 }
 
@@ -506,10 +532,9 @@ static uint16_t dmm_pages_len(DMMTest *t, uint16_t type, const uint64_t *addrs,
     const uint64_t a_[] = { __VA_ARGS__ };                          \
     dmm_pages_len(t, type, a_, ARRAY_SIZE(a_), 0); })
 
-static void test_pages(void)
+static void test_pages(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_PAGES);
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
 
     g_assert_cmpuint(qvirtio_config_readl(d,
                      offsetof(struct virtio_dmm_config, page_size)), ==,
@@ -518,7 +543,7 @@ static void test_pages(void)
                      offsetof(struct virtio_dmm_config, max_pages)), >=, 256);
     /* below boot size, and back */
     dmm_set_requested(t, BOOT_SIZE - 2 * PAGE);
-    qtest_writeq(t->qs->qts, BOOT_PAGE(7), 0x1122334455667788ULL);
+    qtest_writeq(t->qts, BOOT_PAGE(7), 0x1122334455667788ULL);
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0),
                                BOOT_PAGE(7)), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
@@ -527,7 +552,7 @@ static void test_pages(void)
                     offsetof(struct virtio_dmm_config, unplugged_size)), ==,
                     2 * PAGE);
     /* an unplugged page reads as zero once the host discarded it */
-    g_assert_cmphex(qtest_readq(t->qs->qts, BOOT_PAGE(7)), ==, 0);
+    g_assert_cmphex(qtest_readq(t->qts, BOOT_PAGE(7)), ==, 0);
     /* the guest migrated page 7 to page 9 */
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(7),
                                BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
@@ -537,19 +562,66 @@ static void test_pages(void)
                                BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
-    dmm_stop(t);
 }
+
+/*
+ * A malformed list: page addresses, or (address, hash) pairs of hints;
+ * the values of @region are offsets into the region.
+ */
+typedef struct DMMBadList {
+    uint16_t type;
+    uint32_t nb;
+    uint64_t v[4];
+    unsigned int region;
+} DMMBadList;
+
+#define IN_REGION(i)    (1u << (i))
+
+/* @list with the region's address added where it says. */
+static const uint64_t *dmm_bad_list(DMMTest *t, const DMMBadList *list,
+                                    uint64_t *v)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(list->v); i++) {
+        v[i] = list->v[i] + (list->region & IN_REGION(i) ? t->region : 0);
+    }
+    return v;
+}
+
+/* Boot page 1 and a page of the region are unplugged, block 0 plugged. */
+static const DMMBadList bad_page_lists[] = {
+    /* unaligned */
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 2, { BOOT_PAGE(2), BOOT_PAGE(3) + 512 } },
+    /* out of range: BIOS, the PCI hole, APIC, an unplugged block, beyond */
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 2, { BOOT_PAGE(2), 0xf0000 } },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { BOOT_SIZE } },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { 0xfee00000ULL } },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { BLOCK_SIZE }, IN_REGION(0) },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { REGION_SIZE }, IN_REGION(0) },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { UINT64_MAX - PAGE + 1 } },
+    /* listed twice, or in the wrong state */
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 3,
+      { BOOT_PAGE(2), BOOT_PAGE(3), BOOT_PAGE(2) } },
+    { VIRTIO_DMM_REQ_UNPLUG_PAGES, 1, { BOOT_PAGE(1) } },
+    { VIRTIO_DMM_REQ_PLUG_PAGES, 1, { BOOT_PAGE(2) } },
+    { VIRTIO_DMM_REQ_PLUG_PAGES, 2, { BOOT_PAGE(1), BOOT_PAGE(1) } },
+    { VIRTIO_DMM_REQ_MOVE_PAGES, 1, { BOOT_PAGE(1) } },
+    { VIRTIO_DMM_REQ_MOVE_PAGES, 2, { BOOT_PAGE(1), BOOT_PAGE(1) } },
+    { VIRTIO_DMM_REQ_MOVE_PAGES, 2, { BOOT_PAGE(2), BOOT_PAGE(3) } },
+    /* unknown type on the page queue */
+    { VIRTIO_DMM_REQ_PLUG, 1, { BOOT_PAGE(2) } },
+};
 
 /*
  * Every way a page list can be wrong: ERROR (or NACK beyond the requested
  * size), and nothing changes.
  */
-static void test_bad_page_lists(void)
+static void test_bad_page_lists(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_PAGES);
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
     const uint64_t r = t->region;
-    uint64_t many[1025] = { 0 };
+    uint64_t many[1025] = { 0 }, v[4];
     uint32_t i;
 
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
@@ -558,30 +630,16 @@ static void test_bad_page_lists(void)
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1),
                                r + PAGE), ==, VIRTIO_DMM_RESP_ACK);
 
-#define BAD(type, ...) \
-    g_assert_cmpuint(dmm_pages(t, type, __VA_ARGS__), ==, VIRTIO_DMM_RESP_ERROR)
-    /* unaligned */
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), BOOT_PAGE(3) + 512);
-    /* out of range: BIOS, the PCI hole, APIC, an unplugged block, beyond */
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), 0xf0000);
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_SIZE);
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, 0xfee00000ULL);
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, r + BLOCK_SIZE);
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, r + REGION_SIZE);
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, UINT64_MAX - PAGE + 1);
-    /* listed twice, or in the wrong state */
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(2), BOOT_PAGE(3), BOOT_PAGE(2));
-    BAD(VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1));
-    BAD(VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(2));
-    BAD(VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(1), BOOT_PAGE(1));
-    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(1));
-    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(1), BOOT_PAGE(1));
-    BAD(VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(2), BOOT_PAGE(3));
+    for (i = 0; i < ARRAY_SIZE(bad_page_lists); i++) {
+        const DMMBadList *l = &bad_page_lists[i];
+
+        g_test_message("bad page list %u", i);
+        g_assert_cmpuint(dmm_pages_len(t, l->type, dmm_bad_list(t, l, v),
+                                       l->nb, 0), ==, VIRTIO_DMM_RESP_ERROR);
+    }
     /* a block with an unplugged page cannot be unplugged */
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 1), ==,
                      VIRTIO_DMM_RESP_ERROR);
-    /* unknown type on the page queue */
-    BAD(VIRTIO_DMM_REQ_PLUG, BOOT_PAGE(2));
     /* counts: none, more than max_pages, more than the buffer holds */
     g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 0,
                                    0), ==, VIRTIO_DMM_RESP_ERROR);
@@ -597,7 +655,6 @@ static void test_bad_page_lists(void)
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE - 2 * PAGE);
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(1),
                                r + PAGE), ==, VIRTIO_DMM_RESP_NACK);
-#undef BAD
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
     g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
@@ -605,13 +662,11 @@ static void test_bad_page_lists(void)
     g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 4,
                                    0), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 6 * PAGE);
-    dmm_stop(t);
 }
 
 /* UNPLUG_ALL and a machine reset plug every page back. */
-static void test_pages_reset(void)
+static void test_pages_reset(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_PAGES);
     QDict *rsp;
 
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1)),
@@ -621,30 +676,12 @@ static void test_pages_reset(void)
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(1)),
                      ==, VIRTIO_DMM_RESP_ACK);
-    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'system_reset' }");
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'system_reset' }");
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    qtest_qmp_eventwait(t->qs->qts, "RESET");
+    qtest_qmp_eventwait(t->qts, "RESET");
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
-    dmm_stop(t);
 }
-
-/* A page request shorter than its header breaks the device, not QEMU. */
-static void test_short_page_request(void)
-{
-    DMMTest *t = dmm_start_features(DMM_PAGES);
-    uint8_t buf[8] = { VIRTIO_DMM_REQ_UNPLUG_PAGES, 0, 0, 0, 1, 0, 0, 0 };
-    uint64_t resp_addr;
-    uint8_t status;
-
-    dmm_post_vq(t, t->page_vq, buf, 7, sizeof(struct virtio_dmm_resp),
-                &resp_addr);
-    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
-    dmm_stop(t);
-}
-
 
 /* --- shared-page hints --- */
 
@@ -673,10 +710,10 @@ static uint16_t dmm_hints_len(DMMTest *t, uint16_t kind,
     }
     head = dmm_post_vq(t, t->hint_vq, req, len ? len : full, sizeof(*resp),
                        &resp_addr);
-    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->hint_vq, head, &used,
+    qvirtio_wait_used_elem(t->qts, t->vdev, t->hint_vq, head, &used,
                            DMM_TIMEOUT_US);
     g_assert_cmpuint(used, ==, sizeof(*resp));
-    qtest_memread(t->qs->qts, resp_addr, resp, sizeof(*resp));
+    qtest_memread(t->qts, resp_addr, resp, sizeof(*resp));
     return le16_to_cpu(resp->type);
 }
 
@@ -696,15 +733,13 @@ static void fill_page(DMMTest *t, uint64_t addr, uint64_t w)
     uint32_t i;
 
     for (i = 0; i < PAGE / 8; i++) {
-        qtest_writeq(t->qs->qts, addr + 8 * i, w);
+        qtest_writeq(t->qts, addr + 8 * i, w);
     }
 }
 
 /* Verified hints are accepted, the others rejected; content never changes. */
-static void test_hints(void)
+static void test_hints(DMMTest *t)
 {
-    DMMTest *t = dmm_start_args(DMM_HINTS | DMM_HINTS_DUP, "512M", "4G",
-                                ",dup-hints=on");
     const uint64_t r = t->region;
     struct virtio_dmm_resp resp;
 
@@ -726,29 +761,44 @@ static void test_hints(void)
                                HINT_HASH ^ 1), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 2);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.rejected), ==, 1);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 2);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-dup"), ==, 2);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-rejected"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hints-dup"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hints-rejected"), ==, 2);
     /* a 2 MiB chunk of boot RAM and one of the region became mergeable */
-    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==,
+    g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==,
                      4 * 1024 * 1024);
     /* hints change nothing the guest sees */
-    g_assert_cmphex(qtest_readq(t->qs->qts, BOOT_PAGE(3) + 64), ==,
+    g_assert_cmphex(qtest_readq(t->qts, BOOT_PAGE(3) + 64), ==,
                     HINT_WORD);
-    g_assert_cmphex(qtest_readq(t->qs->qts, r + PAGE + 4088), ==,
+    g_assert_cmphex(qtest_readq(t->qts, r + PAGE + 4088), ==,
                     HINT_WORD);
     g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE + BLOCK_SIZE);
-    dmm_stop(t);
 }
 
+/* Block 0 is plugged, boot page 5 unplugged. */
+static const DMMBadList bad_hint_lists[] = {
+    /* unaligned; BIOS, the PCI hole, APIC, unplugged block, beyond */
+    { VIRTIO_DMM_HINT_ZERO, 2, { BOOT_PAGE(1), 0, BOOT_PAGE(2) + 8, 0 } },
+    { VIRTIO_DMM_HINT_ZERO, 1, { 0xf0000, 0 } },
+    { VIRTIO_DMM_HINT_ZERO, 1, { BOOT_SIZE, 0 } },
+    { VIRTIO_DMM_HINT_ZERO, 1, { 0xfee00000ULL, 0 } },
+    { VIRTIO_DMM_HINT_ZERO, 1, { BLOCK_SIZE, 0 }, IN_REGION(0) },
+    { VIRTIO_DMM_HINT_ZERO, 1, { REGION_SIZE, 0 }, IN_REGION(0) },
+    { VIRTIO_DMM_HINT_ZERO, 1, { UINT64_MAX - PAGE + 1, 0 } },
+    /* a page the guest unplugged */
+    { VIRTIO_DMM_HINT_ZERO, 1, { BOOT_PAGE(5), 0 } },
+    /* a zero hint with a hash; an unknown kind */
+    { VIRTIO_DMM_HINT_ZERO, 1, { BOOT_PAGE(1), 1 } },
+    { 2, 1, { BOOT_PAGE(1), 0 } },
+};
+
 /* Every way a hint list can be wrong: ERROR, nothing read or shared. */
-static void test_bad_hint_lists(void)
+static void test_bad_hint_lists(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_HINTS | DMM_PAGES);
-    QVirtioDevice *d = &t->dev->vdev;
+    QVirtioDevice *d = t->vdev;
     const uint64_t r = t->region;
     struct virtio_dmm_resp resp;
-    uint64_t many[2 * (VIRTIO_DMM_MAX_HINTS + 1)] = { 0 };
+    uint64_t many[2 * (VIRTIO_DMM_MAX_HINTS + 1)] = { 0 }, v[4];
     uint32_t i;
 
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
@@ -757,22 +807,14 @@ static void test_bad_hint_lists(void)
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(5)),
                      ==, VIRTIO_DMM_RESP_ACK);
 
-#define BAD(kind, ...) \
-    g_assert_cmpuint(dmm_hints(t, kind, &resp, __VA_ARGS__), ==, \
-                     VIRTIO_DMM_RESP_ERROR)
-    /* unaligned; BIOS, the PCI hole, APIC, unplugged block, beyond */
-    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(1), 0, BOOT_PAGE(2) + 8, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, 0xf0000, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_SIZE, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, 0xfee00000ULL, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, r + BLOCK_SIZE, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, r + REGION_SIZE, 0);
-    BAD(VIRTIO_DMM_HINT_ZERO, UINT64_MAX - PAGE + 1, 0);
-    /* a page the guest unplugged */
-    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(5), 0);
-    /* a zero hint with a hash; an unknown kind */
-    BAD(VIRTIO_DMM_HINT_ZERO, BOOT_PAGE(1), 1);
-    BAD(2, BOOT_PAGE(1), 0);
+    for (i = 0; i < ARRAY_SIZE(bad_hint_lists); i++) {
+        const DMMBadList *l = &bad_hint_lists[i];
+
+        g_test_message("bad hint list %u", i);
+        g_assert_cmpuint(dmm_hints_len(t, l->type, dmm_bad_list(t, l, v),
+                                       l->nb, 0, &resp), ==,
+                         VIRTIO_DMM_RESP_ERROR);
+    }
     /* counts: none, too many, more than the buffer holds */
     g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 0, 0,
                                    &resp), ==, VIRTIO_DMM_RESP_ERROR);
@@ -785,47 +827,28 @@ static void test_bad_hint_lists(void)
     g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 4,
                                    8 + 3 * 16, &resp), ==,
                      VIRTIO_DMM_RESP_ERROR);
-#undef BAD
-    g_assert_cmpuint(dmm_qom_size(t, "hint-errors"), ==, 13);
-    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hint-errors"), ==,
+                     ARRAY_SIZE(bad_hint_lists) + 3);
+    g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 0);
     g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
     /* the well-formed version is accepted */
     g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 4, 0,
                                    &resp), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 4);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, PAGE);
-    dmm_stop(t);
 }
 
 /* Without the feature negotiated, hints are refused (NACK), not read. */
-static void test_hints_not_negotiated(void)
+static void test_hints_not_negotiated(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(0);
     struct virtio_dmm_resp resp;
 
-    t->hint_vq = qvirtqueue_setup(&t->dev->vdev, &t->qs->alloc,
+    t->hint_vq = qvirtqueue_setup(t->vdev, t->alloc,
                                   VIRTIO_DMM_VQ_HINT);
     g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
                                0), ==, VIRTIO_DMM_RESP_NACK);
-    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
-    dmm_stop(t);
-}
-
-/* A hint request shorter than its header breaks the device, not QEMU. */
-static void test_short_hint_request(void)
-{
-    DMMTest *t = dmm_start_features(DMM_HINTS);
-    uint8_t buf[8] = { VIRTIO_DMM_HINT_ZERO, 0, 0, 0, 1, 0, 0, 0 };
-    uint64_t resp_addr;
-    uint8_t status;
-
-    dmm_post_vq(t, t->hint_vq, buf, 7, sizeof(struct virtio_dmm_resp),
-                &resp_addr);
-    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-zero"), ==, 0);
-    dmm_stop(t);
+    g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==, 0);
 }
 
 /*
@@ -833,28 +856,26 @@ static void test_short_hint_request(void)
  * without it the feature is not offered and a DUP hint is an ERROR that
  * shares nothing; zero hints still work.
  */
-static void test_dup_hints_default_off(void)
+static void test_dup_hints_default_off(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_HINTS);
     struct virtio_dmm_resp resp;
 
-    g_assert(!(qvirtio_get_features(&t->dev->vdev) & DMM_HINTS_DUP));
+    g_assert(!(qvirtio_get_features(t->vdev) & DMM_HINTS_DUP));
     fill_page(t, BOOT_PAGE(3), HINT_WORD);
     g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_DUP, &resp, BOOT_PAGE(3),
                                HINT_HASH), ==, VIRTIO_DMM_RESP_ERROR);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-dup"), ==, 0);
-    g_assert_cmpuint(dmm_qom_size(t, "hint-mergeable-size"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hints-dup"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==, 0);
     g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
                                0), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 1);
-    dmm_stop(t);
 }
 
 /* Lines of /proc/PID/maps: the process's VMAs. */
 static unsigned int dmm_vmas(DMMTest *t)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/maps",
-                                            (int)qtest_pid(t->qs->qts));
+                                            (int)qtest_pid(t->qts));
     g_autofree char *maps = NULL;
     unsigned int n = 0;
     const char *p;
@@ -895,21 +916,19 @@ static uint32_t dmm_hint_chunks(DMMTest *t, uint64_t first, uint32_t nb)
  * per chunk: separate runs of mergeable chunks are bounded, hints that
  * join runs are still taken, and QEMU's VMAs stay bounded.
  */
-static void test_hint_runs(void)
+static void test_hint_runs(DMMTest *t)
 {
-    DMMTest *t = dmm_start_args(DMM_HINTS, "8G", "12G", "");
     unsigned int vmas = dmm_vmas(t);
 
     g_assert_cmpuint(dmm_hint_chunks(t, 0, MAX_HINT_RUNS + 200), ==,
                      MAX_HINT_RUNS);
-    g_assert_cmpuint(dmm_qom_size(t, "hints-rejected"), ==, 200);
+    g_assert_cmpuint(dmm_counter(t, "hints-rejected"), ==, 200);
     g_assert_cmpuint(dmm_vmas(t), <=, vmas + 2 * MAX_HINT_RUNS + 16);
     /* a chunk between two runs joins them; then one more run fits */
     g_assert_cmpuint(dmm_hint_chunks(t, 1, 1), ==, 1);
     g_assert_cmpuint(dmm_hint_chunks(t, 2 * MAX_HINT_RUNS + 1, 1), ==, 1);
     g_assert_cmpuint(dmm_hint_chunks(t, 2 * MAX_HINT_RUNS + 3, 1), ==, 0);
     g_assert_cmpuint(dmm_vmas(t), <=, vmas + 2 * MAX_HINT_RUNS + 16);
-    dmm_stop(t);
 }
 
 /* --- what the guest can reach --- */
@@ -919,10 +938,9 @@ static void test_hint_runs(void)
  * take no host memory); a plugged block is there at once, and gone again
  * when unplugged.  A partially plugged block stays reachable.
  */
-static void test_unplugged_inaccessible(void)
+static void test_unplugged_inaccessible(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_SUB_BLOCKS);
-    QTestState *qts = t->qs->qts;
+    QTestState *qts = t->qts;
     const uint64_t r = t->region;
 
     qtest_writeq(qts, r, 0x1122334455667788ULL);
@@ -953,22 +971,19 @@ static void test_unplugged_inaccessible(void)
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
     g_assert_cmphex(qtest_readq(qts, r + 8), ==, 0);
-    dmm_stop(t);
 }
 
 /* A report of an unplugged block is no guest memory: the device breaks. */
-static void test_report_unplugged(void)
+static void test_report_unplugged(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING);
     uint32_t head;
 
-    head = qvirtqueue_add(t->qs->qts, t->report_vq, t->region, 2 * 1024 * 1024,
+    head = qvirtqueue_add(t->qts, t->report_vq, t->region, 2 * 1024 * 1024,
                           true, false);
-    qvirtqueue_kick(t->qs->qts, &t->dev->vdev, t->report_vq, head);
+    qvirtqueue_kick(t->qts, t->vdev, t->report_vq, head);
     g_assert(dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET) &
              VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert_cmpuint(dmm_qom_size(t, "reported-size"), ==, 0);
-    dmm_stop(t);
+    g_assert_cmpuint(dmm_counter(t, "reported-size"), ==, 0);
 }
 
 /* --- migration streams --- */
@@ -994,32 +1009,48 @@ static void dmm_wait_migration(QTestState *qts, const char *want)
     g_assert_cmpstr(status, ==, want);
 }
 
-/*
- * Load @file into a new machine of the test's shape (@dev_opts added to
- * the device); the migration must end in @want.  The destination stays up
- * (exit-on-error off) and answers with its device state.
- */
-static uint64_t dmm_load_stream(const char *file, const char *dev_opts,
-                                const char *want)
+/* Migrate the test's machine into @file. */
+static void dmm_save_stream(DMMTest *t, const char *file)
 {
-    QTestState *qts = qtest_initf(DMM_CMDLINE " -incoming defer", "512M",
-                                  "4G", dev_opts);
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     QDict *rsp;
-    uint64_t plugged;
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'migrate', 'arguments':"
+                    " { 'uri': %s } }", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    dmm_wait_migration(t->qts, "completed");
+}
+
+/*
+ * Load @file into a new machine of the test's shape (@opts added to its
+ * command line, e.g. -global virtio-dmm.block-size=256M); the migration
+ * must end in @want.  The destination stays up (exit-on-error off) and
+ * answers with its device's @field of query-memory-devices.
+ */
+static uint64_t dmm_load_stream_field(const char *file, const char *opts,
+                                      const char *want, const char *field)
+{
+    QTestState *qts = qtest_initf("%s -incoming defer %s",
+                                  qos_get_current_command_line(), opts);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QDict *rsp;
+    uint64_t value;
 
     rsp = qtest_qmp(qts, "{ 'execute': 'migrate-incoming', 'arguments':"
                     " { 'uri': %s, 'exit-on-error': false } }", uri);
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     dmm_wait_migration(qts, want);
-    rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
-                    " { 'path': 'dmm0', 'property': 'plugged-size' } }");
-    g_assert(qdict_haskey(rsp, "return"));
-    plugged = qdict_get_int(rsp, "return");
-    qobject_unref(rsp);
+    value = dmm_info_uint(qts, field);
     qtest_quit(qts);
-    return plugged;
+    return value;
+}
+
+static uint64_t dmm_load_stream(const char *file, const char *opts,
+                                const char *want)
+{
+    return dmm_load_stream_field(file, opts, want, "plugged-size");
 }
 
 /* Overwrite the big-endian u32 that follows subsection @name's version. */
@@ -1043,33 +1074,53 @@ static void dmm_patch_subsection(const char *file, const char *name,
  * message; the destination stays up and its device unchanged.  The same
  * stream into a matching destination loads.
  */
-static void test_migration_checks(void)
+static void test_migration_checks(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(0);
     g_autofree char *dir = g_dir_make_tmp("virtio-dmm-XXXXXX", NULL);
     g_autofree char *file = g_strdup_printf("%s/stream", dir);
-    g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *at = NULL;
-    QDict *rsp;
 
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
-    rsp = qtest_qmp(t->qs->qts, "{ 'execute': 'migrate', 'arguments':"
-                    " { 'uri': %s } }", uri);
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
-    dmm_wait_migration(t->qs->qts, "completed");
+    dmm_save_stream(t, file);
 
     g_assert_cmpuint(dmm_load_stream(file, "", "completed"), ==, BLOCK_SIZE);
-    at = g_strdup_printf(",memaddr=0x%" PRIx64,
+    at = g_strdup_printf("-global virtio-dmm.memaddr=0x%" PRIx64,
                          (uint64_t)(t->region + REGION_SIZE));
     g_assert_cmpuint(dmm_load_stream(file, at, "failed"), ==, 0);
+    /* another block size: refused too */
+    g_assert_cmpuint(dmm_load_stream(file,
+                                     "-global virtio-dmm.block-size=256M",
+                                     "failed"), ==, 0);
     dmm_patch_subsection(file, "virtio-dmm-device/stats", 5);
     g_assert_cmpuint(dmm_load_stream(file, "", "failed"), ==, 0);
     unlink(file);
     rmdir(dir);
-    dmm_stop(t);
+}
+
+/*
+ * The chunks hints made mergeable travel with the device: the destination
+ * makes the same memory mergeable.
+ */
+static void test_migration_hints(DMMTest *t)
+{
+    g_autofree char *dir = g_dir_make_tmp("virtio-dmm-XXXXXX", NULL);
+    g_autofree char *file = g_strdup_printf("%s/stream", dir);
+    struct virtio_dmm_resp resp;
+
+    g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
+                               0, BOOT_PAGE(2000), 0), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==,
+                     4 * 1024 * 1024);
+    dmm_save_stream(t, file);
+    g_assert_cmpuint(dmm_load_stream_field(file, "", "completed",
+                                           "hint-mergeable-size"), ==,
+                     4 * 1024 * 1024);
+    unlink(file);
+    rmdir(dir);
 }
 
 /* --- statistics and requests for memory --- */
@@ -1085,28 +1136,14 @@ static uint16_t dmm_report_stats(DMMTest *t, const struct virtio_dmm_stats *st,
     uint32_t head, used;
 
     head = dmm_post_vq(t, t->stats_vq, st, len, sizeof(resp), &resp_addr);
-    qvirtio_wait_used_elem(t->qs->qts, &t->dev->vdev, t->stats_vq, head,
+    qvirtio_wait_used_elem(t->qts, t->vdev, t->stats_vq, head,
                            &used, DMM_TIMEOUT_US);
-    qtest_memread(t->qs->qts, resp_addr, &resp, sizeof(resp));
+    qtest_memread(t->qts, resp_addr, &resp, sizeof(resp));
     return le16_to_cpu(resp.type);
 }
 
-static QDict *dmm_device_info(DMMTest *t)
+static void test_stats(DMMTest *t)
 {
-    QDict *rsp = qtest_qmp(t->qs->qts,
-                           "{ 'execute': 'query-memory-devices' }");
-    QList *list = qdict_get_qlist(rsp, "return");
-    QDict *data = qdict_get_qdict(qobject_to(QDict, qlist_peek(list)),
-                                  "data");
-
-    qobject_ref(data);
-    qobject_unref(rsp);
-    return data;
-}
-
-static void test_stats(void)
-{
-    DMMTest *t = dmm_start_features(DMM_STATS);
     struct virtio_dmm_stats st = {
         .seq = cpu_to_le64(1),
         .total = cpu_to_le64(BOOT_SIZE),
@@ -1116,30 +1153,29 @@ static void test_stats(void)
     };
     QDict *info, *stats;
 
-    g_assert_cmpuint(qvirtio_config_readl(&t->dev->vdev,
+    g_assert_cmpuint(qvirtio_config_readl(t->vdev,
                      offsetof(struct virtio_dmm_config, stats_interval_ms)),
                      ==, 1000);
     /* no report yet */
-    info = dmm_device_info(t);
+    info = dmm_info(t->qts);
     g_assert(!qdict_haskey(info, "stats"));
     qobject_unref(info);
     /* a short report is refused and not kept */
     g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st) - 8), ==,
                      VIRTIO_DMM_RESP_ERROR);
-    info = dmm_device_info(t);
+    info = dmm_info(t->qts);
     g_assert(!qdict_haskey(info, "stats"));
     qobject_unref(info);
     g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st)), ==,
                      VIRTIO_DMM_RESP_ACK);
-    info = dmm_device_info(t);
+    info = dmm_info(t->qts);
     stats = qdict_get_qdict(info, "stats");
     g_assert(stats);
     g_assert_cmpuint(qdict_get_int(stats, "available"), ==, 100 << 20);
     g_assert_cmpuint(qdict_get_int(stats, "oom-kills"), ==, 2);
     g_assert_cmpfloat(qdict_get_double(stats, "psi-some-avg10"), ==, 12.34);
     qobject_unref(info);
-    qtest_qmp_eventwait(t->qs->qts, "VIRTIO_DMM_STATS");
-    dmm_stop(t);
+    qtest_qmp_eventwait(t->qts, "VIRTIO_DMM_STATS");
 }
 
 static uint16_t dmm_ask(DMMTest *t, uint64_t size, uint64_t reason)
@@ -1155,9 +1191,8 @@ static uint16_t dmm_ask(DMMTest *t, uint64_t size, uint64_t reason)
 }
 
 /* Without auto-grant an ask is passed on; bad asks change nothing. */
-static void test_ask(void)
+static void test_ask(DMMTest *t)
 {
-    DMMTest *t = dmm_start_features(DMM_STATS);
 
     g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + 1, 0), ==,
                      VIRTIO_DMM_RESP_ERROR);
@@ -1168,42 +1203,139 @@ static void test_ask(void)
     g_assert_cmpuint(dmm_ask(t, BOOT_SIZE + BLOCK_SIZE,
                              VIRTIO_DMM_ASK_PRESSURE), ==,
                      VIRTIO_DMM_RESP_BUSY);
-    qtest_qmp_eventwait(t->qs->qts, "VIRTIO_DMM_ASK");
+    qtest_qmp_eventwait(t->qts, "VIRTIO_DMM_ASK");
     g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, BOOT_SIZE);
-    dmm_stop(t);
 }
 
-int main(int argc, char **argv)
+/* --- protocol violations --- */
+
+/*
+ * A request shorter than its header, or without room for the response:
+ * the device is marked broken (NEEDS_RESET), the element dropped, nothing
+ * changes and QEMU keeps running.
+ */
+typedef struct DMMViolation {
+    unsigned int vq;
+    /* the request's first bytes (the rest is zero) */
+    uint8_t head[8];
+    size_t req_len;
+    size_t resp_len;
+} DMMViolation;
+
+static const DMMViolation short_request = {
+    VIRTIO_DMM_VQ_REQUEST, { 0 }, 8, sizeof(struct virtio_dmm_resp),
+};
+static const DMMViolation short_response = {
+    VIRTIO_DMM_VQ_REQUEST, { 0 }, sizeof(struct virtio_dmm_req), 2,
+};
+static const DMMViolation short_page_request = {
+    VIRTIO_DMM_VQ_PAGE, { VIRTIO_DMM_REQ_UNPLUG_PAGES, 0, 0, 0, 1 }, 7,
+    sizeof(struct virtio_dmm_resp),
+};
+static const DMMViolation short_hint_request = {
+    VIRTIO_DMM_VQ_HINT, { VIRTIO_DMM_HINT_ZERO, 0, 0, 0, 1 }, 7,
+    sizeof(struct virtio_dmm_resp),
+};
+
+static void test_violation(DMMTest *t)
 {
-    g_test_init(&argc, &argv, NULL);
+    const DMMViolation *v = t->data;
+    QVirtQueue *vqs[VIRTIO_DMM_NUM_VQS] = {
+        [VIRTIO_DMM_VQ_REQUEST] = t->vq,
+        [VIRTIO_DMM_VQ_PAGE] = t->page_vq,
+        [VIRTIO_DMM_VQ_HINT] = t->hint_vq,
+    };
+    uint8_t buf[sizeof(struct virtio_dmm_req)] = { 0 };
+    uint64_t resp_addr;
+    uint8_t status;
 
-    qtest_add_func("virtio-dmm/config", test_config);
-    qtest_add_func("virtio-dmm/plug-unplug", test_plug_unplug);
-    qtest_add_func("virtio-dmm/bad-requests", test_bad_requests);
-    qtest_add_func("virtio-dmm/short-request", test_short_request);
-    qtest_add_func("virtio-dmm/short-response", test_short_response);
-    qtest_add_func("virtio-dmm/machine-reset", test_machine_reset);
-    qtest_add_func("virtio-dmm/free-page-reports", test_free_page_reports);
-    qtest_add_func("virtio-dmm/report-outside-ram", test_report_outside_ram);
-    qtest_add_func("virtio-dmm/sub-blocks", test_sub_blocks);
-    qtest_add_func("virtio-dmm/pages", test_pages);
-    qtest_add_func("virtio-dmm/bad-page-lists", test_bad_page_lists);
-    qtest_add_func("virtio-dmm/pages-reset", test_pages_reset);
-    qtest_add_func("virtio-dmm/short-page-request", test_short_page_request);
-    qtest_add_func("virtio-dmm/hints", test_hints);
-    qtest_add_func("virtio-dmm/bad-hint-lists", test_bad_hint_lists);
-    qtest_add_func("virtio-dmm/hints-not-negotiated",
-                   test_hints_not_negotiated);
-    qtest_add_func("virtio-dmm/short-hint-request", test_short_hint_request);
-    qtest_add_func("virtio-dmm/dup-hints-default-off",
-                   test_dup_hints_default_off);
-    qtest_add_func("virtio-dmm/hint-runs", test_hint_runs);
-    qtest_add_func("virtio-dmm/unplugged-inaccessible",
-                   test_unplugged_inaccessible);
-    qtest_add_func("virtio-dmm/report-unplugged", test_report_unplugged);
-    qtest_add_func("virtio-dmm/migration-checks", test_migration_checks);
-    qtest_add_func("virtio-dmm/stats", test_stats);
-    qtest_add_func("virtio-dmm/ask", test_ask);
-
-    return g_test_run();
+    memcpy(buf, v->head, sizeof(v->head));
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    dmm_post_vq(t, vqs[v->vq], buf, v->req_len, v->resp_len, &resp_addr);
+    status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 0);
 }
+
+/* --- the tests, through qgraph --- */
+
+#define DMM_FPR         (1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING)
+#define DMM_SUB_BLOCKS  (1ULL << VIRTIO_DMM_F_SUB_BLOCKS)
+
+typedef struct DMMTestCase {
+    const char *name;
+    void (*fn)(DMMTest *t);
+    /* features the test negotiates (VIRTIO_F_VERSION_1 always) */
+    uint64_t features;
+    /* device options, and options before the device (-m merges) */
+    const char *device_opts;
+    const char *cmd_line;
+    /* DMMTest.data */
+    const void *data;
+} DMMTestCase;
+
+static const DMMTestCase dmm_tests[] = {
+    { "config", test_config },
+    { "vfio-refused", test_vfio_refused },
+    { "five-queues", test_five_queues, 0,
+      "free-page-reporting=off,pages=off,sub-blocks=off,hints=off,"
+      "stats=off" },
+    { "plug-unplug", test_plug_unplug },
+    { "bad-requests", test_bad_requests },
+    { "short-request", test_violation, .data = &short_request },
+    { "short-response", test_violation, .data = &short_response },
+    { "machine-reset", test_machine_reset },
+    { "free-page-reports", test_free_page_reports, DMM_FPR },
+    { "report-outside-ram", test_report_outside_ram, DMM_FPR },
+    { "sub-blocks", test_sub_blocks, DMM_SUB_BLOCKS },
+    { "pages", test_pages, DMM_PAGES },
+    { "bad-page-lists", test_bad_page_lists, DMM_PAGES },
+    { "pages-reset", test_pages_reset, DMM_PAGES },
+    { "short-page-request", test_violation, DMM_PAGES,
+      .data = &short_page_request },
+    { "hints", test_hints, DMM_HINTS | DMM_HINTS_DUP, "dup-hints=on" },
+    { "bad-hint-lists", test_bad_hint_lists, DMM_HINTS | DMM_PAGES },
+    { "hints-not-negotiated", test_hints_not_negotiated },
+    { "short-hint-request", test_violation, DMM_HINTS,
+      .data = &short_hint_request },
+    { "dup-hints-default-off", test_dup_hints_default_off, DMM_HINTS },
+    { "hint-runs", test_hint_runs, DMM_HINTS, NULL, "-m 8G,maxmem=12G" },
+    { "unplugged-inaccessible", test_unplugged_inaccessible,
+      DMM_SUB_BLOCKS },
+    { "report-unplugged", test_report_unplugged, DMM_FPR },
+    { "migration-checks", test_migration_checks },
+    { "migration-hints", test_migration_hints, DMM_HINTS },
+    { "stats", test_stats, DMM_STATS },
+    { "ask", test_ask, DMM_STATS },
+};
+
+static void dmm_run(void *obj, void *data, QGuestAllocator *alloc)
+{
+    const DMMTestCase *c = data;
+    DMMTest *t = dmm_setup(obj, alloc, c->features);
+
+    t->data = c->data;
+    c->fn(t);
+    dmm_teardown(t);
+}
+
+static void register_virtio_dmm_test(void)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(dmm_tests); i++) {
+        QOSGraphTestOptions opts = {
+            .edge.extra_device_opts = dmm_tests[i].device_opts,
+            .edge.before_cmd_line = dmm_tests[i].cmd_line,
+            .arg = (void *)&dmm_tests[i],
+            /* a QEMU of its own: counters and requested-size survive resets */
+            .subprocess = true,
+        };
+
+        qos_add_test(dmm_tests[i].name, "virtio-dmm", dmm_run, &opts);
+    }
+}
+
+libqos_init(register_virtio_dmm_test);

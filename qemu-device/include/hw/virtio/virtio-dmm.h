@@ -28,21 +28,11 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_PLUGGED_SIZE_PROP    "plugged-size"
 #define VIRTIO_DMM_BOOT_SIZE_PROP       "boot-size"
 #define VIRTIO_DMM_FPR_PROP             "free-page-reporting"
-#define VIRTIO_DMM_REPORTED_PROP        "reported-size"
-#define VIRTIO_DMM_REFUSED_PROP         "refused-reports"
 #define VIRTIO_DMM_PAGES_PROP           "pages"
 #define VIRTIO_DMM_SUB_BLOCKS_PROP      "sub-blocks"
-#define VIRTIO_DMM_PARTIAL_SIZE_PROP    "sub-block-plugged-size"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
 #define VIRTIO_DMM_SIZE_PROP            "size"
 #define VIRTIO_DMM_HINTS_PROP           "hints"
-#define VIRTIO_DMM_HINTS_ZERO_PROP      "hints-zero"
-#define VIRTIO_DMM_HINTS_DUP_PROP       "hints-dup"
-#define VIRTIO_DMM_HINTS_REJECTED_PROP  "hints-rejected"
-#define VIRTIO_DMM_HINT_ERRORS_PROP     "hint-errors"
-#define VIRTIO_DMM_MERGEABLE_PROP       "hint-mergeable-size"
-#define VIRTIO_DMM_SHARED_PROP          "shared-size"
-#define VIRTIO_DMM_ZERO_SIZE_PROP       "zero-size"
 #define VIRTIO_DMM_STATS_PROP           "stats"
 #define VIRTIO_DMM_STATS_INTERVAL_PROP  "stats-interval"
 #define VIRTIO_DMM_AUTO_GRANT_PROP      "auto-grant"
@@ -66,46 +56,27 @@ struct VirtIODMMSystemReset {
 struct VirtIODMM {
     VirtIODevice parent_obj;
 
-    /* the request virtqueue */
-    VirtQueue *vq;
-    /* free page reporting: offered to the guest, and its virtqueue */
+    /*
+     * Features offered (the device always has all five virtqueues, at
+     * their fixed indices): free page reporting, sub-block and page
+     * requests, shared-page hints (the property; whether offered).
+     */
     bool free_page_reporting;
-    VirtQueue *report_vq;
-    /* sub-block requests offered to the guest */
     bool sub_blocks;
-    /* page requests: offered to the guest, and their virtqueue */
     bool pages;
-    VirtQueue *page_vq;
-    /* bytes of reported free pages discarded */
-    uint64_t reported_bytes;
-    /* reported ranges ignored: not guest RAM, unplugged, or no discard */
-    uint64_t refused_reports;
-    /* shared-page hints: the property, whether offered, their virtqueue */
     OnOffAuto hints_prop;
     bool hints;
-    VirtQueue *hint_vq;
-    /*
-     * Host chunks (VIRTIO_DMM_HINT_CHUNK) made mergeable because a hint
-     * held: one bit per chunk of boot RAM and of the region.  Host state
-     * only, migrated so that the destination shares the same memory.
-     */
-    uint8_t *hint_chunks[2];            /* [0] region, [1] boot RAM */
-    uint32_t hint_chunks_len[2];        /* bytes of each bitmap */
-    /* separate runs of set bits in each bitmap: bounds the host's VMAs */
-    uint32_t hint_runs[2];
-    uint64_t mergeable_bytes;
     /*
      * Duplicate hints (F_HINTS_DUP): pages merged across guests can be
      * probed by copy-on-write timing, so they are the operator's choice.
      */
     bool dup_hints;
 
-    /* memory statistics and requests (F_STATS): offered, their queue */
+    /* memory statistics and requests (F_STATS): offered */
     bool stats;
-    VirtQueue *stats_vq;
     /* ms between the guest's reports (0: off); QOM read-write, migrated */
     uint32_t stats_interval;
-    /* grant the guest's requests up to max_size (0: boot + region) */
+    /* the grant policy, the library's once realized: up to max_size */
     bool auto_grant;
     uint64_t max_size;
     /* the latest two reports, as the guest sent them, and when */
@@ -138,30 +109,16 @@ struct VirtIODMM {
     /* off: one memslot, always mapped (for comparisons only) */
     bool x_dynamic_memslots;
 
-    /* device logic: block states and sizes (hw/virtio/dmm/dmm_dev.h) */
+    /* the device logic, opaque (hw/virtio/dmm/dmm_dev.h) */
     struct dmm_dev *dmm;
 
     /*
-     * Migration: copies of dmm's state, valid in pre_save/post_load.  A
-     * stream is loaded into these buffers and checked before dmm takes it,
-     * so a bad stream changes nothing.
+     * Migration: the library's image (dmm_save(), dmm_load()), of mig_len
+     * bytes, and the stats interval; valid in pre_save/post_load.
      */
-    uint64_t mig_block_size;
-    uint64_t mig_addr;
-    uint64_t mig_region_size;
+    uint32_t mig_len;
+    uint8_t *mig_buf;
     uint32_t mig_stats_interval;
-    bool mig_have_sbs;
-    uint32_t mig_nb_blocks;
-    uint8_t *mig_state;
-    uint64_t mig_requested_size;
-    uint64_t mig_plugged_size;
-    uint32_t mig_boot_bitmap_len;
-    uint32_t mig_region_bitmap_len;
-    uint8_t *mig_boot_pages;
-    uint8_t *mig_region_pages;
-    uint64_t mig_unplugged_size;
-    uint32_t mig_sb_bitmap_len;
-    uint8_t *mig_sb_plugged;
 
     /* unplugs everything on machine reset (not on device reset) */
     VirtIODMMSystemReset *system_reset;

@@ -104,24 +104,17 @@
 
 /* --- virtqueues --- */
 
+/*
+ * Queue indices are fixed and the device always has all five queues,
+ * whatever it offers.  A driver sets up the queues of the features it
+ * negotiated and every queue before them (it may leave those unused).
+ */
 #define VIRTIO_DMM_VQ_REQUEST		0	/* requests, always */
 #define VIRTIO_DMM_VQ_REPORT		1	/* F_FREE_PAGE_REPORTING */
-/*
- * F_PAGES.  Queue indices are fixed: a device offering F_PAGES has the
- * reportq too, and a driver using the pageq sets up the reportq (it may
- * leave it unused without F_FREE_PAGE_REPORTING).
- */
-#define VIRTIO_DMM_VQ_PAGE		2
-/*
- * F_HINTS.  A device offering F_HINTS has queues 1 and 2 too; a driver
- * using the hintq sets them up (and may leave them unused).
- */
-#define VIRTIO_DMM_VQ_HINT		3
-/*
- * F_STATS.  A device offering F_STATS has queues 1 to 3 too; a driver
- * using the statq sets them up (and may leave them unused).
- */
-#define VIRTIO_DMM_VQ_STATS		4
+#define VIRTIO_DMM_VQ_PAGE		2	/* F_PAGES */
+#define VIRTIO_DMM_VQ_HINT		3	/* F_HINTS */
+#define VIRTIO_DMM_VQ_STATS		4	/* F_STATS */
+#define VIRTIO_DMM_NUM_VQS		5
 
 /* --- requests (driver to device, request virtqueue) --- */
 
@@ -366,10 +359,15 @@ struct virtio_dmm_config {
 	__le64 sub_block_size;
 	/*
 	 * With F_STATS: report every this many milliseconds; 0: do not
-	 * report.  Changes; the device signals a change.
+	 * report, else VIRTIO_DMM_STATS_MIN_MS..VIRTIO_DMM_STATS_MAX_MS.
+	 * Changes; the device signals a change.
 	 */
 	__le32 stats_interval_ms;
 	__le32 padding2;
 };
+
+/* Bounds of a non-zero stats_interval_ms. */
+#define VIRTIO_DMM_STATS_MIN_MS		100
+#define VIRTIO_DMM_STATS_MAX_MS		3600000
 
 #endif /* _UAPI_LINUX_VIRTIO_DMM_H */

@@ -1,0 +1,29 @@
+/*
+ * libqos driver for virtio-dmm-pci
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef TESTS_LIBQOS_VIRTIO_DMM_H
+#define TESTS_LIBQOS_VIRTIO_DMM_H
+
+#include "qgraph.h"
+#include "virtio.h"
+#include "virtio-pci.h"
+
+typedef struct QVirtioDMM QVirtioDMM;
+typedef struct QVirtioDMMPCI QVirtioDMMPCI;
+
+/* The "virtio-dmm" interface: the device, and the QEMU that has it. */
+struct QVirtioDMM {
+    QVirtioDevice *vdev;
+    QTestState *qts;
+};
+
+struct QVirtioDMMPCI {
+    QVirtioPCIDevice pci_vdev;
+    QVirtioDMM dmm;
+};
+
+#endif

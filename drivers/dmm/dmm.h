@@ -48,6 +48,183 @@ enum dmm_status {
 /* Back-off doubles up to this multiple of the interval. */
 #define DMM_RETRY_MAX_FACTOR	32
 
+/*
+ * The state of a block of the region (see dmm_blocks.c for the moves).
+ * PARTIAL: some sub-blocks unplugged, possibly all (an emptied block that
+ * Linux has not removed yet).  OFFLINE includes going offline.
+ */
+enum dmm_block_state {
+	DMM_BLOCK_UNPLUGGED,	/* not plugged, not added to Linux */
+	DMM_BLOCK_OFFLINE,	/* plugged, added, not online */
+	DMM_BLOCK_OFFLINE_PARTIAL,
+	DMM_BLOCK_ONLINE,	/* plugged, added, online */
+	DMM_BLOCK_ONLINE_PARTIAL,
+	DMM_BLOCK_STATE_COUNT
+};
+
+struct dmm_blocks {
+	/*
+	 * Protects @state, @count and @sb_plugged.  Taken inside
+	 * hotplug_mutex; never held across adding or removing memory: the
+	 * memory notifier and the online_page callback take it.
+	 */
+	struct mutex lock;
+	/*
+	 * enum dmm_block_state per block.  Moves to and from UNPLUGGED and
+	 * between full and partial happen with hotplug_mutex also held, so
+	 * the control loop may read those without @lock; online and offline
+	 * change under @lock alone (memory notifier).
+	 */
+	u8 *state;
+	unsigned long count[DMM_BLOCK_STATE_COUNT];
+	/* one bit per sub-block: plugged (NULL without sub-blocks) */
+	unsigned long *sb_plugged;
+	struct notifier_block memory_nb;
+};
+
+/* Sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); fixed after probe but the counter. */
+struct dmm_sb {
+	bool on;			/* negotiated and set up */
+	u64 size;			/* block_size without sub-blocks */
+	unsigned int per_block;
+	struct list_head list;		/* in the online_page callback's list */
+	u64 unplug_failures;		/* sub-blocks Linux would not let go */
+};
+
+/* Free page reporting (VIRTIO_DMM_F_FREE_PAGE_REPORTING); dmm_report.c */
+struct dmm_report {
+	struct virtqueue *vq;		/* NULL if not negotiated */
+	wait_queue_head_t done_wq;	/* the device returned a batch */
+#if IS_ENABLED(CONFIG_PAGE_REPORTING)
+	struct page_reporting_dev_info pr_info;
+#endif
+	bool on;			/* registered with the framework */
+	atomic64_t bytes;		/* bytes of free pages reported */
+};
+
+/* Single pages (VIRTIO_DMM_F_PAGES); dmm_pages.c */
+struct dmm_pages {
+	bool on;			/* negotiated and set up */
+	struct virtqueue *vq;
+	wait_queue_head_t resp_wq;	/* the device answered a page request */
+	unsigned int batch;		/* addresses per request */
+	/*
+	 * Serialises page requests (one in flight), @req, @resp and changes
+	 * to @unplugged and @detached.  Taken inside hotplug_mutex by the
+	 * control loop, alone by page migration (trylock).
+	 */
+	struct mutex lock;
+	struct virtio_dmm_page_req *req;
+	struct virtio_dmm_resp resp;
+	/* the unplugged pages; migratable, see dmm_pages_migrate() */
+	struct balloon_dev_info b_dev_info;
+	/* pages unplugged; changed by the control loop only (WRITE_ONCE) */
+	u64 unplugged;
+	/* counters */
+	u64 unplug_failures;		/* stopped at the floor or no memory */
+	u64 moves;			/* unplugged pages migrated */
+	/*
+	 * Set when the device is going away: migration no longer tells the
+	 * device, it refuses, so that the core puts isolated pages back
+	 * where dmm_pages_release() finds them.
+	 */
+	bool detached;
+};
+
+/* Shared-page hints (VIRTIO_DMM_F_HINTS); dmm_hints.c */
+struct dmm_hints {
+	struct virtqueue *vq;		/* NULL if not negotiated */
+	wait_queue_head_t resp_wq;	/* the device answered a hint list */
+	/* one hint list in flight: serialises @vq and @resp */
+	struct mutex lock;
+	struct virtio_dmm_resp resp;
+	struct virtio_dmm_hint_req *req;	/* debugfs's list */
+	struct dmm_hint_lists *lists;		/* the thread's own */
+	struct task_struct *thread;
+	wait_queue_head_t wq;		/* wakes the thread: budget, stop */
+	/* percent of one CPU the thread may use; written by sysfs only */
+	unsigned int budget;
+	/* counters, updated by the thread without locks */
+	atomic64_t sent[2];		/* by kind: ZERO, DUP */
+	atomic64_t accepted;		/* the device found them as said */
+	atomic64_t rejected;		/* it did not, or refused hints */
+	atomic64_t errors;		/* lists refused as invalid */
+	atomic64_t pages_scanned;
+	atomic64_t passes;		/* passes over all memory */
+	atomic64_t scan_ns;		/* time spent scanning */
+};
+
+/* Memory statistics (VIRTIO_DMM_F_STATS); dmm_stats.c */
+struct dmm_stats {
+	struct virtqueue *vq;		/* NULL if not negotiated */
+	bool on;			/* set up: config changes reach it */
+	struct vfsmount *psi_mnt;	/* our cgroup2 mount, for PSI */
+	struct file *psi_file;		/* its memory.pressure */
+	wait_queue_head_t resp_wq;
+	/* sends a report every @interval_ms; its own buffers */
+	struct delayed_work work;
+	struct virtio_dmm_stats buf;
+	struct virtio_dmm_resp resp;
+	u64 seq;
+	unsigned int interval_ms;	/* from the configuration */
+};
+
+/* Requests for memory (VIRTIO_DMM_F_STATS); dmm_stats.c */
+struct dmm_ask {
+	/* sends a request on the request queue, under hotplug_mutex */
+	struct work_struct work;
+	u64 pending_size;
+	u64 pending_reason;
+	/* thresholds and step, set in sysfs; 0 turns a threshold off */
+	u64 available_below;		/* bytes of MemAvailable */
+	u32 psi_above;			/* PSI some avg10, 1/100 percent */
+	u64 step;			/* bytes asked for each time */
+	unsigned long next;		/* jiffies: no automatic ask before */
+	atomic64_t sent;
+	atomic64_t granted;
+	atomic64_t refused;
+	atomic64_t forwarded;
+	/* the last request and its answer, set and read under @lock */
+	spinlock_t lock;
+	u64 last_size;
+	const char *last_result;
+};
+
+/* debugfs (dmm_debugfs.c); the hooks only with test_hooks=1 */
+struct dmm_debug {
+	struct dentry *dir;
+	u16 resp;			/* the device's last answer to a hook */
+	/* and to a test's hint list: type, accepted, rejected (hints.lock) */
+	u16 hint_resp;
+	u32 hint_counts[2];
+	/* the last touch_region: pages written, pages that read back */
+	u64 touch_written;
+	u64 touch_ok;
+};
+
+/*
+ * Locking.  The order, outermost first:
+ *
+ *   hotplug_mutex          control loop; request queue
+ *     pages.lock           page queue (page migration: trylock only)
+ *     blocks.lock          block states and the sub-block bitmap
+ *   hints.lock             hint queue; taken alone (hint thread, debugfs)
+ *   ask.lock (spinlock)    the last request for memory; innermost
+ *
+ * The core's memory hotplug lock comes between hotplug_mutex and
+ * blocks.lock: adding and removing memory call the memory notifier and
+ * the online_page callback, which take blocks.lock, so blocks.lock is
+ * never held across add_memory_driver_managed() or
+ * offline_and_remove_memory().
+ *
+ * hotplug_mutex, pages.lock and hints.lock are held across a round trip
+ * on their virtqueue: each queue has one request in flight and the device
+ * answers without waiting for the guest.  blocks.lock is held across the
+ * PLUG_SB and UNPLUG_SB requests of one sub-block, so that the block
+ * cannot go offline between taking the sub-block from Linux and the
+ * device's answer.  Counters read by sysfs without a lock are atomics or
+ * written with WRITE_ONCE().
+ */
 struct virtio_dmm {
 	struct virtio_device *vdev;
 
@@ -58,42 +235,6 @@ struct virtio_dmm {
 	/* request and response buffers (not on the stack: DMA) */
 	struct virtio_dmm_req req;
 	struct virtio_dmm_resp resp;
-
-	/* free page reporting (VIRTIO_DMM_F_FREE_PAGE_REPORTING) */
-	struct virtqueue *report_vq;	/* NULL if not negotiated */
-	wait_queue_head_t report_done;	/* the device returned a batch */
-#if IS_ENABLED(CONFIG_PAGE_REPORTING)
-	struct page_reporting_dev_info pr_info;
-#endif
-	bool reporting;			/* registered with the framework */
-	atomic64_t reported_bytes;	/* bytes of free pages reported */
-
-	/* single pages (VIRTIO_DMM_F_PAGES); see dmm_pages.c */
-	bool pages;			/* negotiated and set up */
-	struct virtqueue *page_vq;
-	wait_queue_head_t page_resp;	/* the device answered a page request */
-	unsigned int page_batch;	/* addresses per request */
-	/*
-	 * Serialises page requests (one in flight), the request buffer and
-	 * changes to @pages_unplugged.  Taken inside hotplug_mutex by the
-	 * control loop, alone by page migration (trylock).
-	 */
-	struct mutex page_mutex;
-	struct virtio_dmm_page_req *page_req;
-	struct virtio_dmm_resp page_resp_buf;
-	/* the unplugged pages; migratable, see dmm_pages_migrate() */
-	struct balloon_dev_info b_dev_info;
-	/* pages unplugged; changed by the control loop only */
-	u64 pages_unplugged;
-	/* counters */
-	u64 page_unplug_failures;	/* stopped at the floor or no memory */
-	u64 page_moves;			/* unplugged pages migrated */
-	/*
-	 * Set (under page_mutex) when the device is going away: migration
-	 * no longer tells the device, it refuses, so that the core puts
-	 * isolated pages back where dmm_pages_release() finds them.
-	 */
-	bool pages_detached;
 
 	/* Fixed device configuration, read and checked at probe. */
 	u64 block_size;
@@ -111,101 +252,33 @@ struct virtio_dmm {
 	atomic_t config_changed;
 
 	/*
-	 * Serialises the control loop, requests to the device and sysfs
-	 * readers of the fields below.
+	 * Serialises the control loop and the requests on the request
+	 * queue (one in flight).  The fields below change only with it held
+	 * and are written with WRITE_ONCE(): sysfs reads them without it,
+	 * so that a read never waits for a resize.
 	 */
 	struct mutex hotplug_mutex;
 	/* last requested_size read from the device */
 	u64 requested_size;
-	/* bytes plugged: blocks set in @plugged, times block_size */
+	/* bytes plugged: whole blocks and sub-blocks */
 	u64 plugged_size;
-	/* one bit per block: plugged with the device and added to Linux */
-	unsigned long *plugged;
 	enum dmm_status status;
 	/* current back-off in ms, 0 when not backing off */
 	unsigned int backoff_ms;
 	/* counters */
 	u64 plug_failures;	/* PLUG refused or add_memory failed */
 	u64 unplug_failures;	/* a block could not be offlined (busy) */
+	u64 floor_stops;	/* unplugs stopped at the floor */
 
-	/* sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); see dmm_sub.c */
-	bool sub_blocks;		/* negotiated and set up */
-	u64 sb_size;			/* block_size without sub-blocks */
-	unsigned int sbs_per_block;
-	/*
-	 * Protects @sb_plugged and @blk_offline.  Taken inside
-	 * hotplug_mutex, never held across adding or removing memory (the
-	 * online_page callback and the memory notifier take it).
-	 */
-	struct mutex sb_mutex;
-	/* one bit per sub-block: plugged with the device */
-	unsigned long *sb_plugged;
-	/* one bit per block: going or gone offline in Linux */
-	unsigned long *blk_offline;
-	struct notifier_block memory_nb;
-	struct list_head sb_list;	/* in the online_page callback's list */
-	u64 sb_unplug_failures;		/* sub-blocks Linux would not let go */
-	u64 floor_stops;		/* unplugs stopped at the floor */
-
-	/* shared-page hints (VIRTIO_DMM_F_HINTS); see dmm_hints.c */
-	struct virtqueue *hint_vq;	/* NULL if not negotiated */
-	wait_queue_head_t hint_resp_wq;	/* the device answered a hint list */
-	/* one hint list in flight: serialises hint_vq and hint_resp */
-	struct mutex hint_mutex;
-	struct virtio_dmm_resp hint_resp;
-	struct virtio_dmm_hint_req *hint_req;	/* debugfs's list */
-	struct dmm_hint_lists *hint_lists;	/* the thread's own */
-	struct task_struct *hint_thread;
-	wait_queue_head_t hint_wq;	/* wakes the thread: budget, stop */
-	/* percent of one CPU the thread may use; written by sysfs only */
-	unsigned int hint_budget;
-	/* counters, updated by the thread without locks */
-	atomic64_t hints_sent[2];	/* by kind: ZERO, DUP */
-	atomic64_t hints_accepted;	/* the device found them as said */
-	atomic64_t hints_rejected;	/* it did not, or refused hints */
-	atomic64_t hint_errors;		/* lists refused as invalid */
-	atomic64_t hint_pages_scanned;
-	atomic64_t hint_passes;		/* passes over all memory */
-	atomic64_t hint_scan_ns;	/* time spent scanning */
-
-	/* memory statistics and requests (VIRTIO_DMM_F_STATS); dmm_stats.c */
-	struct virtqueue *stats_vq;	/* NULL if not negotiated */
-	bool stats_on;			/* set up: config changes reach it */
-	struct vfsmount *psi_mnt;	/* our cgroup2 mount, for PSI */
-	struct file *psi_file;		/* its memory.pressure */
-	wait_queue_head_t stats_resp_wq;
-	/* sends a report every stats_interval_ms; its own buffers */
-	struct delayed_work stats_work;
-	struct virtio_dmm_stats stats_buf;
-	struct virtio_dmm_resp stats_resp;
-	u64 stats_seq;
-	unsigned int stats_interval_ms;	/* from the configuration */
-	/* asks the device for memory, under hotplug_mutex */
-	struct work_struct ask_work;
-	u64 ask_pending_size;
-	u64 ask_pending_reason;
-	/* thresholds and step, set in sysfs; 0 turns a threshold off */
-	u64 ask_available_below;	/* bytes of MemAvailable */
-	u32 ask_psi_above;		/* PSI some avg10, 1/100 percent */
-	u64 ask_step;			/* bytes asked for each time */
-	unsigned long ask_next;		/* jiffies: no automatic ask before */
-	atomic64_t asks_sent;
-	atomic64_t asks_granted;
-	atomic64_t asks_refused;
-	atomic64_t asks_forwarded;
-	/* the last request and its answer; under hotplug_mutex */
-	u64 last_ask_size;
-	const char *last_ask_result;
-
-	/* debugfs test hooks (dmm_debugfs.c, module parameter test_hooks) */
-	struct dentry *debug_dir;
-	u16 debug_resp;			/* the device's last answer to it */
-	/* and to a test's hint list: type, accepted, rejected (hint_mutex) */
-	u16 debug_hint_resp;
-	u32 debug_hint_counts[2];
-	/* the last touch_region: pages written, pages that read back */
-	u64 debug_touch_written;
-	u64 debug_touch_ok;
+	/* one part per feature, each with its own lock (see above) */
+	struct dmm_blocks blocks;
+	struct dmm_sb sb;
+	struct dmm_pages pages;
+	struct dmm_report report;
+	struct dmm_hints hints;
+	struct dmm_stats stats;
+	struct dmm_ask ask;
+	struct dmm_debug debug;
 
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
@@ -228,6 +301,27 @@ u64 dmm_read_device_changed_size(struct virtio_dmm *vm);
 void dmm_vq_done(struct virtqueue *vq);
 int dmm_find_vqs(struct virtio_dmm *vm);
 
+/* dmm_blocks.c: block states */
+int dmm_blocks_init(struct virtio_dmm *vm);
+void dmm_blocks_exit(struct virtio_dmm *vm);
+void dmm_block_set_state(struct virtio_dmm *vm, unsigned long id,
+			 enum dmm_block_state state);
+void dmm_block_set_partial(struct virtio_dmm *vm, unsigned long id,
+			   bool partial);
+enum dmm_block_state dmm_added_state(bool online, bool partial);
+bool dmm_state_partial(enum dmm_block_state s);
+unsigned long dmm_first_unplugged(struct virtio_dmm *vm);
+/* Walk the added blocks: next at or after @id, last below @end. */
+unsigned long dmm_next_added(struct virtio_dmm *vm, unsigned long id);
+unsigned long dmm_prev_added(struct virtio_dmm *vm, unsigned long end);
+long dmm_blocks_check(struct virtio_dmm *vm);
+
+static inline enum dmm_block_state dmm_block_state(struct virtio_dmm *vm,
+						   unsigned long id)
+{
+	return READ_ONCE(vm->blocks.state[id]);
+}
+
 /* dmm_coarse.c: whole blocks */
 int dmm_coarse_init(struct virtio_dmm *vm);
 void dmm_coarse_exit(struct virtio_dmm *vm);
@@ -242,7 +336,9 @@ void dmm_plugged_add(struct virtio_dmm *vm, s64 delta);
 int dmm_sb_init(struct virtio_dmm *vm);
 void dmm_sb_exit(struct virtio_dmm *vm);
 void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged);
-bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id);
+unsigned int dmm_sb_count(const struct virtio_dmm *vm, unsigned long id);
+void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
+			 unsigned long nr, bool drop);
 u64 dmm_sb_partial_bytes(struct virtio_dmm *vm);
 int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes);
 int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes);
@@ -250,18 +346,23 @@ int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes);
 #else
 static inline int dmm_sb_init(struct virtio_dmm *vm)
 {
-	vm->sb_size = vm->block_size;
-	vm->sbs_per_block = 1;
+	vm->sb.size = vm->block_size;
+	vm->sb.per_block = 1;
 	return 0;
 }
 
 static inline void dmm_sb_exit(struct virtio_dmm *vm) { }
 static inline void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id,
 				     bool plugged) { }
-static inline bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
+static inline unsigned int dmm_sb_count(const struct virtio_dmm *vm,
+					unsigned long id)
 {
-	return true;
+	return 0;
 }
+
+static inline void dmm_sb_offline_refs(struct virtio_dmm *vm,
+				       unsigned long pfn, unsigned long nr,
+				       bool drop) { }
 
 static inline u64 dmm_sb_partial_bytes(struct virtio_dmm *vm)
 {
@@ -343,8 +444,8 @@ void dmm_stats_exit(struct virtio_dmm *vm);
 void dmm_stats_config_changed(struct virtio_dmm *vm);
 int dmm_ask(struct virtio_dmm *vm, u64 size, u64 reason);
 
-/* dmm_debugfs.c: test hooks (raw requests, touch_region), test_hooks=1 */
-#if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)
+/* dmm_debugfs.c: block states and counters */
+#if IS_ENABLED(CONFIG_DEBUG_FS)
 void dmm_debugfs_init(struct virtio_dmm *vm);
 void dmm_debugfs_exit(struct virtio_dmm *vm);
 void dmm_debugfs_register(void);
@@ -354,6 +455,13 @@ static inline void dmm_debugfs_init(struct virtio_dmm *vm) { }
 static inline void dmm_debugfs_exit(struct virtio_dmm *vm) { }
 static inline void dmm_debugfs_register(void) { }
 static inline void dmm_debugfs_unregister(void) { }
+#endif
+
+/* dmm_hooks.c: test hooks (raw requests, touch_region), test_hooks=1 */
+#if IS_ENABLED(CONFIG_DEBUG_FS) && IS_ENABLED(CONFIG_MEMORY_BALLOON)
+void dmm_hooks_init(struct virtio_dmm *vm);
+#else
+static inline void dmm_hooks_init(struct virtio_dmm *vm) { }
 #endif
 
 /* dmm_sysfs.c */
@@ -397,7 +505,7 @@ static inline bool dmm_above_floor(u64 bytes)
 static inline u64 dmm_current_size(const struct virtio_dmm *vm)
 {
 	return vm->boot_size + vm->plugged_size -
-	       (READ_ONCE(vm->pages_unplugged) << PAGE_SHIFT);
+	       (READ_ONCE(vm->pages.unplugged) << PAGE_SHIFT);
 }
 
 #endif /* _DRIVERS_DMM_DMM_H */

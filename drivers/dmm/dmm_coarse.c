@@ -5,7 +5,7 @@
  * Grow: PLUG a block with the device, then add it to Linux.  Shrink: offline
  * and remove a block from Linux, then UNPLUG it.  Each step is undone when
  * the next one fails, so the device and Linux always agree on what is
- * plugged (the @plugged bitmap).
+ * plugged (the block states of dmm_blocks.c).
  */
 #include <linux/gfp.h>
 #include <linux/memory.h>
@@ -61,12 +61,9 @@ int dmm_coarse_init(struct virtio_dmm *vm)
 {
 	int rc;
 
-	vm->plugged = bitmap_zalloc(vm->nb_blocks, GFP_KERNEL);
-	if (!vm->plugged)
-		return -ENOMEM;
 	rc = dmm_reserve_region(vm);
 	if (rc)
-		goto out_free;
+		return rc;
 	rc = memory_group_register_dynamic(vm->nid,
 					   vm->block_size >> PAGE_SHIFT);
 	if (rc < 0) {
@@ -79,9 +76,6 @@ int dmm_coarse_init(struct virtio_dmm *vm)
 
 out_release:
 	dmm_release_region(vm);
-out_free:
-	bitmap_free(vm->plugged);
-	vm->plugged = NULL;
 	return rc;
 }
 
@@ -92,8 +86,6 @@ void dmm_coarse_exit(struct virtio_dmm *vm)
 		return;
 	memory_group_unregister(vm->mgid);
 	dmm_release_region(vm);
-	bitmap_free(vm->plugged);
-	vm->plugged = NULL;
 }
 
 /*
@@ -104,18 +96,24 @@ void dmm_plugged_add(struct virtio_dmm *vm, s64 delta)
 {
 	if (!vm->plugged_size && delta > 0)
 		__module_get(THIS_MODULE);
-	vm->plugged_size += delta;
+	WRITE_ONCE(vm->plugged_size, vm->plugged_size + delta);
 	if (!vm->plugged_size && delta < 0)
 		module_put(THIS_MODULE);
 }
 
-static void dmm_account(struct virtio_dmm *vm, unsigned long id, bool plug)
+/*
+ * Block @id is plugged whole and about to be added (@plug), or removed and
+ * unplugged.  Added blocks start offline; the memory notifier moves them
+ * online when Linux onlines them, while adding or later.
+ */
+static void dmm_block_whole(struct virtio_dmm *vm, unsigned long id,
+			    bool plug)
 {
-	if (plug)
-		set_bit(id, vm->plugged);
-	else
-		clear_bit(id, vm->plugged);
-	dmm_plugged_add(vm, plug ? (s64)vm->block_size : -(s64)vm->block_size);
+	mutex_lock(&vm->blocks.lock);
+	dmm_sb_mark_block(vm, id, plug);
+	dmm_block_set_state(vm, id, plug ? DMM_BLOCK_OFFLINE :
+				    DMM_BLOCK_UNPLUGGED);
+	mutex_unlock(&vm->blocks.lock);
 }
 
 int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
@@ -143,7 +141,7 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	while (bytes >= vm->block_size) {
-		id = find_first_zero_bit(vm->plugged, vm->nb_blocks);
+		id = dmm_first_unplugged(vm);
 		if (id >= vm->nb_blocks)
 			return -ENOSPC;
 		rc = dmm_send_plug(vm, dmm_block_addr(vm, id), 1);
@@ -151,18 +149,18 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 			vm->plug_failures++;
 			return rc;
 		}
-		/* the online_page callback reads this while adding */
-		dmm_sb_mark_block(vm, id, true);
+		/* the online_page callback reads the state while adding */
+		dmm_block_whole(vm, id, true);
 		rc = dmm_add_block(vm, id);
 		if (rc) {
 			vm->plug_failures++;
-			dmm_sb_mark_block(vm, id, false);
+			dmm_block_whole(vm, id, false);
 			/* Linux refused it: give it back. */
 			if (dmm_send_unplug(vm, dmm_block_addr(vm, id), 1))
 				return -EIO;
 			return rc;
 		}
-		dmm_account(vm, id, true);
+		dmm_plugged_add(vm, vm->block_size);
 		bytes -= vm->block_size;
 	}
 	return 0;
@@ -230,8 +228,8 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 			return -EIO;	/* neither Linux's nor unplugged */
 		return rc;
 	}
-	dmm_sb_mark_block(vm, id, false);
-	dmm_account(vm, id, false);
+	dmm_block_whole(vm, id, false);
+	dmm_plugged_add(vm, -(s64)vm->block_size);
 	return 0;
 }
 
@@ -243,14 +241,17 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
  */
 int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 {
-	unsigned long id = vm->nb_blocks;
+	unsigned long id;
 	bool busy = false;
 	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
-	while (bytes >= vm->block_size && id-- > 0) {
+	for (id = dmm_prev_added(vm, vm->nb_blocks); id < vm->nb_blocks;
+	     id = dmm_prev_added(vm, id)) {
+		if (bytes < vm->block_size)
+			break;
 		/* partially plugged blocks empty out by sub-blocks */
-		if (!test_bit(id, vm->plugged) || !dmm_sb_block_full(vm, id))
+		if (dmm_state_partial(dmm_block_state(vm, id)))
 			continue;
 		rc = dmm_remove_block(vm, id);
 		if (rc == -EBUSY) {
@@ -272,7 +273,7 @@ int dmm_coarse_unplug_all(struct virtio_dmm *vm)
 {
 	int rc = dmm_coarse_unplug(vm, vm->plugged_size);
 
-	if (!rc && vm->sub_blocks && vm->plugged_size)
+	if (!rc && vm->sb.on && vm->plugged_size)
 		rc = dmm_sb_unplug(vm, vm->plugged_size);
 	return rc;
 }

@@ -51,12 +51,12 @@ void dmm_hint_vq_done(struct virtqueue *vq)
 {
 	struct virtio_dmm *vm = vq->vdev->priv;
 
-	wake_up(&vm->hint_resp_wq);
+	wake_up(&vm->hints.resp_wq);
 }
 
 /*
  * Send the hints collected for @kind and empty the list.  Called by the
- * scanning thread and by debugfs, under hint_mutex.  Returns the
+ * scanning thread and by debugfs, under hints.lock.  Returns the
  * response as an errno (dmm_resp_errno()).
  */
 int dmm_hints_send(struct virtio_dmm *vm, struct virtio_dmm_hint_req *req,
@@ -65,19 +65,19 @@ int dmm_hints_send(struct virtio_dmm *vm, struct virtio_dmm_hint_req *req,
 	size_t len = struct_size(req, hints, nb);
 	int type, accepted, rejected;
 
-	lockdep_assert_held(&vm->hint_mutex);
-	type = dmm_vq_exchange(vm->hint_vq, &vm->hint_resp_wq, req, len,
-			       &vm->hint_resp);
+	lockdep_assert_held(&vm->hints.lock);
+	type = dmm_vq_exchange(vm->hints.vq, &vm->hints.resp_wq, req, len,
+			       &vm->hints.resp);
 	if (type == VIRTIO_DMM_RESP_ACK) {
-		accepted = le32_to_cpu(vm->hint_resp.u.hint.accepted);
-		rejected = le32_to_cpu(vm->hint_resp.u.hint.rejected);
-		atomic64_add(accepted, &vm->hints_accepted);
-		atomic64_add(rejected, &vm->hints_rejected);
+		accepted = le32_to_cpu(vm->hints.resp.u.hint.accepted);
+		rejected = le32_to_cpu(vm->hints.resp.u.hint.rejected);
+		atomic64_add(accepted, &vm->hints.accepted);
+		atomic64_add(rejected, &vm->hints.rejected);
 	} else if (type == VIRTIO_DMM_RESP_NACK) {
-		atomic64_add(nb, &vm->hints_rejected);
+		atomic64_add(nb, &vm->hints.rejected);
 	} else {
 		/* a page went offline while listed: the whole list is lost */
-		atomic64_inc(&vm->hint_errors);
+		atomic64_inc(&vm->hints.errors);
 		dev_warn_ratelimited(&vm->vdev->dev, "hint list of %u pages from 0x%llx refused: %d\n",
 				     nb, le64_to_cpu(req->hints[0].addr), type);
 	}
@@ -118,14 +118,14 @@ static void dmm_hint_flush(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 		return;
 	l->req[kind]->type = cpu_to_le16(kind);
 	l->req[kind]->nb_hints = cpu_to_le32(l->nb[kind]);
-	mutex_lock(&vm->hint_mutex);
+	mutex_lock(&vm->hints.lock);
 	rc = dmm_hints_send(vm, l->req[kind], l->nb[kind]);
 	if (rc == -ENOSPC)
 		l->nacked = true;
-	else if (!rc && !vm->hint_resp.u.hint.rejected)
+	else if (!rc && !vm->hints.resp.u.hint.rejected)
 		dmm_hint_mark_done(l, l->req[kind], l->nb[kind]);
-	mutex_unlock(&vm->hint_mutex);
-	atomic64_add(l->nb[kind], &vm->hints_sent[kind]);
+	mutex_unlock(&vm->hints.lock);
+	atomic64_add(l->nb[kind], &vm->hints.sent[kind]);
 	l->nb[kind] = 0;
 }
 
@@ -184,10 +184,10 @@ out:
 /* Sleep so that the time spent scanning stays within the budget. */
 static void dmm_hint_throttle(struct virtio_dmm *vm, u64 busy_ns)
 {
-	unsigned int budget = READ_ONCE(vm->hint_budget);
+	unsigned int budget = READ_ONCE(vm->hints.budget);
 	u64 rest_ns;
 
-	atomic64_add(busy_ns, &vm->hint_scan_ns);
+	atomic64_add(busy_ns, &vm->hints.scan_ns);
 	if (!budget || budget >= 100) {
 		cond_resched();
 		return;
@@ -234,30 +234,30 @@ static bool dmm_hint_batch(struct virtio_dmm *vm, struct dmm_hint_lists *l,
 			(*pfn)++;
 	}
 	*pfn = min(*pfn, end);
-	atomic64_add(end > first ? end - first : 0, &vm->hint_pages_scanned);
+	atomic64_add(end > first ? end - first : 0, &vm->hints.pages_scanned);
 	dmm_hint_throttle(vm, ktime_get_ns() - start);
 	return *pfn < last;
 }
 
 static void dmm_hint_sleep(struct virtio_dmm *vm, unsigned int ms)
 {
-	wait_event_interruptible_timeout(vm->hint_wq, kthread_should_stop(),
+	wait_event_interruptible_timeout(vm->hints.wq, kthread_should_stop(),
 					 msecs_to_jiffies(ms));
 }
 
 static int dmm_hint_thread(void *data)
 {
 	struct virtio_dmm *vm = data;
-	struct dmm_hint_lists *l = vm->hint_lists;
+	struct dmm_hint_lists *l = vm->hints.lists;
 	unsigned long pfn = 0;
 
 	set_freezable();
 	while (!kthread_should_stop()) {
 		try_to_freeze();
-		if (!READ_ONCE(vm->hint_budget)) {
-			wait_event_interruptible(vm->hint_wq,
+		if (!READ_ONCE(vm->hints.budget)) {
+			wait_event_interruptible(vm->hints.wq,
 						 kthread_should_stop() ||
-						 READ_ONCE(vm->hint_budget));
+						 READ_ONCE(vm->hints.budget));
 			continue;
 		}
 		if (dmm_hint_batch(vm, l, &pfn) && !l->nacked)
@@ -266,7 +266,7 @@ static int dmm_hint_thread(void *data)
 		dmm_hint_flush(vm, l, VIRTIO_DMM_HINT_ZERO);
 		dmm_hint_flush(vm, l, VIRTIO_DMM_HINT_DUP);
 		if (pfn >= dmm_hint_end_pfn()) {
-			atomic64_inc(&vm->hint_passes);
+			atomic64_inc(&vm->hints.passes);
 			pfn = 0;
 		}
 		dmm_hint_sleep(vm, l->nacked ? DMM_HINT_NACK_MS :
@@ -279,7 +279,7 @@ static int dmm_hint_thread(void *data)
 /* Wake the thread after hint_budget changed. */
 void dmm_hints_kick(struct virtio_dmm *vm)
 {
-	wake_up(&vm->hint_wq);
+	wake_up(&vm->hints.wq);
 }
 
 static void dmm_hint_free_lists(struct dmm_hint_lists *l)
@@ -296,21 +296,21 @@ static void dmm_hint_free_lists(struct dmm_hint_lists *l)
  */
 void dmm_hints_init(struct virtio_dmm *vm)
 {
-	size_t len = struct_size(vm->hint_req, hints, VIRTIO_DMM_MAX_HINTS);
+	size_t len = struct_size(vm->hints.req, hints, VIRTIO_DMM_MAX_HINTS);
 	struct dmm_hint_lists *l;
 
-	if (!vm->hint_vq)
+	if (!vm->hints.vq)
 		return;
 	if (PAGE_SIZE != VIRTIO_DMM_HINT_PAGE_SIZE) {
 		dev_warn(&vm->vdev->dev, "no shared-page hints: page size %lu is not %u\n",
 			 PAGE_SIZE, VIRTIO_DMM_HINT_PAGE_SIZE);
 		return;
 	}
-	mutex_init(&vm->hint_mutex);
-	init_waitqueue_head(&vm->hint_wq);
-	vm->hint_budget = DMM_HINT_BUDGET_DEFAULT;
+	mutex_init(&vm->hints.lock);
+	init_waitqueue_head(&vm->hints.wq);
+	vm->hints.budget = DMM_HINT_BUDGET_DEFAULT;
 	l = kzalloc(sizeof(*l), GFP_KERNEL);
-	vm->hint_req = kzalloc(len, GFP_KERNEL);
+	vm->hints.req = kzalloc(len, GFP_KERNEL);
 	if (l) {
 		l->req[0] = kzalloc(len, GFP_KERNEL);
 		l->req[1] = kzalloc(len, GFP_KERNEL);
@@ -319,35 +319,35 @@ void dmm_hints_init(struct virtio_dmm *vm)
 			       DMM_HINT_RANGE_SHIFT;
 		l->done = bitmap_zalloc(l->nb_ranges, GFP_KERNEL);
 	}
-	if (!l || !l->req[0] || !l->req[1] || !l->done || !vm->hint_req)
+	if (!l || !l->req[0] || !l->req[1] || !l->done || !vm->hints.req)
 		goto err;
-	vm->hint_lists = l;
-	vm->hint_thread = kthread_run(dmm_hint_thread, vm, "dmm-hints/%d",
-				      vm->vdev->index);
-	if (IS_ERR(vm->hint_thread)) {
+	vm->hints.lists = l;
+	vm->hints.thread = kthread_run(dmm_hint_thread, vm, "dmm-hints/%d",
+				       vm->vdev->index);
+	if (IS_ERR(vm->hints.thread)) {
 		dev_warn(&vm->vdev->dev, "hint thread not started: %ld\n",
-			 PTR_ERR(vm->hint_thread));
-		vm->hint_thread = NULL;
-		vm->hint_lists = NULL;
+			 PTR_ERR(vm->hints.thread));
+		vm->hints.thread = NULL;
+		vm->hints.lists = NULL;
 		goto err;
 	}
 	return;
 err:
 	if (l)
 		dmm_hint_free_lists(l);
-	kfree(vm->hint_req);
-	vm->hint_req = NULL;
+	kfree(vm->hints.req);
+	vm->hints.req = NULL;
 	dev_warn(&vm->vdev->dev, "shared-page hints disabled\n");
 }
 
 void dmm_hints_exit(struct virtio_dmm *vm)
 {
-	if (!vm->hint_thread)
+	if (!vm->hints.thread)
 		return;
-	kthread_stop(vm->hint_thread);
-	vm->hint_thread = NULL;
-	dmm_hint_free_lists(vm->hint_lists);
-	vm->hint_lists = NULL;
-	kfree(vm->hint_req);
-	vm->hint_req = NULL;
+	kthread_stop(vm->hints.thread);
+	vm->hints.thread = NULL;
+	dmm_hint_free_lists(vm->hints.lists);
+	vm->hints.lists = NULL;
+	kfree(vm->hints.req);
+	vm->hints.req = NULL;
 }

@@ -13,6 +13,11 @@
 
 #include "dmm.h"
 
+static bool debug_checks;
+module_param(debug_checks, bool, 0444);
+MODULE_PARM_DESC(debug_checks,
+		 "check the block states after every pass of the control loop and warn if they disagree with the sub-blocks, plugged_size or Linux (default: false)");
+
 /* Bytes of the region to plug for the current requested_size. */
 static u64 dmm_target(const struct virtio_dmm *vm)
 {
@@ -32,7 +37,10 @@ static void dmm_schedule(struct virtio_dmm *vm, unsigned long delay)
 
 /*
  * Wait and try again: starting at retry_interval_ms, doubling each time up
- * to DMM_RETRY_MAX_FACTOR times that.
+ * to DMM_RETRY_MAX_FACTOR times that.  A configuration change that came
+ * while this pass ran queued an immediate run, which mod_delayed_work()
+ * has just replaced: queue it again (dmm_config_changed() sets the flag
+ * before it schedules, so a change is never missed).
  */
 static void dmm_backoff(struct virtio_dmm *vm)
 {
@@ -43,8 +51,10 @@ static void dmm_backoff(struct virtio_dmm *vm)
 	else
 		vm->backoff_ms = min(vm->backoff_ms * 2,
 				     base * DMM_RETRY_MAX_FACTOR);
-	vm->status = DMM_STATUS_BUSY;
+	WRITE_ONCE(vm->status, DMM_STATUS_BUSY);
 	dmm_schedule(vm, msecs_to_jiffies(vm->backoff_ms));
+	if (atomic_read(&vm->config_changed))
+		dmm_schedule(vm, 0);
 }
 
 /* Without pages: plug or unplug whole blocks toward dmm_target(). */
@@ -89,15 +99,15 @@ static int dmm_shrink(struct virtio_dmm *vm, u64 bytes)
 		if (rc && rc != -EBUSY)
 			return rc;
 	}
-	if (vm->sub_blocks && dmm_excess(vm) >= vm->sb_size &&
+	if (vm->sb.on && dmm_excess(vm) >= vm->sb.size &&
 	    vm->plugged_size) {
-		rc = dmm_sb_unplug(vm, round_down(dmm_excess(vm), vm->sb_size));
+		rc = dmm_sb_unplug(vm, round_down(dmm_excess(vm), vm->sb.size));
 		if (rc == -ENOMEM)	/* at the floor: pages cannot go either */
 			return rc;
 		if (rc && rc != -EBUSY)
 			return rc;
 	}
-	if (!dmm_excess(vm) || !vm->pages)
+	if (!dmm_excess(vm) || !vm->pages.on)
 		return 0;
 	return dmm_pages_unplug(vm, dmm_excess(vm));
 }
@@ -113,7 +123,7 @@ static int dmm_grow_last(struct virtio_dmm *vm, u64 unit)
 	int rc;
 
 	/* without pages a gap below one unit stays (sysfs gap_size) */
-	if (!need || !vm->pages || vm->plugged_size + unit > vm->region_size)
+	if (!need || !vm->pages.on || vm->plugged_size + unit > vm->region_size)
 		return 0;
 	rc = dmm_pages_unplug(vm, unit - need);
 	if (rc)
@@ -132,15 +142,15 @@ static int dmm_grow_last(struct virtio_dmm *vm, u64 unit)
  */
 static int dmm_grow(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 sb = vm->sub_blocks ? vm->sb_size : vm->block_size;
+	u64 sb = vm->sb.on ? vm->sb.size : vm->block_size;
 	int rc;
 
-	if (vm->pages_unplugged) {
+	if (vm->pages.unplugged) {
 		rc = dmm_pages_plug(vm, bytes);
 		if (rc)
 			return rc;
 	}
-	if (vm->sub_blocks && dmm_deficit(vm) >= sb) {
+	if (vm->sb.on && dmm_deficit(vm) >= sb) {
 		rc = dmm_sb_plug_added(vm, round_down(dmm_deficit(vm), sb));
 		if (rc)
 			return rc;
@@ -151,7 +161,7 @@ static int dmm_grow(struct virtio_dmm *vm, u64 bytes)
 		if (rc)
 			return rc;
 	}
-	if (vm->sub_blocks && dmm_deficit(vm) >= sb) {
+	if (vm->sb.on && dmm_deficit(vm) >= sb) {
 		rc = dmm_sb_plug_new(vm, round_down(dmm_deficit(vm), sb));
 		if (rc)
 			return rc;
@@ -173,38 +183,46 @@ static int dmm_resize(struct virtio_dmm *vm)
 
 /*
  * One pass of the control loop, with hotplug_mutex held.  Maps each result
- * to one policy: done (idle), retry with back-off (memory busy, device
- * busy, no memory or at the floor), re-read the config (NACK: the target
- * moved), or stop (the device answered ERROR).
+ * to one policy: done (idle), retry now (-EAGAIN: the configuration
+ * changed during the pass), retry with back-off (-EBUSY memory busy,
+ * -ETXTBSY device busy, -ENOMEM no memory or at the floor), re-read the
+ * config and back off (-ENOSPC, NACK: the target moved), or stop (the
+ * device answered ERROR).
  */
 static void dmm_step(struct virtio_dmm *vm)
 {
 	int rc;
 
+	/* working; the pass ends saying how it went */
+	WRITE_ONCE(vm->status, DMM_STATUS_BUSY);
 	if (atomic_xchg(&vm->config_changed, 0))
 		dmm_read_requested_size(vm);
-	rc = vm->pages || vm->sub_blocks ? dmm_resize(vm) :
+	rc = vm->pages.on || vm->sb.on ? dmm_resize(vm) :
 					   dmm_resize_blocks(vm);
 
 	switch (rc) {
 	case 0:
-		vm->status = DMM_STATUS_IDLE;
+		WRITE_ONCE(vm->status, DMM_STATUS_IDLE);
 		vm->backoff_ms = 0;
 		break;
 	case -ENOSPC:
 		/* NACK: requested_size shrank under us; look again. */
-		atomic_set(&vm->config_changed, 1);
+		dmm_read_requested_size(vm);
 		dmm_backoff(vm);
 		break;
-	case -EBUSY:
 	case -EAGAIN:
+		WRITE_ONCE(vm->status, DMM_STATUS_BUSY);
+		dmm_schedule(vm, 0);
+		break;
+	case -EBUSY:
+	case -ETXTBSY:
 	case -ENOMEM:
 		dmm_backoff(vm);
 		break;
 	default:
 		dev_err(&vm->vdev->dev, "stopping: the device or Linux failed a resize to %llu bytes: %d\n",
 			vm->requested_size, rc);
-		vm->status = DMM_STATUS_ERROR;
+		WRITE_ONCE(vm->status, DMM_STATUS_ERROR);
 		break;
 	}
 }
@@ -217,6 +235,9 @@ static void dmm_run(struct work_struct *work)
 	mutex_lock(&vm->hotplug_mutex);
 	if (vm->status != DMM_STATUS_ERROR && !READ_ONCE(vm->removing))
 		dmm_step(vm);
+	if (debug_checks)
+		WARN_ONCE(dmm_blocks_check(vm) >= 0,
+			  "virtio_dmm: block states inconsistent\n");
 	mutex_unlock(&vm->hotplug_mutex);
 }
 
@@ -260,8 +281,9 @@ static int dmm_probe(struct virtio_device *vdev)
 	vm->vdev = vdev;
 	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
 	init_waitqueue_head(&vm->host_resp);
-	init_waitqueue_head(&vm->report_done);
-	init_waitqueue_head(&vm->hint_resp_wq);
+	spin_lock_init(&vm->ask.lock);
+	init_waitqueue_head(&vm->report.done_wq);
+	init_waitqueue_head(&vm->hints.resp_wq);
 	mutex_init(&vm->hotplug_mutex);
 	INIT_DELAYED_WORK(&vm->work, dmm_run);
 
@@ -277,9 +299,12 @@ static int dmm_probe(struct virtio_device *vdev)
 	rc = dmm_coarse_init(vm);
 	if (rc)
 		goto out_del_vqs;
-	rc = dmm_sb_init(vm);
+	rc = dmm_blocks_init(vm);
 	if (rc)
 		goto out_coarse;
+	rc = dmm_sb_init(vm);
+	if (rc)
+		goto out_blocks;
 	virtio_device_ready(vdev);
 
 	rc = dmm_unplug_stale(vm);
@@ -289,8 +314,8 @@ static int dmm_probe(struct virtio_device *vdev)
 	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s%s\n",
 		 vm->region_addr, vm->region_addr + vm->region_size - 1,
 		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid,
-		 vm->sub_blocks ? ", sub-blocks" : "",
-		 vm->pages ? ", pages" : "");
+		 vm->sb.on ? ", sub-blocks" : "",
+		 vm->pages.on ? ", pages" : "");
 	dmm_report_init(vm);
 	dmm_hints_init(vm);
 	dmm_stats_init(vm);
@@ -302,6 +327,8 @@ static int dmm_probe(struct virtio_device *vdev)
 out_reset:
 	virtio_reset_device(vdev);
 	dmm_sb_exit(vm);
+out_blocks:
+	dmm_blocks_exit(vm);
 out_coarse:
 	dmm_coarse_exit(vm);
 out_del_vqs:
@@ -324,12 +351,12 @@ out_free:
  */
 static void dmm_remove_pages(struct virtio_dmm *vm)
 {
-	if (!vm->pages_unplugged)
+	if (!vm->pages.unplugged)
 		return;
 	dmm_pages_detach(vm);
 	if (!vm->plugged_size && dmm_send_unplug_all(vm))
 		dev_warn(&vm->vdev->dev, "the device did not take back %llu pages\n",
-			 vm->pages_unplugged);
+			 vm->pages.unplugged);
 	dmm_pages_release(vm);
 }
 
@@ -362,6 +389,7 @@ static void dmm_remove(struct virtio_device *vdev)
 	dmm_pages_exit(vm);
 	if (!vm->plugged_size) {
 		dmm_sb_exit(vm);
+		dmm_blocks_exit(vm);
 		dmm_coarse_exit(vm);
 		kfree(vm);
 	}

@@ -39,27 +39,27 @@ void dmm_page_vq_done(struct virtqueue *vq)
 {
 	struct virtio_dmm *vm = vq->vdev->priv;
 
-	wake_up(&vm->page_resp);
+	wake_up(&vm->pages.resp_wq);
 }
 
 /*
- * Send the page request in vm->page_req (@nb addresses) and wait for the
- * answer.  Called with page_mutex held: one request in flight.
+ * Send the page request in vm->pages.req (@nb addresses) and wait for the
+ * answer.  Called with pages.lock held: one request in flight.
  * ACK 0, NACK -ENOSPC, anything else an error (see dmm_resp_errno()).
  */
 static int dmm_send_pages(struct virtio_dmm *vm, u16 type, unsigned int nb)
 {
 	int rc;
 
-	lockdep_assert_held(&vm->page_mutex);
-	vm->page_req->type = cpu_to_le16(type);
-	vm->page_req->padding = 0;
-	vm->page_req->nb_pages = cpu_to_le32(nb);
-	rc = dmm_resp_errno(dmm_vq_exchange(vm->page_vq, &vm->page_resp,
-					    vm->page_req,
-					    struct_size(vm->page_req, addr, nb),
-					    &vm->page_resp_buf));
-	if (rc && rc != -ENOSPC)
+	lockdep_assert_held(&vm->pages.lock);
+	vm->pages.req->type = cpu_to_le16(type);
+	vm->pages.req->padding = 0;
+	vm->pages.req->nb_pages = cpu_to_le32(nb);
+	rc = dmm_resp_errno(dmm_vq_exchange(vm->pages.vq, &vm->pages.resp_wq,
+					    vm->pages.req,
+					    struct_size(vm->pages.req, addr, nb),
+					    &vm->pages.resp));
+	if (rc && rc != -ENOSPC && rc != -ETXTBSY)
 		dev_err(&vm->vdev->dev, "page request %u of %u pages failed: %d\n",
 			type, nb, rc);
 	return rc;
@@ -118,7 +118,7 @@ static unsigned int dmm_fill_addrs(struct virtio_dmm *vm,
 	struct page *page;
 
 	list_for_each_entry(page, pages, lru)
-		vm->page_req->addr[n++] = cpu_to_le64(page_to_phys(page));
+		vm->pages.req->addr[n++] = cpu_to_le64(page_to_phys(page));
 	return n;
 }
 
@@ -137,23 +137,23 @@ static int dmm_unplug_batch(struct virtio_dmm *vm, unsigned int want)
 	want = min_t(unsigned long, want, dmm_pages_headroom());
 	if (!want)
 		return -ENOMEM;
-	/* Allocate outside page_mutex: reclaim may migrate balloon pages. */
+	/* Allocate outside pages.lock: reclaim may migrate balloon pages. */
 	n = dmm_alloc_batch(&pages, want);
 	if (!n)
 		return -ENOMEM;
 
-	mutex_lock(&vm->page_mutex);
+	mutex_lock(&vm->pages.lock);
 	dmm_fill_addrs(vm, &pages);
 	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_UNPLUG_PAGES, n);
 	if (!rc) {
 		list_for_each_entry_safe(page, next, &pages, lru) {
 			list_del(&page->lru);
-			balloon_page_enqueue(&vm->b_dev_info, page);
+			balloon_page_enqueue(&vm->pages.b_dev_info, page);
 			adjust_managed_page_count(page, -1);
 		}
-		vm->pages_unplugged += n;
+		WRITE_ONCE(vm->pages.unplugged, vm->pages.unplugged + n);
 	}
-	mutex_unlock(&vm->page_mutex);
+	mutex_unlock(&vm->pages.lock);
 	if (rc) {
 		dmm_free_list(&pages);
 		return rc;
@@ -172,10 +172,10 @@ int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
 	int rc;
 
 	while (left) {
-		rc = dmm_unplug_batch(vm, min_t(u64, left, vm->page_batch));
+		rc = dmm_unplug_batch(vm, min_t(u64, left, vm->pages.batch));
 		if (rc < 0) {
 			if (rc == -ENOMEM) {
-				vm->page_unplug_failures++;
+				vm->pages.unplug_failures++;
 				vm->floor_stops++;
 			}
 			return rc;
@@ -198,23 +198,23 @@ static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
 	unsigned int n;
 	int rc;
 
-	mutex_lock(&vm->page_mutex);
-	n = balloon_page_list_dequeue(&vm->b_dev_info, &pages, want);
+	mutex_lock(&vm->pages.lock);
+	n = balloon_page_list_dequeue(&vm->pages.b_dev_info, &pages, want);
 	if (!n) {
-		/* all isolated for migration right now */
-		mutex_unlock(&vm->page_mutex);
-		return -EAGAIN;
+		/* all isolated for migration right now: back off */
+		mutex_unlock(&vm->pages.lock);
+		return -EBUSY;
 	}
 	dmm_fill_addrs(vm, &pages);
 	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_PLUG_PAGES, n);
 	if (rc) {
-		balloon_page_list_enqueue(&vm->b_dev_info, &pages);
+		balloon_page_list_enqueue(&vm->pages.b_dev_info, &pages);
 	} else {
-		vm->pages_unplugged -= n;
+		WRITE_ONCE(vm->pages.unplugged, vm->pages.unplugged - n);
 		list_for_each_entry(page, &pages, lru)
 			adjust_managed_page_count(page, 1);
 	}
-	mutex_unlock(&vm->page_mutex);
+	mutex_unlock(&vm->pages.lock);
 	if (rc)
 		return rc;
 	dmm_free_list(&pages);
@@ -224,11 +224,11 @@ static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
 /* Plug back up to @bytes of unplugged pages.  0, or the first error. */
 int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages_unplugged);
+	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages.unplugged);
 	int rc;
 
 	while (left) {
-		rc = dmm_plug_batch(vm, min_t(u64, left, vm->page_batch));
+		rc = dmm_plug_batch(vm, min_t(u64, left, vm->pages.batch));
 		if (rc < 0)
 			return rc;
 		left -= rc;
@@ -247,23 +247,23 @@ static int dmm_pages_migrate(struct balloon_dev_info *b_dev_info,
 			     enum migrate_mode mode)
 {
 	struct virtio_dmm *vm = container_of(b_dev_info, struct virtio_dmm,
-					     b_dev_info);
+					     pages.b_dev_info);
 	unsigned long flags;
 	int rc;
 
 	/* The control loop may hold it while it allocates: don't wait. */
-	if (!mutex_trylock(&vm->page_mutex))
+	if (!mutex_trylock(&vm->pages.lock))
 		return -EAGAIN;
 	/* Going away: the core puts @page back on our list, to be freed. */
-	if (vm->pages_detached) {
-		mutex_unlock(&vm->page_mutex);
+	if (vm->pages.detached) {
+		mutex_unlock(&vm->pages.lock);
 		return -EAGAIN;
 	}
-	vm->page_req->addr[0] = cpu_to_le64(page_to_phys(page));
-	vm->page_req->addr[1] = cpu_to_le64(page_to_phys(newpage));
+	vm->pages.req->addr[0] = cpu_to_le64(page_to_phys(page));
+	vm->pages.req->addr[1] = cpu_to_le64(page_to_phys(newpage));
 	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_MOVE_PAGES, 2);
 	if (rc) {
-		mutex_unlock(&vm->page_mutex);
+		mutex_unlock(&vm->pages.lock);
 		return -EAGAIN;
 	}
 	get_page(newpage);	/* the balloon's reference */
@@ -276,8 +276,8 @@ static int dmm_pages_migrate(struct balloon_dev_info *b_dev_info,
 	b_dev_info->isolated_pages--;
 	__count_vm_event(BALLOON_MIGRATE);
 	spin_unlock_irqrestore(&b_dev_info->pages_lock, flags);
-	vm->page_moves++;
-	mutex_unlock(&vm->page_mutex);
+	vm->pages.moves++;
+	mutex_unlock(&vm->pages.lock);
 
 	balloon_page_finalize(page);
 	put_page(page);		/* the balloon's reference */
@@ -288,9 +288,9 @@ int dmm_pages_init(struct virtio_dmm *vm)
 {
 	u32 page_size, max_pages;
 
-	mutex_init(&vm->page_mutex);
-	init_waitqueue_head(&vm->page_resp);
-	balloon_devinfo_init(&vm->b_dev_info);
+	mutex_init(&vm->pages.lock);
+	init_waitqueue_head(&vm->pages.resp_wq);
+	balloon_devinfo_init(&vm->pages.b_dev_info);
 	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGES))
 		return 0;
 
@@ -303,14 +303,14 @@ int dmm_pages_init(struct virtio_dmm *vm)
 			page_size, max_pages, PAGE_SIZE);
 		return -EINVAL;
 	}
-	vm->page_batch = min_t(u32, max_pages, DMM_PAGES_BATCH);
-	vm->page_req = kzalloc(struct_size(vm->page_req, addr, vm->page_batch),
-			       GFP_KERNEL);
-	if (!vm->page_req)
+	vm->pages.batch = min_t(u32, max_pages, DMM_PAGES_BATCH);
+	vm->pages.req = kzalloc(struct_size(vm->pages.req, addr,
+					    vm->pages.batch), GFP_KERNEL);
+	if (!vm->pages.req)
 		return -ENOMEM;
 	if (IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		vm->b_dev_info.migratepage = dmm_pages_migrate;
-	vm->pages = true;
+		vm->pages.b_dev_info.migratepage = dmm_pages_migrate;
+	vm->pages.on = true;
 	return 0;
 }
 
@@ -322,18 +322,18 @@ int dmm_pages_init(struct virtio_dmm *vm)
  */
 void dmm_pages_detach(struct virtio_dmm *vm)
 {
-	mutex_lock(&vm->page_mutex);
-	vm->pages_detached = true;
-	mutex_unlock(&vm->page_mutex);
+	mutex_lock(&vm->pages.lock);
+	vm->pages.detached = true;
+	mutex_unlock(&vm->pages.lock);
 }
 
 static unsigned long dmm_pages_isolated(struct virtio_dmm *vm)
 {
 	unsigned long flags, n;
 
-	spin_lock_irqsave(&vm->b_dev_info.pages_lock, flags);
-	n = vm->b_dev_info.isolated_pages;
-	spin_unlock_irqrestore(&vm->b_dev_info.pages_lock, flags);
+	spin_lock_irqsave(&vm->pages.b_dev_info.pages_lock, flags);
+	n = vm->pages.b_dev_info.isolated_pages;
+	spin_unlock_irqrestore(&vm->pages.b_dev_info.pages_lock, flags);
 	return n;
 }
 
@@ -343,12 +343,12 @@ static unsigned long dmm_pages_isolated(struct virtio_dmm *vm)
  * dmm_pages_detach().
  *
  * Pages isolated by compaction or offlining are off the balloon list but
- * still point at vm->b_dev_info (page->private), and the core calls back
+ * still point at vm->pages.b_dev_info (page->private), and the core calls back
  * into this module for them: vm must not be freed, nor the module
  * unloaded, while any is isolated.  Detached, their migration fails fast
  * and the core puts them back on the list, so wait for them as long as it
  * takes (as virtio_balloon does), polling: the core does not tell us.
- * vm->pages_unplugged counts listed and isolated pages alike.
+ * vm->pages.unplugged counts listed and isolated pages alike.
  */
 void dmm_pages_release(struct virtio_dmm *vm)
 {
@@ -357,13 +357,13 @@ void dmm_pages_release(struct virtio_dmm *vm)
 	struct page *page;
 	size_t n;
 
-	WARN_ON_ONCE(!vm->pages_detached);
-	while (READ_ONCE(vm->pages_unplugged)) {
-		mutex_lock(&vm->page_mutex);
-		n = balloon_page_list_dequeue(&vm->b_dev_info, &pages,
-					      vm->page_batch);
-		vm->pages_unplugged -= n;
-		mutex_unlock(&vm->page_mutex);
+	WARN_ON_ONCE(!vm->pages.detached);
+	while (READ_ONCE(vm->pages.unplugged)) {
+		mutex_lock(&vm->pages.lock);
+		n = balloon_page_list_dequeue(&vm->pages.b_dev_info, &pages,
+					      vm->pages.batch);
+		WRITE_ONCE(vm->pages.unplugged, vm->pages.unplugged - n);
+		mutex_unlock(&vm->pages.lock);
 		while ((page = balloon_page_pop(&pages))) {
 			adjust_managed_page_count(page, 1);
 			__free_page(page);
@@ -376,7 +376,7 @@ void dmm_pages_release(struct virtio_dmm *vm)
 		if (time_after(jiffies, warn_at)) {
 			dev_warn(&vm->vdev->dev, "removal waits for %lu of %llu pages isolated for migration\n",
 				 dmm_pages_isolated(vm),
-				 READ_ONCE(vm->pages_unplugged));
+				 READ_ONCE(vm->pages.unplugged));
 			warn_at = jiffies + DMM_RELEASE_WARN_SECS * HZ;
 		}
 		msleep(DMM_RELEASE_WAIT_MS);
@@ -385,6 +385,6 @@ void dmm_pages_release(struct virtio_dmm *vm)
 
 void dmm_pages_exit(struct virtio_dmm *vm)
 {
-	kfree(vm->page_req);
-	vm->page_req = NULL;
+	kfree(vm->pages.req);
+	vm->pages.req = NULL;
 }

@@ -18,30 +18,30 @@ void dmm_report_vq_done(struct virtqueue *vq)
 {
 	struct virtio_dmm *vm = vq->vdev->priv;
 
-	wake_up(&vm->report_done);
+	wake_up(&vm->report.done_wq);
 }
 
 /* Called by the framework, one batch at a time, from its worker. */
 static int dmm_report(struct page_reporting_dev_info *pr,
 		      struct scatterlist *sg, unsigned int nents)
 {
-	struct virtio_dmm *vm = container_of(pr, struct virtio_dmm, pr_info);
+	struct virtio_dmm *vm = container_of(pr, struct virtio_dmm, report.pr_info);
 	struct scatterlist *s;
 	unsigned int len, i;
 	u64 bytes = 0;
 	int rc;
 
 	/* The queue is empty between batches: adding cannot fail. */
-	rc = virtqueue_add_inbuf(vm->report_vq, sg, nents, vm,
+	rc = virtqueue_add_inbuf(vm->report.vq, sg, nents, vm,
 				 GFP_NOWAIT | __GFP_NOWARN);
 	if (WARN_ON_ONCE(rc))
 		return rc;
-	virtqueue_kick(vm->report_vq);
-	wait_event(vm->report_done, virtqueue_get_buf(vm->report_vq, &len));
+	virtqueue_kick(vm->report.vq);
+	wait_event(vm->report.done_wq, virtqueue_get_buf(vm->report.vq, &len));
 
 	for_each_sg(sg, s, nents, i)
 		bytes += s->length;
-	atomic64_add(bytes, &vm->reported_bytes);
+	atomic64_add(bytes, &vm->report.bytes);
 	return 0;
 }
 
@@ -70,27 +70,27 @@ void dmm_report_init(struct virtio_dmm *vm)
 {
 	int rc;
 
-	if (!vm->report_vq)
+	if (!vm->report.vq)
 		return;
-	if (virtqueue_get_vring_size(vm->report_vq) < PAGE_REPORTING_CAPACITY) {
+	if (virtqueue_get_vring_size(vm->report.vq) < PAGE_REPORTING_CAPACITY) {
 		dev_warn(&vm->vdev->dev, "report queue of %u entries is too small for page reporting (%u)\n",
-			 virtqueue_get_vring_size(vm->report_vq),
+			 virtqueue_get_vring_size(vm->report.vq),
 			 PAGE_REPORTING_CAPACITY);
 		return;
 	}
-	vm->pr_info.report = dmm_report;
-	rc = page_reporting_register(&vm->pr_info);
+	vm->report.pr_info.report = dmm_report;
+	rc = page_reporting_register(&vm->report.pr_info);
 	if (rc) {
 		dev_warn(&vm->vdev->dev, "free page reporting not started (another driver reports free pages?): %d\n",
 			 rc);
 		return;
 	}
-	vm->reporting = true;
+	vm->report.on = true;
 }
 
 void dmm_report_exit(struct virtio_dmm *vm)
 {
-	if (vm->reporting)
-		page_reporting_unregister(&vm->pr_info);
-	vm->reporting = false;
+	if (vm->report.on)
+		page_reporting_unregister(&vm->report.pr_info);
+	vm->report.on = false;
 }

@@ -28,7 +28,7 @@ void dmm_stats_vq_done(struct virtqueue *vq)
 {
 	struct virtio_dmm *vm = vq->vdev->priv;
 
-	wake_up(&vm->stats_resp_wq);
+	wake_up(&vm->stats.resp_wq);
 }
 
 /* One line of /proc/pressure/memory: "KIND avg10=A.B avg60=C.D ...". */
@@ -78,18 +78,18 @@ static void dmm_psi_open(struct virtio_dmm *vm)
 		kern_unmount(mnt);
 		return;
 	}
-	vm->psi_mnt = mnt;
-	vm->psi_file = f;
+	vm->stats.psi_mnt = mnt;
+	vm->stats.psi_file = f;
 }
 
 static void dmm_psi_close(struct virtio_dmm *vm)
 {
-	if (!vm->psi_file)
+	if (!vm->stats.psi_file)
 		return;
-	fput(vm->psi_file);
-	kern_unmount(vm->psi_mnt);
-	vm->psi_file = NULL;
-	vm->psi_mnt = NULL;
+	fput(vm->stats.psi_file);
+	kern_unmount(vm->stats.psi_mnt);
+	vm->stats.psi_file = NULL;
+	vm->stats.psi_mnt = NULL;
 }
 
 static void dmm_read_psi(struct virtio_dmm *vm, struct virtio_dmm_stats *st)
@@ -98,9 +98,9 @@ static void dmm_read_psi(struct virtio_dmm *vm, struct virtio_dmm_stats *st)
 	loff_t pos = 0;
 	ssize_t n;
 
-	if (!vm->psi_file)
+	if (!vm->stats.psi_file)
 		return;
-	n = kernel_read(vm->psi_file, buf, sizeof(buf) - 1, &pos);
+	n = kernel_read(vm->stats.psi_file, buf, sizeof(buf) - 1, &pos);
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
@@ -117,7 +117,7 @@ static void dmm_fill_stats(struct virtio_dmm *vm, struct virtio_dmm_stats *st)
 	int i;
 
 	memset(st, 0, sizeof(*st));
-	st->seq = cpu_to_le64(++vm->stats_seq);
+	st->seq = cpu_to_le64(++vm->stats.seq);
 	st->total = cpu_to_le64((u64)totalram_pages() << PAGE_SHIFT);
 	st->available = cpu_to_le64((u64)si_mem_available() << PAGE_SHIFT);
 	st->free = cpu_to_le64((u64)global_zone_page_state(NR_FREE_PAGES) <<
@@ -143,12 +143,12 @@ static void dmm_fill_stats(struct virtio_dmm *vm, struct virtio_dmm_stats *st)
 static bool dmm_ask_due(struct virtio_dmm *vm,
 			const struct virtio_dmm_stats *st)
 {
-	u64 avail_below = READ_ONCE(vm->ask_available_below);
-	u32 psi_above = READ_ONCE(vm->ask_psi_above);
+	u64 avail_below = READ_ONCE(vm->ask.available_below);
+	u32 psi_above = READ_ONCE(vm->ask.psi_above);
 
 	if (!avail_below && !psi_above)
 		return false;
-	if (time_before(jiffies, READ_ONCE(vm->ask_next)))
+	if (time_before(jiffies, READ_ONCE(vm->ask.next)))
 		return false;
 	if (READ_ONCE(vm->requested_size) > dmm_current_size(vm))
 		return false;
@@ -159,26 +159,26 @@ static bool dmm_ask_due(struct virtio_dmm *vm,
 static void dmm_stats_work(struct work_struct *work)
 {
 	struct virtio_dmm *vm = container_of(to_delayed_work(work),
-					     struct virtio_dmm, stats_work);
-	unsigned int ms = READ_ONCE(vm->stats_interval_ms);
+					     struct virtio_dmm, stats.work);
+	unsigned int ms = READ_ONCE(vm->stats.interval_ms);
 	int rc;
 
 	if (!ms)
 		return;		/* the host turned reports off */
-	dmm_fill_stats(vm, &vm->stats_buf);
-	rc = dmm_vq_exchange(vm->stats_vq, &vm->stats_resp_wq, &vm->stats_buf,
-			     sizeof(vm->stats_buf), &vm->stats_resp);
+	dmm_fill_stats(vm, &vm->stats.buf);
+	rc = dmm_vq_exchange(vm->stats.vq, &vm->stats.resp_wq, &vm->stats.buf,
+			     sizeof(vm->stats.buf), &vm->stats.resp);
 	if (rc != VIRTIO_DMM_RESP_ACK)
 		dev_warn_ratelimited(&vm->vdev->dev, "stats report refused: %d\n",
 				     rc);
-	if (dmm_ask_due(vm, &vm->stats_buf)) {
-		WRITE_ONCE(vm->ask_pending_size, dmm_current_size(vm) +
-			   READ_ONCE(vm->ask_step));
-		WRITE_ONCE(vm->ask_pending_reason, VIRTIO_DMM_ASK_PRESSURE);
-		queue_work(system_freezable_wq, &vm->ask_work);
+	if (dmm_ask_due(vm, &vm->stats.buf)) {
+		WRITE_ONCE(vm->ask.pending_size, dmm_current_size(vm) +
+			   READ_ONCE(vm->ask.step));
+		WRITE_ONCE(vm->ask.pending_reason, VIRTIO_DMM_ASK_PRESSURE);
+		queue_work(system_freezable_wq, &vm->ask.work);
 	}
 	if (!READ_ONCE(vm->removing))
-		queue_delayed_work(system_freezable_wq, &vm->stats_work,
+		queue_delayed_work(system_freezable_wq, &vm->stats.work,
 				   msecs_to_jiffies(max(ms, DMM_STATS_MIN_MS)));
 }
 
@@ -193,11 +193,11 @@ static u64 dmm_ask_round(struct virtio_dmm *vm, u64 size)
 	u64 max = vm->boot_size + vm->region_size;
 
 	size = min(size, max);
-	if (vm->pages)
+	if (vm->pages.on)
 		size = round_up(size, PAGE_SIZE);
 	else if (size > vm->boot_size)
 		size = vm->boot_size + round_up(size - vm->boot_size,
-						vm->sb_size);
+						vm->sb.size);
 	else
 		size = vm->boot_size;
 	return min(size, max);
@@ -214,37 +214,39 @@ static void dmm_ask_result(struct virtio_dmm *vm, u64 size, int rc)
 	};
 
 	if (rc == 0)
-		atomic64_inc(&vm->asks_granted);
+		atomic64_inc(&vm->ask.granted);
 	else if (rc == -ENOSPC)
-		atomic64_inc(&vm->asks_refused);
-	else if (rc == -EAGAIN)
-		atomic64_inc(&vm->asks_forwarded);
-	vm->last_ask_size = size;
-	vm->last_ask_result = names[rc == 0 ? VIRTIO_DMM_RESP_ACK :
+		atomic64_inc(&vm->ask.refused);
+	else if (rc == -ETXTBSY)
+		atomic64_inc(&vm->ask.forwarded);
+	spin_lock(&vm->ask.lock);
+	vm->ask.last_size = size;
+	vm->ask.last_result = names[rc == 0 ? VIRTIO_DMM_RESP_ACK :
 				    rc == -ENOSPC ? VIRTIO_DMM_RESP_NACK :
-				    rc == -EAGAIN ? VIRTIO_DMM_RESP_BUSY :
+				    rc == -ETXTBSY ? VIRTIO_DMM_RESP_BUSY :
 				    VIRTIO_DMM_RESP_ERROR];
-	WRITE_ONCE(vm->ask_next, jiffies +
+	spin_unlock(&vm->ask.lock);
+	WRITE_ONCE(vm->ask.next, jiffies +
 		   msecs_to_jiffies(DMM_ASK_COOLDOWN_MS));
 }
 
 /*
  * Ask the device for a total of @size bytes of RAM.  Called with
  * hotplug_mutex held (the request queue is the control loop's).  Returns
- * 0 (granted), -ENOSPC (refused), -EAGAIN (passed on), or -errno.
+ * 0 (granted), -ENOSPC (refused), -ETXTBSY (passed on), or -errno.
  */
 int dmm_ask(struct virtio_dmm *vm, u64 size, u64 reason)
 {
 	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
-	if (!vm->stats_vq)
+	if (!vm->stats.vq)
 		return -ENODEV;
 	size = dmm_ask_round(vm, size);
-	atomic64_inc(&vm->asks_sent);
+	atomic64_inc(&vm->ask.sent);
 	rc = dmm_send_ask(vm, size, reason);
 	dmm_ask_result(vm, size, rc);
-	if (rc && rc != -ENOSPC && rc != -EAGAIN)
+	if (rc && rc != -ENOSPC && rc != -ETXTBSY)
 		dev_err(&vm->vdev->dev, "ASK for 0x%llx bytes failed: %d\n",
 			size, rc);
 	return rc;
@@ -253,12 +255,12 @@ int dmm_ask(struct virtio_dmm *vm, u64 size, u64 reason)
 static void dmm_ask_work(struct work_struct *work)
 {
 	struct virtio_dmm *vm = container_of(work, struct virtio_dmm,
-					     ask_work);
+					     ask.work);
 
 	mutex_lock(&vm->hotplug_mutex);
 	if (!vm->removing)
-		dmm_ask(vm, READ_ONCE(vm->ask_pending_size),
-			READ_ONCE(vm->ask_pending_reason));
+		dmm_ask(vm, READ_ONCE(vm->ask.pending_size),
+			READ_ONCE(vm->ask.pending_reason));
 	mutex_unlock(&vm->hotplug_mutex);
 }
 
@@ -267,38 +269,38 @@ void dmm_stats_config_changed(struct virtio_dmm *vm)
 {
 	u32 ms;
 
-	if (!READ_ONCE(vm->stats_on))
+	if (!READ_ONCE(vm->stats.on))
 		return;
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, stats_interval_ms,
 			&ms);
-	if (ms == READ_ONCE(vm->stats_interval_ms))
+	if (ms == READ_ONCE(vm->stats.interval_ms))
 		return;
-	WRITE_ONCE(vm->stats_interval_ms, ms);
+	WRITE_ONCE(vm->stats.interval_ms, ms);
 	if (ms && !READ_ONCE(vm->removing))
-		mod_delayed_work(system_freezable_wq, &vm->stats_work, 0);
+		mod_delayed_work(system_freezable_wq, &vm->stats.work, 0);
 }
 
 void dmm_stats_init(struct virtio_dmm *vm)
 {
-	if (!vm->stats_vq)
+	if (!vm->stats.vq)
 		return;
-	init_waitqueue_head(&vm->stats_resp_wq);
-	INIT_DELAYED_WORK(&vm->stats_work, dmm_stats_work);
-	INIT_WORK(&vm->ask_work, dmm_ask_work);
-	vm->ask_step = DMM_ASK_STEP_DEFAULT;
-	vm->stats_interval_ms = 0;
+	init_waitqueue_head(&vm->stats.resp_wq);
+	INIT_DELAYED_WORK(&vm->stats.work, dmm_stats_work);
+	INIT_WORK(&vm->ask.work, dmm_ask_work);
+	vm->ask.step = DMM_ASK_STEP_DEFAULT;
+	vm->stats.interval_ms = 0;
 	dmm_psi_open(vm);
 	/* from now on config_changed may schedule the work */
-	smp_store_release(&vm->stats_on, true);
+	smp_store_release(&vm->stats.on, true);
 	dmm_stats_config_changed(vm);
 }
 
 void dmm_stats_exit(struct virtio_dmm *vm)
 {
-	if (!vm->stats_vq)
+	if (!vm->stats.vq)
 		return;
 	/* removing is set: neither work queues itself again */
-	cancel_delayed_work_sync(&vm->stats_work);
-	cancel_work_sync(&vm->ask_work);
+	cancel_delayed_work_sync(&vm->stats.work);
+	cancel_work_sync(&vm->ask.work);
 	dmm_psi_close(vm);
 }

@@ -17,9 +17,12 @@
  *  - Remove a block: when memory goes offline the memory notifier drops our
  *    references to fake-offline pages, so offlining skips them.
  *
- * Locking: sb_mutex protects sb_plugged and blk_offline.  The control loop
- * takes it (inside hotplug_mutex) around each sub-block change, never
- * around add_memory or offline_and_remove_memory, which call back into the
+ * A partially plugged block is in a *_PARTIAL state (dmm_blocks.c).
+ * Sub-blocks change only while their block is ONLINE or ONLINE_PARTIAL.
+ *
+ * Locking: blocks.lock protects blocks.sb_plugged.  The control loop takes
+ * it (inside hotplug_mutex) around each sub-block change, never around
+ * add_memory or offline_and_remove_memory, which call back into the memory
  * notifier and the online_page callback; those take it themselves.
  */
 #include <linux/memory.h>
@@ -39,46 +42,47 @@ static DEFINE_MUTEX(dmm_sb_devices_mutex);
 
 static unsigned long dmm_sb_nr_pages(const struct virtio_dmm *vm)
 {
-	return vm->sb_size >> PAGE_SHIFT;
+	return vm->sb.size >> PAGE_SHIFT;
 }
 
 /* First sub-block of block @id. */
 static unsigned long dmm_sb_first(const struct virtio_dmm *vm,
 				  unsigned long id)
 {
-	return id * vm->sbs_per_block;
+	return id * vm->sb.per_block;
 }
 
 static unsigned long dmm_sb_pfn(const struct virtio_dmm *vm, unsigned long sb)
 {
-	return PHYS_PFN(vm->region_addr + (u64)sb * vm->sb_size);
+	return PHYS_PFN(vm->region_addr + (u64)sb * vm->sb.size);
 }
 
 /* Plugged sub-blocks of block @id. */
-static unsigned int dmm_sb_count(const struct virtio_dmm *vm,
-				 unsigned long id)
+unsigned int dmm_sb_count(const struct virtio_dmm *vm, unsigned long id)
 {
-	unsigned long sb, end = dmm_sb_first(vm, id) + vm->sbs_per_block;
+	unsigned long sb, end = dmm_sb_first(vm, id) + vm->sb.per_block;
 	unsigned int n = 0;
 
 	for (sb = dmm_sb_first(vm, id); sb < end; sb++)
-		n += test_bit(sb, vm->sb_plugged);
+		n += test_bit(sb, vm->blocks.sb_plugged);
 	return n;
 }
 
-/* Mark every sub-block of @id plugged or unplugged (whole-block paths). */
+/*
+ * Mark every sub-block of @id plugged or unplugged (whole-block paths).
+ * Caller holds blocks.lock.
+ */
 void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged)
 {
-	if (!vm->sub_blocks)
+	lockdep_assert_held(&vm->blocks.lock);
+	if (!vm->sb.on)
 		return;
-	mutex_lock(&vm->sb_mutex);
 	if (plugged)
-		bitmap_set(vm->sb_plugged, dmm_sb_first(vm, id),
-			   vm->sbs_per_block);
+		bitmap_set(vm->blocks.sb_plugged, dmm_sb_first(vm, id),
+			   vm->sb.per_block);
 	else
-		bitmap_clear(vm->sb_plugged, dmm_sb_first(vm, id),
-			     vm->sbs_per_block);
-	mutex_unlock(&vm->sb_mutex);
+		bitmap_clear(vm->blocks.sb_plugged, dmm_sb_first(vm, id),
+			     vm->sb.per_block);
 }
 
 /*
@@ -155,9 +159,10 @@ static int dmm_fake_offline(struct virtio_dmm *vm, unsigned long sb)
 /* May sub-blocks of block @id change?  Only while Linux has it online. */
 static bool dmm_sb_block_usable(struct virtio_dmm *vm, unsigned long id)
 {
-	lockdep_assert_held(&vm->sb_mutex);
-	return test_bit(id, vm->plugged) && !test_bit(id, vm->blk_offline) &&
-	       pfn_to_online_page(PHYS_PFN(dmm_block_addr(vm, id)));
+	enum dmm_block_state s = dmm_block_state(vm, id);
+
+	lockdep_assert_held(&vm->blocks.lock);
+	return s == DMM_BLOCK_ONLINE || s == DMM_BLOCK_ONLINE_PARTIAL;
 }
 
 /*
@@ -166,16 +171,17 @@ static bool dmm_sb_block_usable(struct virtio_dmm *vm, unsigned long id)
  */
 static int dmm_sb_unplug_one(struct virtio_dmm *vm, unsigned long sb)
 {
-	unsigned long id = sb / vm->sbs_per_block;
-	u64 addr = vm->region_addr + (u64)sb * vm->sb_size;
+	unsigned long id = sb / vm->sb.per_block;
+	u64 addr = vm->region_addr + (u64)sb * vm->sb.size;
 	int rc;
 
-	if (!dmm_above_floor(vm->sb_size)) {
+	if (!dmm_above_floor(vm->sb.size)) {
 		vm->floor_stops++;
 		return -ENOMEM;
 	}
-	mutex_lock(&vm->sb_mutex);
-	if (!dmm_sb_block_usable(vm, id) || !test_bit(sb, vm->sb_plugged)) {
+	mutex_lock(&vm->blocks.lock);
+	if (!dmm_sb_block_usable(vm, id) ||
+	    !test_bit(sb, vm->blocks.sb_plugged)) {
 		rc = -EBUSY;
 		goto out;
 	}
@@ -187,21 +193,22 @@ static int dmm_sb_unplug_one(struct virtio_dmm *vm, unsigned long sb)
 		dmm_fake_online(dmm_sb_pfn(vm, sb), dmm_sb_nr_pages(vm));
 		goto out;
 	}
-	clear_bit(sb, vm->sb_plugged);
-	dmm_plugged_add(vm, -(s64)vm->sb_size);
+	clear_bit(sb, vm->blocks.sb_plugged);
+	dmm_block_set_partial(vm, id, true);
+	dmm_plugged_add(vm, -(s64)vm->sb.size);
 out:
-	mutex_unlock(&vm->sb_mutex);
+	mutex_unlock(&vm->blocks.lock);
 	return rc;
 }
 
 /* Plug sub-block @sb of an added block back. */
 static int dmm_sb_plug_one(struct virtio_dmm *vm, unsigned long sb)
 {
-	unsigned long id = sb / vm->sbs_per_block;
-	u64 addr = vm->region_addr + (u64)sb * vm->sb_size;
+	unsigned long id = sb / vm->sb.per_block;
+	u64 addr = vm->region_addr + (u64)sb * vm->sb.size;
 	int rc;
 
-	mutex_lock(&vm->sb_mutex);
+	mutex_lock(&vm->blocks.lock);
 	if (!dmm_sb_block_usable(vm, id)) {
 		rc = -EBUSY;
 		goto out;
@@ -210,10 +217,11 @@ static int dmm_sb_plug_one(struct virtio_dmm *vm, unsigned long sb)
 	if (rc)
 		goto out;
 	dmm_fake_online(dmm_sb_pfn(vm, sb), dmm_sb_nr_pages(vm));
-	set_bit(sb, vm->sb_plugged);
-	dmm_plugged_add(vm, vm->sb_size);
+	set_bit(sb, vm->blocks.sb_plugged);
+	dmm_block_set_partial(vm, id, dmm_sb_count(vm, id) < vm->sb.per_block);
+	dmm_plugged_add(vm, vm->sb.size);
 out:
-	mutex_unlock(&vm->sb_mutex);
+	mutex_unlock(&vm->blocks.lock);
 	return rc;
 }
 
@@ -231,7 +239,9 @@ static int dmm_sb_remove_empty(struct virtio_dmm *vm, unsigned long id)
 			 dmm_block_addr(vm, id), rc);
 		return rc;
 	}
-	clear_bit(id, vm->plugged);
+	mutex_lock(&vm->blocks.lock);
+	dmm_block_set_state(vm, id, DMM_BLOCK_UNPLUGGED);
+	mutex_unlock(&vm->blocks.lock);
 	return 0;
 }
 
@@ -248,34 +258,32 @@ int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	for (pass = 0; pass < 2; pass++) {
-		for (id = vm->nb_blocks; id-- > 0 && bytes >= vm->sb_size; ) {
-			bool partial;
-
-			if (!test_bit(id, vm->plugged))
-				continue;
+		for (id = dmm_prev_added(vm, vm->nb_blocks); id < vm->nb_blocks;
+		     id = dmm_prev_added(vm, id)) {
+			if (bytes < vm->sb.size)
+				break;
 			/* pass 0: partially plugged blocks; pass 1: full */
-			partial = dmm_sb_count(vm, id) < vm->sbs_per_block;
-			if (partial == !!pass)
+			if (dmm_state_partial(dmm_block_state(vm, id)) == !!pass)
 				continue;
-			for (sb = dmm_sb_first(vm, id) + vm->sbs_per_block;
-			     sb-- > dmm_sb_first(vm, id) && bytes >= vm->sb_size;) {
-				if (!test_bit(sb, vm->sb_plugged))
+			for (sb = dmm_sb_first(vm, id) + vm->sb.per_block;
+			     sb-- > dmm_sb_first(vm, id) && bytes >= vm->sb.size;) {
+				if (!test_bit(sb, vm->blocks.sb_plugged))
 					continue;
 				rc = dmm_sb_unplug_one(vm, sb);
 				if (rc == -EBUSY) {
-					vm->sb_unplug_failures++;
+					vm->sb.unplug_failures++;
 					busy = true;
 					continue;
 				}
 				if (rc)
 					return rc;
-				bytes -= vm->sb_size;
+				bytes -= vm->sb.size;
 			}
 			if (!dmm_sb_count(vm, id))
 				dmm_sb_remove_empty(vm, id);
 		}
 	}
-	return bytes >= vm->sb_size && busy ? -EBUSY : 0;
+	return bytes >= vm->sb.size && busy ? -EBUSY : 0;
 }
 
 /* Plug up to @bytes in unplugged sub-blocks of added blocks. */
@@ -285,20 +293,23 @@ int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes)
 	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
-	for (id = 0; id < vm->nb_blocks && bytes >= vm->sb_size; id++) {
-		if (!test_bit(id, vm->plugged))
+	for (id = dmm_next_added(vm, 0); id < vm->nb_blocks;
+	     id = dmm_next_added(vm, id + 1)) {
+		if (bytes < vm->sb.size)
+			break;
+		if (!dmm_state_partial(dmm_block_state(vm, id)))
 			continue;
 		for (sb = dmm_sb_first(vm, id);
-		     sb < dmm_sb_first(vm, id) + vm->sbs_per_block &&
-		     bytes >= vm->sb_size; sb++) {
-			if (test_bit(sb, vm->sb_plugged))
+		     sb < dmm_sb_first(vm, id) + vm->sb.per_block &&
+		     bytes >= vm->sb.size; sb++) {
+			if (test_bit(sb, vm->blocks.sb_plugged))
 				continue;
 			rc = dmm_sb_plug_one(vm, sb);
 			if (rc == -EBUSY)	/* offline in Linux: next block */
 				break;
 			if (rc)
 				return rc;
-			bytes -= vm->sb_size;
+			bytes -= vm->sb.size;
 		}
 	}
 	return 0;
@@ -311,13 +322,13 @@ int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes)
  */
 int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
 {
-	unsigned long id, n = bytes / vm->sb_size;
+	unsigned long id, n = bytes / vm->sb.size;
 	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	if (!n)
 		return 0;
-	id = find_first_zero_bit(vm->plugged, vm->nb_blocks);
+	id = dmm_first_unplugged(vm);
 	if (id >= vm->nb_blocks)
 		return -ENOSPC;
 	rc = dmm_send_range(vm, VIRTIO_DMM_REQ_PLUG_SB, dmm_block_addr(vm, id),
@@ -326,20 +337,24 @@ int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
 		vm->plug_failures++;
 		return rc;
 	}
-	mutex_lock(&vm->sb_mutex);
-	bitmap_set(vm->sb_plugged, dmm_sb_first(vm, id), n);
-	mutex_unlock(&vm->sb_mutex);
+	/* the online_page callback reads the bits while adding */
+	mutex_lock(&vm->blocks.lock);
+	bitmap_set(vm->blocks.sb_plugged, dmm_sb_first(vm, id), n);
+	dmm_block_set_state(vm, id, DMM_BLOCK_OFFLINE_PARTIAL);
+	mutex_unlock(&vm->blocks.lock);
 	rc = dmm_add_block(vm, id);
 	if (rc) {
 		vm->plug_failures++;
+		mutex_lock(&vm->blocks.lock);
 		dmm_sb_mark_block(vm, id, false);
+		dmm_block_set_state(vm, id, DMM_BLOCK_UNPLUGGED);
+		mutex_unlock(&vm->blocks.lock);
 		if (dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG_SB,
 				   dmm_block_addr(vm, id), n))
 			return -EIO;
 		return rc;
 	}
-	set_bit(id, vm->plugged);
-	dmm_plugged_add(vm, (s64)n * vm->sb_size);
+	dmm_plugged_add(vm, (s64)n * vm->sb.size);
 	return 0;
 }
 
@@ -349,24 +364,15 @@ u64 dmm_sb_partial_bytes(struct virtio_dmm *vm)
 	unsigned long id;
 	u64 n = 0;
 
-	if (!vm->sub_blocks)
+	if (!vm->sb.on)
 		return 0;
-	for (id = 0; id < vm->nb_blocks; id++) {
-		unsigned int k;
-
-		if (!test_bit(id, vm->plugged))
-			continue;
-		k = dmm_sb_count(vm, id);
-		if (k < vm->sbs_per_block)
-			n += (u64)k * vm->sb_size;
-	}
+	mutex_lock(&vm->blocks.lock);
+	for (id = dmm_next_added(vm, 0); id < vm->nb_blocks;
+	     id = dmm_next_added(vm, id + 1))
+		if (dmm_state_partial(dmm_block_state(vm, id)))
+			n += (u64)dmm_sb_count(vm, id) * vm->sb.size;
+	mutex_unlock(&vm->blocks.lock);
 	return n;
-}
-
-/* Is block @id full (every sub-block plugged)?  Without sub-blocks, yes. */
-bool dmm_sb_block_full(struct virtio_dmm *vm, unsigned long id)
-{
-	return !vm->sub_blocks || dmm_sb_count(vm, id) == vm->sbs_per_block;
 }
 
 /* --- the online_page callback and the memory notifier --- */
@@ -382,15 +388,15 @@ static void dmm_online_range(struct virtio_dmm *vm, struct page *page,
 	unsigned long step = min(1UL << order, dmm_sb_nr_pages(vm));
 	unsigned long sb;
 
-	mutex_lock(&vm->sb_mutex);
+	mutex_lock(&vm->blocks.lock);
 	for (; pfn < end; pfn += step) {
-		sb = (PFN_PHYS(pfn) - vm->region_addr) / vm->sb_size;
-		if (test_bit(sb, vm->sb_plugged))
+		sb = (PFN_PHYS(pfn) - vm->region_addr) / vm->sb.size;
+		if (test_bit(sb, vm->blocks.sb_plugged))
 			generic_online_page(pfn_to_page(pfn), ilog2(step));
 		else
 			dmm_set_fake_offline(pfn, step, false);
 	}
-	mutex_unlock(&vm->sb_mutex);
+	mutex_unlock(&vm->blocks.lock);
 }
 
 static bool dmm_contains(const struct virtio_dmm *vm, u64 addr, u64 size)
@@ -406,7 +412,7 @@ static void dmm_online_page_cb(struct page *page, unsigned int order)
 
 	/* Pages being onlined never cross a memory block, so not devices. */
 	rcu_read_lock();
-	list_for_each_entry_rcu(vm, &dmm_sb_devices, sb_list) {
+	list_for_each_entry_rcu(vm, &dmm_sb_devices, sb.list) {
 		if (!dmm_contains(vm, addr, PFN_PHYS(1UL << order)))
 			continue;
 		/* a device on the list outlives memory it has added */
@@ -418,19 +424,27 @@ static void dmm_online_page_cb(struct page *page, unsigned int order)
 	generic_online_page(page, order);
 }
 
-/* Drop (or take back) our reference to every fake-offline page of @id. */
-static void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long id,
-				bool drop)
+/*
+ * Drop (or take back) our reference to every fake-offline page of the
+ * Linux memory block at @pfn (@nr pages), so that offlining it skips them.
+ * A block of ours may span several Linux memory blocks; each goes offline
+ * on its own.  Called by the memory notifier with blocks.lock held.
+ */
+void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
+			 unsigned long nr, bool drop)
 {
-	unsigned long sb, i, pfn;
+	unsigned long sb, i, first, end;
 
-	for (sb = dmm_sb_first(vm, id);
-	     sb < dmm_sb_first(vm, id) + vm->sbs_per_block; sb++) {
-		if (test_bit(sb, vm->sb_plugged))
+	lockdep_assert_held(&vm->blocks.lock);
+	if (!vm->sb.on)
+		return;
+	first = div64_u64(PFN_PHYS(pfn) - vm->region_addr, vm->sb.size);
+	end = first + div64_u64(PFN_PHYS(nr), vm->sb.size);
+	for (sb = first; sb < end; sb++) {
+		if (test_bit(sb, vm->blocks.sb_plugged))
 			continue;
-		pfn = dmm_sb_pfn(vm, sb);
 		for (i = 0; i < dmm_sb_nr_pages(vm); i++) {
-			struct page *page = pfn_to_page(pfn + i);
+			struct page *page = pfn_to_page(dmm_sb_pfn(vm, sb) + i);
 
 			if (!drop)
 				page_ref_inc(page);
@@ -440,73 +454,29 @@ static void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long id,
 	}
 }
 
-/*
- * Memory of a partially plugged block goes offline (our own removal or an
- * administrator's): let offlining skip the fake-offline pages, and keep
- * the control loop off the block until it is online again.
- */
-static int dmm_memory_notifier_cb(struct notifier_block *nb,
-				  unsigned long action, void *arg)
-{
-	struct virtio_dmm *vm = container_of(nb, struct virtio_dmm, memory_nb);
-	struct memory_notify *mhp = arg;
-	u64 start = PFN_PHYS(mhp->start_pfn);
-	u64 size = PFN_PHYS(mhp->nr_pages);
-	unsigned long id;
-
-	if (!dmm_contains(vm, start, size))
-		return NOTIFY_DONE;
-	id = (start - vm->region_addr) / vm->block_size;
-
-	mutex_lock(&vm->sb_mutex);
-	switch (action) {
-	case MEM_GOING_OFFLINE:
-		set_bit(id, vm->blk_offline);
-		dmm_sb_offline_refs(vm, id, true);
-		break;
-	case MEM_CANCEL_OFFLINE:
-		dmm_sb_offline_refs(vm, id, false);
-		clear_bit(id, vm->blk_offline);
-		break;
-	case MEM_ONLINE:
-		clear_bit(id, vm->blk_offline);
-		break;
-	default:
-		break;
-	}
-	mutex_unlock(&vm->sb_mutex);
-	return NOTIFY_OK;
-}
-
-static void dmm_sb_unlist(struct virtio_dmm *vm);
-
 int dmm_sb_init(struct virtio_dmm *vm)
 {
 	unsigned long pageblock = PAGE_SIZE << pageblock_order;
 	int rc;
 
-	vm->sbs_per_block = 1;
-	vm->sb_size = vm->block_size;
-	mutex_init(&vm->sb_mutex);
+	vm->sb.per_block = 1;
+	vm->sb.size = vm->block_size;
 	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_SUB_BLOCKS))
 		return 0;
 
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, sub_block_size,
-			&vm->sb_size);
-	if (!is_power_of_2(vm->sb_size) || vm->sb_size < pageblock ||
-	    vm->sb_size > vm->block_size) {
+			&vm->sb.size);
+	if (!is_power_of_2(vm->sb.size) || vm->sb.size < pageblock ||
+	    vm->sb.size > vm->block_size) {
 		dev_err(&vm->vdev->dev, "sub-block size 0x%llx is not a power of two between the pageblock size 0x%lx and the block size 0x%llx\n",
-			vm->sb_size, pageblock, vm->block_size);
+			vm->sb.size, pageblock, vm->block_size);
 		return -EINVAL;
 	}
-	vm->sbs_per_block = vm->block_size / vm->sb_size;
-	vm->sb_plugged = bitmap_zalloc(vm->nb_blocks * vm->sbs_per_block,
-				       GFP_KERNEL);
-	vm->blk_offline = bitmap_zalloc(vm->nb_blocks, GFP_KERNEL);
-	if (!vm->sb_plugged || !vm->blk_offline) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
+	vm->sb.per_block = vm->block_size / vm->sb.size;
+	vm->blocks.sb_plugged = bitmap_zalloc(vm->nb_blocks * vm->sb.per_block,
+					      GFP_KERNEL);
+	if (!vm->blocks.sb_plugged)
+		return -ENOMEM;
 
 	mutex_lock(&dmm_sb_devices_mutex);
 	if (list_empty(&dmm_sb_devices)) {
@@ -515,53 +485,30 @@ int dmm_sb_init(struct virtio_dmm *vm)
 			mutex_unlock(&dmm_sb_devices_mutex);
 			dev_err(&vm->vdev->dev, "another driver (virtio_mem? hv_balloon?) holds the kernel's online_page callback that sub-blocks need: %d\n",
 				rc);
-			rc = -EBUSY;
-			goto out_free;
+			bitmap_free(vm->blocks.sb_plugged);
+			vm->blocks.sb_plugged = NULL;
+			return -EBUSY;
 		}
 	}
-	list_add_rcu(&vm->sb_list, &dmm_sb_devices);
+	list_add_rcu(&vm->sb.list, &dmm_sb_devices);
 	mutex_unlock(&dmm_sb_devices_mutex);
-
-	vm->memory_nb.notifier_call = dmm_memory_notifier_cb;
-	rc = register_memory_notifier(&vm->memory_nb);
-	if (rc) {
-		dev_err(&vm->vdev->dev, "registering a memory notifier failed: %d\n",
-			rc);
-		dmm_sb_unlist(vm);
-		goto out_free;
-	}
-	vm->sub_blocks = true;
+	vm->sb.on = true;
 	return 0;
-
-out_free:
-	bitmap_free(vm->sb_plugged);
-	bitmap_free(vm->blk_offline);
-	vm->sb_plugged = NULL;
-	vm->blk_offline = NULL;
-	return rc;
-}
-
-/* Leave the callback's device list; the last device gives it back. */
-static void dmm_sb_unlist(struct virtio_dmm *vm)
-{
-	mutex_lock(&dmm_sb_devices_mutex);
-	list_del_rcu(&vm->sb_list);
-	if (list_empty(&dmm_sb_devices))
-		restore_online_page_callback(&dmm_online_page_cb);
-	mutex_unlock(&dmm_sb_devices_mutex);
-	synchronize_rcu();
 }
 
 /* Only when no block is added: nothing of ours is online. */
 void dmm_sb_exit(struct virtio_dmm *vm)
 {
-	if (!vm->sub_blocks)
+	if (!vm->sb.on)
 		return;
-	unregister_memory_notifier(&vm->memory_nb);
-	dmm_sb_unlist(vm);
-	bitmap_free(vm->sb_plugged);
-	bitmap_free(vm->blk_offline);
-	vm->sb_plugged = NULL;
-	vm->blk_offline = NULL;
-	vm->sub_blocks = false;
+	/* leave the callback's device list; the last device gives it back */
+	mutex_lock(&dmm_sb_devices_mutex);
+	list_del_rcu(&vm->sb.list);
+	if (list_empty(&dmm_sb_devices))
+		restore_online_page_callback(&dmm_online_page_cb);
+	mutex_unlock(&dmm_sb_devices_mutex);
+	synchronize_rcu();
+	bitmap_free(vm->blocks.sb_plugged);
+	vm->blocks.sb_plugged = NULL;
+	vm->sb.on = false;
 }

@@ -4,7 +4,8 @@
  *
  * One send function per request type; each maps the device's answer to one
  * errno so that the control loop can pick a policy:
- *   ACK 0, NACK -ENOSPC, BUSY -EAGAIN, ERROR -EIO.
+ *   ACK 0, NACK -ENOSPC, BUSY -ETXTBSY (back off), ERROR -EIO.
+ * -EAGAIN is the driver's own "retry now" (the configuration changed).
  */
 #include <linux/acpi.h>
 #include <linux/log2.h>
@@ -25,7 +26,7 @@ void dmm_vq_done(struct virtqueue *vq)
 /*
  * Queue indices are fixed: requests 0, reports 1, pages 2.  The report
  * queue is set up when reporting is negotiated or when the page queue
- * after it is needed; vm->report_vq is set only if we report.
+ * after it is needed; vm->report.vq is set only if we report.
  */
 int dmm_find_vqs(struct virtio_dmm *vm)
 {
@@ -42,7 +43,7 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 					 VIRTIO_DMM_F_FREE_PAGE_REPORTING);
 	bool hints = virtio_has_feature(vm->vdev, VIRTIO_DMM_F_HINTS);
 	bool stats = virtio_has_feature(vm->vdev, VIRTIO_DMM_F_STATS);
-	unsigned int nvqs = stats ? 5 : hints ? 4 : vm->pages ? 3 :
+	unsigned int nvqs = stats ? 5 : hints ? 4 : vm->pages.on ? 3 :
 			    report ? 2 : 1;
 	int rc;
 
@@ -53,10 +54,10 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 		return rc;
 	}
 	vm->vq = vqs[VIRTIO_DMM_VQ_REQUEST];
-	vm->report_vq = report ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
-	vm->page_vq = vm->pages ? vqs[VIRTIO_DMM_VQ_PAGE] : NULL;
-	vm->hint_vq = hints ? vqs[VIRTIO_DMM_VQ_HINT] : NULL;
-	vm->stats_vq = stats ? vqs[VIRTIO_DMM_VQ_STATS] : NULL;
+	vm->report.vq = report ? vqs[VIRTIO_DMM_VQ_REPORT] : NULL;
+	vm->pages.vq = vm->pages.on ? vqs[VIRTIO_DMM_VQ_PAGE] : NULL;
+	vm->hints.vq = hints ? vqs[VIRTIO_DMM_VQ_HINT] : NULL;
+	vm->stats.vq = stats ? vqs[VIRTIO_DMM_VQ_STATS] : NULL;
 	return 0;
 }
 
@@ -84,7 +85,7 @@ int dmm_vq_exchange(struct virtqueue *vq, wait_queue_head_t *wq, void *req,
 	return le16_to_cpu(resp->type);
 }
 
-/* One errno per answer: ACK 0, NACK -ENOSPC, BUSY -EAGAIN, ERROR -EIO. */
+/* One errno per answer: ACK 0, NACK -ENOSPC, BUSY -ETXTBSY, ERROR -EIO. */
 int dmm_resp_errno(int type)
 {
 	switch (type) {
@@ -93,7 +94,7 @@ int dmm_resp_errno(int type)
 	case VIRTIO_DMM_RESP_NACK:
 		return -ENOSPC;
 	case VIRTIO_DMM_RESP_BUSY:
-		return -EAGAIN;
+		return -ETXTBSY;
 	default:
 		return type < 0 ? type : -EIO;
 	}
@@ -120,7 +121,7 @@ int dmm_send_range(struct virtio_dmm *vm, u16 type, u64 addr, u64 nb_blocks)
 	return dmm_send_request(vm);
 }
 
-/* REQ_ASK: 0 granted, -ENOSPC refused, -EAGAIN passed on, -EIO invalid. */
+/* REQ_ASK: 0 granted, -ENOSPC refused, -ETXTBSY passed on, -EIO invalid. */
 int dmm_send_ask(struct virtio_dmm *vm, u64 size, u64 reason)
 {
 	memset(&vm->req, 0, sizeof(vm->req));
@@ -134,7 +135,7 @@ int dmm_send_plug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks)
 {
 	int rc = dmm_send_range(vm, VIRTIO_DMM_REQ_PLUG, addr, nb_blocks);
 
-	if (rc && rc != -ENOSPC && rc != -EAGAIN)
+	if (rc && rc != -ENOSPC && rc != -ETXTBSY)
 		dev_err(&vm->vdev->dev, "PLUG 0x%llx+%llu blocks failed: %d\n",
 			addr, nb_blocks, rc);
 	return rc;
@@ -144,7 +145,7 @@ int dmm_send_unplug(struct virtio_dmm *vm, u64 addr, u64 nb_blocks)
 {
 	int rc = dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG, addr, nb_blocks);
 
-	if (rc && rc != -EAGAIN)
+	if (rc && rc != -ETXTBSY)
 		dev_err(&vm->vdev->dev, "UNPLUG 0x%llx+%llu blocks failed: %d\n",
 			addr, nb_blocks, rc);
 	return rc;
@@ -157,15 +158,18 @@ int dmm_send_unplug_all(struct virtio_dmm *vm)
 	memset(&vm->req, 0, sizeof(vm->req));
 	vm->req.type = cpu_to_le16(VIRTIO_DMM_REQ_UNPLUG_ALL);
 	rc = dmm_send_request(vm);
-	if (rc && rc != -EAGAIN)
+	if (rc && rc != -ETXTBSY)
 		dev_err(&vm->vdev->dev, "UNPLUG_ALL failed: %d\n", rc);
 	return rc;
 }
 
 void dmm_read_requested_size(struct virtio_dmm *vm)
 {
+	u64 size;
+
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, requested_size,
-			&vm->requested_size);
+			&size);
+	WRITE_ONCE(vm->requested_size, size);
 }
 
 /* Bytes the device counts as plugged blocks or unplugged pages. */
@@ -175,7 +179,7 @@ u64 dmm_read_device_changed_size(struct virtio_dmm *vm)
 
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, plugged_size,
 			&plugged);
-	if (vm->pages)
+	if (vm->pages.on)
 		virtio_cread_le(vm->vdev, struct virtio_dmm_config,
 				unplugged_size, &unplugged);
 	return plugged + unplugged;

@@ -21,12 +21,10 @@ test: nothing is asserted.
 import os
 import re
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dmmvm  # noqa: E402
-from dmmvm import MiB, Balancer, Guest, balancer_spec  # noqa: E402
+from dmmlib import dmmvm
+from dmmlib.dmmvm import MiB, Balancer, Guest, balancer_spec
 
 BUDGET = 1536 * MiB
 

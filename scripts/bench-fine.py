@@ -24,13 +24,10 @@ every 5 ms.  Prints medians over --runs and ratios virtio-dmm / other
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmmvm import GiB, MiB, Guest  # noqa: E402
+from dmmlib.dmmvm import GiB, MiB, Guest
 
 LIMIT = 60
 

@@ -37,12 +37,8 @@ import os
 import sys
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "scripts"))
-sys.path.insert(0, os.path.join(TOP, "selftests"))
-import dmmvm  # noqa: E402
-from dmmvm import MiB, Guest, HostKSM  # noqa: E402
-from runner import hint_file  # noqa: E402
+from dmmlib import dmmvm
+from dmmlib.dmmvm import MiB, Guest, HostKSM, hint_file
 
 PART = 256 * MiB
 
@@ -98,7 +94,7 @@ def prepare(g, dmm):
 def scan_seconds(guests, dmm):
     if not dmm:
         return 0.0
-    return sum(int(g.sysfs("hint_scan_ms")) for g in guests) / 1000
+    return sum(int(g.counter("hint_scan_ms")) for g in guests) / 1000
 
 
 def run_config(c, seconds, log):
@@ -145,10 +141,11 @@ def run_config(c, seconds, log):
             if c.dmm:
                 info = g.dmm_info()
                 log.write("%s %s: %s\n" % (c.name, g.name, {
-                    k: info[k] for k in ("reported-size", "hints-accepted",
-                                         "hints-rejected",
+                    k: info[k] for k in ("reported-size", "hints-zero",
+                                         "hints-dup", "hints-rejected",
                                          "hint-mergeable-size",
-                                         "shared-size", "zero-size")}))
+                                         "process-ksm-merging-size",
+                                         "process-ksm-zero-size")}))
         return res
     finally:
         for g in guests:

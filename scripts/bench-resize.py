@@ -20,13 +20,10 @@ nothing is asserted.
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmmvm import GiB, MiB, Guest  # noqa: E402
+from dmmlib.dmmvm import GiB, MiB, Guest
 
 BOOT = 512 * MiB
 TOTAL = 2 * GiB

@@ -1,35 +1,32 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the guest selftests as static binaries into build/selftests.
-# kselftest.h comes from the linux-source-6.12 package, extracted once.
+# Build the guest selftests (selftests/dmm, a kselftest directory) as
+# static binaries into build/selftests with their Makefile.  lib.mk and
+# kselftest.h come from the linux-source-6.12 package, extracted once.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KSFT=$BUILD/kselftest
 OUT=$BUILD/selftests
-SRC=$TOP/selftests/dmm
+SELFTESTS=tools/testing/selftests
+KSFT_FILES=(lib.mk kselftest.h kselftest_harness.h)
 
 extract_kselftest() {
-	[ -f "$KSFT/tools/testing/selftests/kselftest.h" ] && return 0
-	log "selftests: extracting kselftest.h from $LINUX_SOURCE"
-	extract_linux_source "$KSFT" tools/testing/selftests/kselftest.h
+	local f
+	for f in "${KSFT_FILES[@]}"; do
+		[ -f "$KSFT/$SELFTESTS/$f" ] || break
+	done
+	[ -f "$KSFT/$SELFTESTS/$f" ] && return 0
+	log "selftests: extracting ${KSFT_FILES[*]} from $LINUX_SOURCE"
+	extract_linux_source "$KSFT" "${KSFT_FILES[@]/#/$SELFTESTS/}"
 }
 
 main() {
-	local c bin
 	extract_kselftest
 	mkdir -p "$OUT"
-	for c in "$SRC"/*.c; do
-		bin=$OUT/$(basename "$c" .c)
-		if [ -f "$bin" ] && [ "$bin" -nt "$c" ] &&
-		   [ "$bin" -nt "$SRC/dmm_util.h" ]; then
-			continue
-		fi
-		log "selftests: $(basename "$bin")"
-		gcc -static -O2 -Wall -Wextra -Werror \
-			-I"$KSFT/tools/testing/selftests" -o "$bin" "$c"
-	done
+	make -s -C "$TOP/selftests/dmm" OUTPUT="$OUT" \
+		KSFT_DIR="$KSFT/$SELFTESTS"
 }
 
 main "$@"

@@ -7,12 +7,10 @@ and host see at each step.  Then three guests under dmm-balancer: memory
 moves to the busy one, and room is made for a fourth."""
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dmmvm  # noqa: E402
-from dmmvm import GiB, MiB, Balancer, Guest, balancer_spec  # noqa: E402
+from dmmlib import dmmvm
+from dmmlib.dmmvm import GiB, MiB, Balancer, Guest, balancer_spec
 
 
 def banner(text):
@@ -73,7 +71,7 @@ def main():
                 break
         print(g.out("grep -E 'ok|Totals' /tmp/fill.log"))
         print("guest reported %s bytes of free pages"
-              % g.sysfs("reported_bytes"))
+              % g.counter("reported_bytes"))
 
         banner("shrink: qom-set dmm0 requested-size 512M")
         secs = resize(g, 512 * MiB)

@@ -160,17 +160,17 @@ make_seeds() {
 }
 
 # Replay the seeds with the device's trace events on: which requests got
-# to the device's parsers.  Prints "EVENT COUNT" lines.
+# to the device's parsers.  Prints "EVENT COUNT" lines; requests count
+# by queue (virtio_dmm_request_block, _page, _hint).
 reach_check() {
 	local ev args=""
-	for ev in virtio_dmm_request virtio_dmm_page_request \
-		virtio_dmm_hint_request virtio_dmm_ask virtio_dmm_report_refused; do
+	for ev in virtio_dmm_request virtio_dmm_ask virtio_dmm_report_refused; do
 		args+=" -trace $ev"
 	done
 	QEMU_FUZZ_ARGS="$QEMU_FUZZ_ARGS$args" "$QEMU_FUZZER" \
 		--fuzz-target=generic-fuzz "$SEEDS"/* >"$REACHLOG" 2>&1 || true
-	grep -oE 'virtio_dmm_[a-z_]+ (type|size|addr)=' "$REACHLOG" |
-		sed 's/ [a-z]*=$//' | sort | uniq -c |
+	grep -oE 'virtio_dmm_[a-z_]+ (queue=[a-z]+|type|size|addr)' \
+		"$REACHLOG" | sed 's/ queue=/_/; s/ [a-z]*$//' | sort | uniq -c |
 		awk '{ printf "  %s %d\n", $2, $1 }'
 }
 

@@ -45,9 +45,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dmmvm  # noqa: E402
-from dmmvm import GiB, MiB, Guest  # noqa: E402
+from dmmlib import dmmvm
+from dmmlib.dmmvm import GiB, MiB, Guest
 
 PAGE = 4096
 CRASH = re.compile(r"(BUG:|WARNING:|Oops|Kernel panic|general protection|"
@@ -250,7 +249,7 @@ class Stress:
         t0 = time.time()
         cur = None
         while time.time() - t0 < wait:
-            cur = self.qom(g, "size")
+            cur = self.info(g, "size")
             if cur == size:
                 self.resizes_reached += 1
                 log("%s: %s to %.1f MiB in %.1f s" % (
@@ -270,7 +269,7 @@ class Stress:
         bw = self.a.bandwidth or self.rng.choice([0, 0, 256, 512])
         if bw:
             src.qmp.cmd("migrate-set-parameters", max_bandwidth=bw * MiB)
-        before = self.qom(src, "reported-size")
+        before = self.info(src, "reported-size")
         t0 = time.time()
         src.qmp.cmd("migrate", uri=uri)
         resized = False
@@ -291,7 +290,7 @@ class Stress:
                 resized = True
             time.sleep(0.05)
         secs = time.time() - t0
-        discarded = self.qom(src, "reported-size") - before
+        discarded = self.info(src, "reported-size") - before
         self.discarded += max(discarded, 0)
         log("migration %d: %s -> %s %s in %.1f s (%s), %d MiB of reports "
             "discarded on the source meanwhile"
@@ -314,9 +313,10 @@ class Stress:
         return dst
 
     @staticmethod
-    def qom(g, prop):
+    def info(g, field):
+        """@field of query-memory-devices; 0 if QMP fails."""
         try:
-            return g.qmp.cmd("qom-get", path="dmm0", property=prop)
+            return g.dmm_info()[field]
         except Exception:
             return 0
 
@@ -389,9 +389,9 @@ class Stress:
                     time.sleep(0.5)
                 self.check(g, "at the end")
                 self.fold(self.read_checkers(g, final=True))
-                d = g.sysfs_dir()
+                c = g.counters()
                 log("%s: guest counters: %s" % (g.name, " ".join(
-                    "%s=%s" % (a, g.out("cat %s/%s" % (d, a)).strip())
+                    "%s=%s" % (a, c[a])
                     for a in ("reported_bytes", "hint_passes",
                               "hint_pages_scanned", "hints_zero_sent",
                               "hints_accepted", "hints_rejected",

@@ -25,7 +25,8 @@
  * Every corrupted page is printed with its virtual and physical address
  * ("CORRUPT ..."); the last line is the totals:
  *   # churn totals: rounds R passes P pages-checked N corrupt-pages C
- * Exit status 0 if no page was corrupted, 1 otherwise.
+ * Exit status 0 if no page was corrupted, 1 otherwise (and on a bad
+ * option or a failed mapping).
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -129,7 +130,7 @@ static void *map(uint64_t len)
 	if (p == MAP_FAILED) {
 		printf("# cannot map %" PRIu64 " bytes: %s\n", len,
 		       strerror(errno));
-		exit(2);
+		exit(1);
 	}
 	return p;
 }
@@ -167,7 +168,7 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: %s [-h HELD] [-z ZERO] [-c CHURN] [-i REST_MS] [-t SECS] [-w STOPFILE] [-p SEED] [-s SECS]\n",
 				argv[0]);
-			return 2;
+			return 1;
 		}
 	}
 	held = (held + PAGE - 1) & ~(PAGE - 1);

@@ -9,6 +9,7 @@
  *
  *   dmm_memfill -s BYTES    fill BYTES
  *   dmm_memfill -l BYTES    fill MemAvailable minus BYTES
+ *   dmm_memfill             (run alone, as kselftest does) -l 64 MiB
  *   -r MIN                  require at least MIN bytes in the region
  *   -p SEED                 pattern seed (default: pid)
  *   -w FILE                 after filling, wait until FILE exists, then
@@ -98,7 +99,7 @@ static void print_addrs(void *p, uint64_t n)
 
 int main(int argc, char **argv)
 {
-	uint64_t size = 0, leave = 0, seed = getpid(), bad;
+	uint64_t size = 0, leave = 64 * MiB, seed = getpid(), bad;
 	const char *wait_file = NULL;
 	int64_t need_region = -1, in;
 	uint64_t passes = 0, addrs = 0;

@@ -31,10 +31,33 @@ static const char * const huge[] = {
 
 static uint64_t max_size;	/* boot_size + region_size */
 
-/* ENODEV: the device does not offer what the attribute controls. */
+/*
+ * The device does not offer what the attribute controls: the driver
+ * hides the file (ENOENT), or the write fails with ENODEV.
+ */
 static int attr_missing(const char *attr, const char *probe)
 {
-	return dmm_write_attr(attr, probe) == -ENODEV;
+	int err = dmm_write_attr(attr, probe);
+
+	return err == -ENOENT || err == -ENODEV;
+}
+
+/* The last request for memory, "SIZE RESULT" (debugfs counters). */
+static void last_ask(char *buf, size_t len)
+{
+	char size[32] = "?", result[32] = "?";
+
+	dmm_read_counter("last_ask_size", size, sizeof(size));
+	dmm_read_counter("last_ask_result", result, sizeof(result));
+	snprintf(buf, len, "%s %s", size, result);
+}
+
+static uint64_t asks_sent(void)
+{
+	char buf[32] = "";
+
+	dmm_read_counter("asks_sent", buf, sizeof(buf));
+	return strtoull(buf, NULL, 10);
 }
 
 /*
@@ -82,11 +105,11 @@ static int ask_expect_fail(const char *val)
 	uint64_t sent0, sent1;
 	int err;
 
-	sent0 = dmm_attr_u64("asks_sent");
-	dmm_read_attr("last_ask", last0, sizeof(last0));
+	sent0 = asks_sent();
+	last_ask(last0, sizeof(last0));
 	err = dmm_write_attr("ask_size", val);
-	sent1 = dmm_attr_u64("asks_sent");
-	dmm_read_attr("last_ask", last1, sizeof(last1));
+	sent1 = asks_sent();
+	last_ask(last1, sizeof(last1));
 	if (err != -EINVAL || sent0 != sent1 || strcmp(last0, last1)) {
 		ksft_print_msg("ask_size <- '%s': error %d (want %d), asks_sent %"
 			       PRIu64 " -> %" PRIu64 ", last_ask '%s' -> '%s'\n",

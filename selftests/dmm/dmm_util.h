@@ -73,6 +73,47 @@ static inline uint64_t dmm_attr_u64(const char *name)
 	return v;
 }
 
+/* A numeric attribute, or @dflt if the driver hides it (feature off). */
+static inline uint64_t dmm_attr_u64_or(const char *name, uint64_t dflt)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dmm_sysfs_dir(), name);
+	return access(path, F_OK) ? dflt : dmm_attr_u64(name);
+}
+
+/*
+ * The driver's debugfs counter @name ("name value" lines of
+ * /sys/kernel/debug/virtio_dmm/DEV/counters) into @buf; 0 or -errno.
+ */
+static inline int dmm_read_counter(const char *name, char *buf, size_t len)
+{
+	char path[512], line[256];
+	const char *dev = dmm_sysfs_dir();
+	size_t n = strlen(name);
+	int err = -ENOENT;
+	FILE *f;
+
+	/* .../virtioN/dmm: the device is the component before "dmm" */
+	snprintf(path, sizeof(path), "%s", dev);
+	*strrchr(path, '/') = '\0';
+	snprintf(line, sizeof(line), "/sys/kernel/debug/virtio_dmm/%s/counters",
+		 strrchr(path, '/') + 1);
+	f = fopen(line, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, n) || line[n] != ' ')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(buf, len, "%s", line + n + 1);
+		err = 0;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
 /*
  * Write @val to attribute @name with one write(); 0 or -errno (the errno
  * the kernel answered the write with).

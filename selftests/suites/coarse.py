@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Issue 2: grow and shrink by whole blocks."""
+
+import time
+
+from dmmlib import dmmvm
+from dmmlib.dmmvm import GiB, MiB, Guest, QMPError
+from harness import suite
+from helpers import (DEBUGFS_DMM, dmm_state, grow, gtap, resize,
+                     wait_guest_file)
+
+
+def bad_requested_sizes(g):
+    """(value, why) pairs that QMP must refuse."""
+    boot, region = g.mem, g.region
+    return [
+        (boot + MiB, "not a multiple of the block size above boot size"),
+        (boot + region + g.block_size, "above boot size plus region"),
+        (boot - g.block_size, "below boot size"),
+        (-1, "negative"),
+        ("2G", "a string"),
+        ("lots", "garbage"),
+        (1.5, "a fraction"),
+    ]
+
+
+def check_bad_qmp_values(r, g):
+    before = dmm_state(g)
+    sysfs_before = g.sysfs("requested_size")
+    for value, why in bad_requested_sizes(g):
+        try:
+            g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+                      value=value)
+            r.ok(False, "qmp: requested-size %r (%s) refused" % (value, why),
+                 "qom-set succeeded")
+            continue
+        except QMPError as e:
+            msg = e.desc
+        after = dmm_state(g)
+        r.ok(after == before and msg,
+             "qmp: requested-size %r (%s) refused, nothing changed"
+             % (value, why), "error %r\nbefore %s\nafter %s"
+             % (msg, before, after))
+        r.diag("  -> %s" % msg)
+    time.sleep(0.5)
+    out = g.qmp.hmp("qom-set dmm0 requested-size 513M")
+    r.ok("not boot-size" in out and dmm_state(g) == before,
+         "hmp: qom-set requested-size 513M refused, nothing changed", out)
+    r.ok(g.sysfs("requested_size") == sysfs_before,
+         "qmp: guest saw no change after refused values")
+
+
+def size_events(g, size, wait=3.0):
+    """MEMORY_DEVICE_SIZE_CHANGE events for dmm0 with @size, waiting."""
+    deadline = time.time() + wait
+    while True:
+        evs = [e for e in g.qmp.poll_events(0.2)
+               if e.get("event") == "MEMORY_DEVICE_SIZE_CHANGE" and
+               e["data"].get("id") == "dmm0"]
+        if any(e["data"]["size"] == size for e in evs) or \
+                time.time() > deadline:
+            return evs
+
+
+@suite
+def suite_coarse(r):
+    """Issue 2: grow and shrink by whole blocks, bad input, reboot, unload."""
+    with Guest("coarse", mem="512M", maxmem="4G", region="3G",
+               pages=False, dev_opts="sub-blocks=off") as g:
+        boot = g.mem
+        info = g.dmm_info()
+        r.ok(info["plugged-size"] == 0 and info["boot-size"] == boot and
+             info["region-size"] == g.region and
+             info["block-size"] == g.block_size,
+             "boot: QMP shows region %d MiB, boot %d MiB, nothing plugged"
+             % (g.region // MiB, boot // MiB), info)
+        r.ok(int(g.sysfs("region_addr"), 0) == info["memaddr"] and
+             int(g.sysfs("region_size")) == info["region-size"] and
+             int(g.sysfs("boot_size")) == boot,
+             "boot: guest sysfs agrees with QMP on region and boot size")
+        gtap(r, g, "dmm_sysfs_test")
+        gtap(r, g, "dmm_state_check 0")
+
+        # 1. grow past boot size
+        m0 = g.meminfo()["MemTotal"]
+        rss0 = g.rss()
+        secs = grow(r, g, 2 * GiB, "grow to 2 GiB")
+        if secs is not None:
+            r.figure("grow 512 MiB -> 2 GiB (guest plugged and idle)",
+                     "%.2f s" % secs)
+        m1 = g.meminfo()["MemTotal"]
+        added = 2 * GiB - boot
+        r.ok(added * 0.97 <= m1 - m0 <= added,
+             "grow to 2 GiB: MemTotal grew by %d MiB (of %d MiB plugged)"
+             % ((m1 - m0) // MiB, added // MiB), "MemTotal %d -> %d"
+             % (m0, m1))
+        hmp = g.qmp.hmp("info memory-devices")
+        r.ok('Memory device [virtio-dmm]: "dmm0"' in hmp and
+             "plugged-size: %d" % added in hmp and
+             "requested-size: %d" % (2 * GiB) in hmp,
+             "grow to 2 GiB: HMP info memory-devices agrees", hmp)
+        evs = size_events(g, added)
+        r.ok(any(e["data"]["size"] == added for e in evs),
+             "grow to 2 GiB: MEMORY_DEVICE_SIZE_CHANGE reports %d MiB"
+             % (added // MiB), evs)
+
+        # 2. the new memory holds data
+        gtap(r, g, "dmm_memfill -l %d -r %d" % (96 * MiB, GiB), 600)
+        rss1 = g.rss()
+        r.diag("QEMU RSS: %d MiB at boot, %d MiB after fill"
+               % (rss0 // MiB, rss1 // MiB))
+
+        # 3. shrink back
+        g.qmp.events.clear()
+        secs = grow(r, g, boot, "shrink to 512 MiB")
+        if secs is not None:
+            r.figure("shrink 2 GiB -> 512 MiB (guest plugged and idle)",
+                     "%.2f s" % secs)
+        m2 = g.meminfo()["MemTotal"]
+        r.ok(abs(m2 - m0) <= 8 * MiB,
+             "shrink to 512 MiB: MemTotal back to %d MiB" % (m0 // MiB),
+             "MemTotal %d -> %d -> %d" % (m0, m1, m2))
+        time.sleep(0.5)
+        rss2 = g.rss()
+        r.figure("QEMU RSS after fill -> after shrink",
+                 "%d MiB -> %d MiB" % (rss1 // MiB, rss2 // MiB))
+        r.ok(rss1 - rss2 >= GiB,
+             "shrink to 512 MiB: QEMU RSS fell by %d MiB (>= 1024)"
+             % ((rss1 - rss2) // MiB))
+        evs = size_events(g, 0)
+        r.ok(any(e["data"]["size"] == 0 for e in evs),
+             "shrink to 512 MiB: MEMORY_DEVICE_SIZE_CHANGE reports 0", evs)
+
+        # 4. bad values change nothing
+        check_bad_qmp_values(r, g)
+
+        # 5. unload with memory plugged: refused, or clean
+        grow(r, g, boot + 512 * MiB, "grow to 1 GiB")
+        rc, out = g.run("rmmod virtio_dmm")
+        if rc:
+            r.diag("  rmmod refused: " + out.strip())
+            r.ok(g.dmm_info()["plugged-size"] == 512 * MiB and
+                 g.sysfs("status") == "idle",
+                 "unload with memory plugged is refused, nothing changes")
+        else:
+            r.ok(g.dmm_info()["plugged-size"] == 0,
+                 "unload with memory plugged gives all memory back")
+            g.run("insmod /lib/modules/virtio_dmm.ko", check=True)
+            g.wait_plugged(512 * MiB)
+
+        # 5b. with nothing plugged, unload works and a reload starts over
+        grow(r, g, boot, "shrink to 512 MiB before unload")
+        rc, out = g.run("rmmod virtio_dmm")
+        r.ok(rc == 0 and g.run("test -e /sys/bus/virtio/drivers/virtio_dmm"
+                               )[0] != 0,
+             "unload with nothing plugged works", out)
+        rc, out = g.run("insmod /lib/modules/virtio_dmm.ko")
+        r.ok(rc == 0, "reload the driver", out)
+        grow(r, g, boot + 512 * MiB, "after reload: grow to 1 GiB")
+
+        # 6. reboot with memory plugged
+        g.qmp.events.clear()
+        g.agent.sock.sendall(b"reboot -f\n")
+        g.wait_reboot()
+        r.ok(True, "reboot with 512 MiB plugged: guest came back")
+        try:
+            g.wait_plugged(512 * MiB)
+            ok = True
+        except dmmvm.AgentError as e:
+            ok, why = False, e
+        r.ok(ok, "reboot: driver plugs back to the requested 1 GiB",
+             None if ok else why)
+        gtap(r, g, "dmm_state_check %d" % (512 * MiB))
+        grow(r, g, 2 * GiB, "after reboot: grow to 2 GiB")
+        gtap(r, g, "dmm_memfill -s %d -r %d" % (GiB, 256 * MiB), 600)
+        grow(r, g, boot, "after reboot: shrink to 512 MiB")
+
+
+
+@suite
+def suite_busy_shrink(r):
+    """Issue 2: a shrink that memory in use blocks backs off, loses nothing."""
+    with Guest("busy", mem="512M", maxmem="4G", region="3G",
+               pages=False, dev_opts="sub-blocks=off") as g:
+        g.run("echo 200 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
+        grow(r, g, 2 * GiB, "grow to 2 GiB")
+        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (1400 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "a program holds 1400 MiB", out)
+
+        g.set_requested(512 * MiB)
+        # sysfs does not wait for the control loop: wait until it has
+        # counted a block that could not go (offlining under TCG is slow)
+        # and the plugged size has stayed put for 3 s
+        deadline, seen = time.time() + 120, []
+        while time.time() < deadline:
+            seen = (seen + [int(g.sysfs("plugged_size"))])[-4:]
+            if len(seen) == 4 and len(set(seen)) == 1 and \
+                    int(g.counter("unplug_failures")) + \
+                    int(g.counter("floor_stops")):
+                break
+            time.sleep(1)
+        plugged = int(g.sysfs("plugged_size"))
+        r.diag("  held: plugged %d MiB, status %s, unplug_failures %s"
+               % (plugged // MiB, g.sysfs("status"),
+                  g.counter("unplug_failures")))
+        r.ok(0 < plugged < 1536 * MiB,
+             "shrink while held: partial progress (%d MiB still plugged)"
+             % (plugged // MiB))
+        stops = int(g.counter("unplug_failures")) + \
+            int(g.counter("floor_stops"))
+        r.ok(g.sysfs("status") == "busy" and stops > 0,
+             "shrink while held: status busy, the blocks that could not go "
+             "counted (unplug_failures + floor_stops = %d)" % stops)
+        r.ok(g.dmm_info()["plugged-size"] == plugged,
+             "shrink while held: QMP agrees on what is still plugged")
+
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (held through the shrink)", 0, out)
+        try:
+            secs = g.wait_plugged(0, timeout=120)
+            r.ok(True, "after release: the retry finished the shrink "
+                 "(%.1f s)" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "after release: the retry finished the shrink", e)
+        gtap(r, g, "dmm_state_check 0")
+
+
+def block_states(g):
+    """The driver's count of blocks per state (debugfs blocks)."""
+    out = g.out("cat %s/virtio*/blocks" % DEBUGFS_DMM)
+    return dict(line.split(None, 1) for line in out.splitlines())
+
+
+@suite
+def suite_block_states(r):
+    """Issue 11: the driver's block states follow plugs, sub-blocks and an
+    administrator's offline and online, and its own check agrees."""
+    with Guest("blkstate", mem="1G", maxmem="4G", region="2G") as g:
+        want = {"unplugged": "16", "online": "0", "online_partial": "0"}
+        st = block_states(g)
+        r.ok(all(st[k] == v for k, v in want.items()) and
+             st["consistent"] == "yes", "at boot: 16 blocks unplugged", st)
+        # 10 whole blocks and 22 sub-blocks of an 11th
+        resize(r, g, 2 * GiB + 300 * MiB, "grow to 2348 MiB")
+        st = block_states(g)
+        r.ok(st["online"] == "10" and st["online_partial"] == "1" and
+             st["unplugged"] == "5" and st["consistent"] == "yes",
+             "2348 MiB: 10 blocks online, 1 online and partial, 5 unplugged",
+             st)
+        resize(r, g, GiB + 256 * MiB, "shrink to 1280 MiB")
+        st = block_states(g)
+        r.ok(st["online"] == "2" and st["online_partial"] == "0" and
+             st["consistent"] == "yes", "1280 MiB: 2 blocks online", st)
+        # an administrator takes the last Linux memory block offline
+        mem = g.out("ls /sys/devices/system/memory | grep '^memory' | "
+                    "sort -V | tail -n 1").strip()
+        state = "/sys/devices/system/memory/%s/state" % mem
+        rc, out = g.run("echo offline > %s && cat %s" % (state, state))
+        st = block_states(g)
+        r.ok(rc == 0 and "offline" in out and st["online"] == "1" and
+             st["offline"] == "1" and st["consistent"] == "yes",
+             "%s offlined by hand: the driver counts 1 block offline" % mem,
+             "%s\n%s" % (out, st))
+        rc, out = g.run("echo online_movable > %s && cat %s" % (state, state))
+        st = block_states(g)
+        r.ok(rc == 0 and st["online"] == "2" and st["offline"] == "0" and
+             st["consistent"] == "yes",
+             "onlined again: 2 blocks online", "%s\n%s" % (out, st))
+        resize(r, g, GiB, "shrink to boot size")
+        st = block_states(g)
+        r.ok(st["unplugged"] == "16" and st["consistent"] == "yes",
+             "back at boot size: 16 blocks unplugged", st)
+        gtap(r, g, "dmm_state_check %d" % 0)

@@ -298,7 +298,6 @@ int dmm_send_ask(struct virtio_dmm *vm, u64 size, u64 reason);
 int dmm_read_config(struct virtio_dmm *vm);
 void dmm_read_requested_size(struct virtio_dmm *vm);
 u64 dmm_read_device_changed_size(struct virtio_dmm *vm);
-void dmm_vq_done(struct virtqueue *vq);
 int dmm_find_vqs(struct virtio_dmm *vm);
 
 /* dmm_blocks.c: block states */
@@ -387,7 +386,6 @@ static inline int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes)
 
 /* dmm_pages.c: single pages, unplugged as balloon pages */
 #if IS_ENABLED(CONFIG_MEMORY_BALLOON)
-void dmm_page_vq_done(struct virtqueue *vq);
 int dmm_pages_init(struct virtio_dmm *vm);
 void dmm_pages_exit(struct virtio_dmm *vm);
 int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes);
@@ -396,7 +394,6 @@ void dmm_pages_detach(struct virtio_dmm *vm);
 void dmm_pages_release(struct virtio_dmm *vm);
 u64 dmm_pages_floor(struct virtio_dmm *vm);
 #else
-#define dmm_page_vq_done NULL
 static inline int dmm_pages_init(struct virtio_dmm *vm) { return 0; }
 static inline void dmm_pages_exit(struct virtio_dmm *vm) { }
 static inline int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
@@ -416,12 +413,10 @@ static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
 
 /* dmm_report.c: free page reporting */
 #if IS_ENABLED(CONFIG_PAGE_REPORTING)
-void dmm_report_vq_done(struct virtqueue *vq);
 void dmm_report_validate(struct virtio_device *vdev);
 void dmm_report_init(struct virtio_dmm *vm);
 void dmm_report_exit(struct virtio_dmm *vm);
 #else
-#define dmm_report_vq_done NULL
 static inline void dmm_report_validate(struct virtio_device *vdev) { }
 static inline void dmm_report_init(struct virtio_dmm *vm) { }
 static inline void dmm_report_exit(struct virtio_dmm *vm) { }
@@ -429,7 +424,6 @@ static inline void dmm_report_exit(struct virtio_dmm *vm) { }
 
 /* dmm_hints.c: shared-page hints */
 #define DMM_HINT_BUDGET_DEFAULT	5	/* percent of one CPU */
-void dmm_hint_vq_done(struct virtqueue *vq);
 void dmm_hints_init(struct virtio_dmm *vm);
 void dmm_hints_exit(struct virtio_dmm *vm);
 void dmm_hints_kick(struct virtio_dmm *vm);
@@ -438,7 +432,6 @@ int dmm_hints_send(struct virtio_dmm *vm, struct virtio_dmm_hint_req *req,
 
 /* dmm_stats.c: memory statistics and requests */
 #define DMM_ASK_STEP_DEFAULT	SZ_256M
-void dmm_stats_vq_done(struct virtqueue *vq);
 void dmm_stats_init(struct virtio_dmm *vm);
 void dmm_stats_exit(struct virtio_dmm *vm);
 void dmm_stats_config_changed(struct virtio_dmm *vm);

@@ -47,13 +47,6 @@
 #define DMM_HINT_REST_MS	2000
 #define DMM_HINT_NACK_MS	10000
 
-void dmm_hint_vq_done(struct virtqueue *vq)
-{
-	struct virtio_dmm *vm = vq->vdev->priv;
-
-	wake_up(&vm->hints.resp_wq);
-}
-
 /*
  * Send the hints collected for @kind and empty the list.  Called by the
  * scanning thread and by debugfs, under hints.lock.  Returns the

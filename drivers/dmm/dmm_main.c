@@ -284,6 +284,8 @@ static int dmm_probe(struct virtio_device *vdev)
 	spin_lock_init(&vm->ask.lock);
 	init_waitqueue_head(&vm->report.done_wq);
 	init_waitqueue_head(&vm->hints.resp_wq);
+	init_waitqueue_head(&vm->pages.resp_wq);
+	init_waitqueue_head(&vm->stats.resp_wq);
 	mutex_init(&vm->hotplug_mutex);
 	INIT_DELAYED_WORK(&vm->work, dmm_run);
 

@@ -35,13 +35,6 @@
 /* Say in the log that removal still waits, every this many seconds. */
 #define DMM_RELEASE_WARN_SECS	10
 
-void dmm_page_vq_done(struct virtqueue *vq)
-{
-	struct virtio_dmm *vm = vq->vdev->priv;
-
-	wake_up(&vm->pages.resp_wq);
-}
-
 /*
  * Send the page request in vm->pages.req (@nb addresses) and wait for the
  * answer.  Called with pages.lock held: one request in flight.
@@ -289,7 +282,6 @@ int dmm_pages_init(struct virtio_dmm *vm)
 	u32 page_size, max_pages;
 
 	mutex_init(&vm->pages.lock);
-	init_waitqueue_head(&vm->pages.resp_wq);
 	balloon_devinfo_init(&vm->pages.b_dev_info);
 	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGES))
 		return 0;

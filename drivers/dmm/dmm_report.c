@@ -14,13 +14,6 @@
 
 #include "dmm.h"
 
-void dmm_report_vq_done(struct virtqueue *vq)
-{
-	struct virtio_dmm *vm = vq->vdev->priv;
-
-	wake_up(&vm->report.done_wq);
-}
-
 /* Called by the framework, one batch at a time, from its worker. */
 static int dmm_report(struct page_reporting_dev_info *pr,
 		      struct scatterlist *sg, unsigned int nents)

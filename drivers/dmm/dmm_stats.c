@@ -24,13 +24,6 @@
 /* The shortest interval a host may set (a longer one is used as is). */
 #define DMM_STATS_MIN_MS	100
 
-void dmm_stats_vq_done(struct virtqueue *vq)
-{
-	struct virtio_dmm *vm = vq->vdev->priv;
-
-	wake_up(&vm->stats.resp_wq);
-}
-
 /* One line of /proc/pressure/memory: "KIND avg10=A.B avg60=C.D ...". */
 static bool dmm_psi_line(const char *buf, const char *kind, __le32 *avg10,
 			 __le32 *avg60, __le64 *total)
@@ -284,7 +277,6 @@ void dmm_stats_init(struct virtio_dmm *vm)
 {
 	if (!vm->stats.vq)
 		return;
-	init_waitqueue_head(&vm->stats.resp_wq);
 	INIT_DELAYED_WORK(&vm->stats.work, dmm_stats_work);
 	INIT_WORK(&vm->ask.work, dmm_ask_work);
 	vm->ask.step = DMM_ASK_STEP_DEFAULT;

@@ -16,11 +16,23 @@
 
 #include "dmm.h"
 
-void dmm_vq_done(struct virtqueue *vq)
+/*
+ * The device used a buffer of @vq: wake whoever waits on that queue.  Each
+ * queue has one request in flight and its own wait queue.
+ */
+static void dmm_vq_done(struct virtqueue *vq)
 {
 	struct virtio_dmm *vm = vq->vdev->priv;
+	wait_queue_head_t *wq[] = {
+		[VIRTIO_DMM_VQ_REQUEST] = &vm->host_resp,
+		[VIRTIO_DMM_VQ_REPORT] = &vm->report.done_wq,
+		[VIRTIO_DMM_VQ_PAGE] = &vm->pages.resp_wq,
+		[VIRTIO_DMM_VQ_HINT] = &vm->hints.resp_wq,
+		[VIRTIO_DMM_VQ_STATS] = &vm->stats.resp_wq,
+	};
 
-	wake_up(&vm->host_resp);
+	if (!WARN_ON_ONCE(vq->index >= ARRAY_SIZE(wq)))
+		wake_up(wq[vq->index]);
 }
 
 /*
@@ -32,10 +44,10 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 {
 	struct virtqueue_info info[] = {
 		[VIRTIO_DMM_VQ_REQUEST] = { "requests", dmm_vq_done },
-		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_report_vq_done },
-		[VIRTIO_DMM_VQ_PAGE] = { "pages", dmm_page_vq_done },
-		[VIRTIO_DMM_VQ_HINT] = { "hints", dmm_hint_vq_done },
-		[VIRTIO_DMM_VQ_STATS] = { "stats", dmm_stats_vq_done },
+		[VIRTIO_DMM_VQ_REPORT] = { "reports", dmm_vq_done },
+		[VIRTIO_DMM_VQ_PAGE] = { "pages", dmm_vq_done },
+		[VIRTIO_DMM_VQ_HINT] = { "hints", dmm_vq_done },
+		[VIRTIO_DMM_VQ_STATS] = { "stats", dmm_vq_done },
 	};
 	struct virtqueue *vqs[ARRAY_SIZE(info)];
 	bool report = IS_ENABLED(CONFIG_PAGE_REPORTING) &&

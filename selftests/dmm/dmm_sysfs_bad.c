@@ -60,26 +60,6 @@ static uint64_t asks_sent(void)
 	return strtoull(buf, NULL, 10);
 }
 
-/*
- * Write @val to a readable attribute: must fail with EINVAL, the value
- * must read back as before.  0 if so.
- */
-static int write_expect_fail(const char *attr, const char *val)
-{
-	char before[64], after[64];
-	int err;
-
-	dmm_read_attr(attr, before, sizeof(before));
-	err = dmm_write_attr(attr, val);
-	dmm_read_attr(attr, after, sizeof(after));
-	if (err != -EINVAL || strcmp(before, after)) {
-		ksft_print_msg("%s <- '%s': error %d (want %d), %s -> %s\n",
-			       attr, val, err, -EINVAL, before, after);
-		return 1;
-	}
-	return 0;
-}
-
 /* Every garbage and huge value, and @extra, into @attr.  Failures. */
 static int write_all_bad(const char *attr, const char * const *extra,
 			 unsigned int nextra)
@@ -87,11 +67,11 @@ static int write_all_bad(const char *attr, const char * const *extra,
 	unsigned int i, fails = 0;
 
 	for (i = 0; i < ARRAY_SIZE(garbage); i++)
-		fails += write_expect_fail(attr, garbage[i]);
+		fails += dmm_write_expect_fail(attr, garbage[i]);
 	for (i = 0; i < ARRAY_SIZE(huge); i++)
-		fails += write_expect_fail(attr, huge[i]);
+		fails += dmm_write_expect_fail(attr, huge[i]);
 	for (i = 0; i < nextra; i++)
-		fails += write_expect_fail(attr, extra[i]);
+		fails += dmm_write_expect_fail(attr, extra[i]);
 	return fails;
 }
 

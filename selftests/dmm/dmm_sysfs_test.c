@@ -59,23 +59,6 @@ static void test_ro_attrs_refuse_writes(void)
 	ksft_test_result(!bad, "%s\n", __func__);
 }
 
-/* A write that must fail with EINVAL and leave the value as it was. */
-static int write_expect_fail(const char *attr, const char *val)
-{
-	char before[64], after[64];
-	int err;
-
-	dmm_read_attr(attr, before, sizeof(before));
-	err = dmm_write_attr(attr, val);
-	dmm_read_attr(attr, after, sizeof(after));
-	if (err != -EINVAL || strcmp(before, after)) {
-		ksft_print_msg("%s <- '%s': error %d, %s -> %s\n", attr, val,
-			       err, before, after);
-		return 1;
-	}
-	return 0;
-}
-
 static int write_expect_success(const char *attr, const char *val)
 {
 	char after[64];
@@ -100,7 +83,7 @@ static void test_retry_interval_bad_values(void)
 
 	ksft_print_msg("[RUN] %s\n", __func__);
 	for (i = 0; i < ARRAY_SIZE(bad); i++)
-		fails += write_expect_fail("retry_interval_ms", bad[i]);
+		fails += dmm_write_expect_fail("retry_interval_ms", bad[i]);
 	ksft_test_result(!fails, "%s\n", __func__);
 }
 

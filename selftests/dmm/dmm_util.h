@@ -135,6 +135,26 @@ static inline int dmm_write_attr(const char *name, const char *val)
 	return err;
 }
 
+/*
+ * Write @val to a readable attribute: must fail with EINVAL, the value
+ * must read back as before.  0 if so, 1 after saying why (TAP comment).
+ */
+static inline int dmm_write_expect_fail(const char *attr, const char *val)
+{
+	char before[64], after[64];
+	int err;
+
+	dmm_read_attr(attr, before, sizeof(before));
+	err = dmm_write_attr(attr, val);
+	dmm_read_attr(attr, after, sizeof(after));
+	if (err != -EINVAL || strcmp(before, after)) {
+		printf("# %s <- '%s': error %d (want %d), %s -> %s\n", attr, val,
+		       err, -EINVAL, before, after);
+		return 1;
+	}
+	return 0;
+}
+
 /* A /proc/meminfo field in bytes, or 0 if absent. */
 static inline uint64_t meminfo(const char *field)
 {

@@ -307,7 +307,6 @@ void dmm_block_set_state(struct virtio_dmm *vm, unsigned long id,
 			 enum dmm_block_state state);
 void dmm_block_set_partial(struct virtio_dmm *vm, unsigned long id,
 			   bool partial);
-enum dmm_block_state dmm_added_state(bool online, bool partial);
 bool dmm_state_partial(enum dmm_block_state s);
 unsigned long dmm_first_unplugged(struct virtio_dmm *vm);
 /* Walk the added blocks: next at or after @id, last below @end. */

@@ -33,7 +33,7 @@ bool dmm_state_partial(enum dmm_block_state s)
 }
 
 /* The state of an added block that is (not) @online and (not) @partial. */
-enum dmm_block_state dmm_added_state(bool online, bool partial)
+static enum dmm_block_state dmm_added_state(bool online, bool partial)
 {
 	if (online)
 		return partial ? DMM_BLOCK_ONLINE_PARTIAL : DMM_BLOCK_ONLINE;

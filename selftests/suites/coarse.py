@@ -231,7 +231,10 @@ def suite_busy_shrink(r):
 def block_states(g):
     """The driver's count of blocks per state (debugfs blocks)."""
     out = g.out("cat %s/virtio*/blocks" % DEBUGFS_DMM)
-    return dict(line.split(None, 1) for line in out.splitlines())
+    st = dict(ln.split(None, 1) for ln in out.splitlines() if ln.strip())
+    if "consistent" not in st:
+        raise AssertionError("debugfs blocks: unexpected output %r" % out)
+    return st
 
 
 @suite

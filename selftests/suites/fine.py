@@ -105,15 +105,34 @@ def suite_fine(r):
         resize(r, g, 700 * MiB, "after reload: back to 700 MiB")
 
 
-def settle(g, timeout=60):
-    """Wait until the driver stops making progress; returns current_size."""
-    last, same, deadline = None, 0, time.time() + timeout
+def settle(g, target, timeout=90):
+    """Wait until the driver has seen @target as its requested size and
+    then stops making progress; returns current_size.
+
+    The config change reaches the guest some time after QMP's qom-set
+    returns: until sysfs requested_size shows @target, "idle" and an
+    unchanged current_size only mean the driver has not started yet.
+    Under TCG, offlining the first block of a busy guest migrates up to
+    128 MiB and takes seconds, so an unchanged size only counts as the end
+    once the driver has stopped at its floor (floor_stops grew) or after
+    15 s without progress.
+    """
+    deadline = time.time() + timeout
+    stops0 = int(g.counter("floor_stops"))
+    while (int(g.sysfs("requested_size")) != target and
+           time.time() < deadline):
+        time.sleep(0.2)
+    last, since = None, time.time()
     while time.time() < deadline:
         cur = int(g.sysfs("current_size"))
-        same = same + 1 if cur == last else 0
-        if same >= 6 or g.sysfs("status") == "idle":
+        if cur != last:
+            last, since = cur, time.time()
+        if g.sysfs("status") == "idle":
             return cur
-        last = cur
+        quiet = time.time() - since
+        if quiet >= 15 or (quiet >= 3 and
+                           int(g.counter("floor_stops")) > stops0):
+            return cur
         time.sleep(0.5)
     return int(g.sysfs("current_size"))
 
@@ -133,7 +152,7 @@ def suite_fine_load(r):
         # below boot size and between blocks: blocks alone cannot do it
         target = 900 * MiB
         g.set_requested(target)
-        cur = settle(g)
+        cur = settle(g, target)
         info = g.dmm_info()
         r.diag("achieved %d MiB of %d MiB requested; plugged %d MiB, pages "
                "%d MiB, floor %s, status %s" % (

@@ -141,8 +141,8 @@ def run_config(c, seconds, log):
             if c.dmm:
                 info = g.dmm_info()
                 log.write("%s %s: %s\n" % (c.name, g.name, {
-                    k: info[k] for k in ("reported-size", "hints-zero",
-                                         "hints-dup", "hints-rejected",
+                    k: info[k] for k in ("reported-size", "hint-zero-accepted",
+                                         "hint-dup-accepted", "hint-rejected",
                                          "hint-mergeable-size",
                                          "process-ksm-merging-size",
                                          "process-ksm-zero-size")}))

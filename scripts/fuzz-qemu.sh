@@ -147,8 +147,8 @@ make_seeds() {
 	seed("request-ask", 0, req(9, 0x30000000, 1))
 	seed("pages-unplug", 2, struct.pack("<HHIQQ", 4, 0, 2, 0x1000000, 0x1001000))
 	seed("pages-plug", 2, struct.pack("<HHIQ", 5, 0, 1, 0x1000000))
-	seed("hints-zero", 3, hints(0, 0x1000000, 0))
-	seed("hints-dup", 3, hints(1, 0x1000000, 0x9b3c41cea4709588))
+	seed("hint-zero", 3, hints(0, 0x1000000, 0))
+	seed("hint-dup", 3, hints(1, 0x1000000, 0x9b3c41cea4709588))
 	seed("stats", 4, struct.pack("<QQQ", 1, 0x20000000, 0x1000000) + bytes(88))
 	# free page reports: boot RAM (discarded), unaligned (refused), an
 	# unplugged block (not guest memory: the device breaks)

@@ -393,8 +393,8 @@ class Stress:
                 log("%s: guest counters: %s" % (g.name, " ".join(
                     "%s=%s" % (a, c[a])
                     for a in ("reported_bytes", "hint_passes",
-                              "hint_pages_scanned", "hints_zero_sent",
-                              "hints_accepted", "hints_rejected",
+                              "hint_pages_scanned", "hint_zero_sent",
+                              "hint_accepted", "hint_rejected",
                               "plug_failures", "page_moves"))))
             except Crash as e:
                 self.crashes.append(str(e))

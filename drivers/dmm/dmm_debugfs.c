@@ -79,12 +79,12 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 		    READ_ONCE(vm->pages.unplug_failures));
 	dmm_seq_u64(m, "page_moves", READ_ONCE(vm->pages.moves));
 	dmm_seq_u64(m, "reported_bytes", atomic64_read(&vm->report.bytes));
-	dmm_seq_u64(m, "hints_zero_sent",
+	dmm_seq_u64(m, "hint_zero_sent",
 		    atomic64_read(&vm->hints.sent[VIRTIO_DMM_HINT_ZERO]));
-	dmm_seq_u64(m, "hints_dup_sent",
+	dmm_seq_u64(m, "hint_dup_sent",
 		    atomic64_read(&vm->hints.sent[VIRTIO_DMM_HINT_DUP]));
-	dmm_seq_u64(m, "hints_accepted", atomic64_read(&vm->hints.accepted));
-	dmm_seq_u64(m, "hints_rejected", atomic64_read(&vm->hints.rejected));
+	dmm_seq_u64(m, "hint_accepted", atomic64_read(&vm->hints.accepted));
+	dmm_seq_u64(m, "hint_rejected", atomic64_read(&vm->hints.rejected));
 	dmm_seq_u64(m, "hint_errors", atomic64_read(&vm->hints.errors));
 	dmm_seq_u64(m, "hint_pages_scanned",
 		    atomic64_read(&vm->hints.pages_scanned));

@@ -45,8 +45,8 @@ def suite_free_page_reporting(r):
 
 def hint_counters(g):
     """The guest's hint counters (debugfs) as a dict of ints."""
-    names = ("hints_zero_sent", "hints_dup_sent", "hints_accepted",
-             "hints_rejected", "hint_errors", "hint_passes", "hint_scan_ms",
+    names = ("hint_zero_sent", "hint_dup_sent", "hint_accepted",
+             "hint_rejected", "hint_errors", "hint_passes", "hint_scan_ms",
              "hint_pages_scanned")
     c = g.counters()
     return {n: int(c[n]) for n in names}
@@ -91,17 +91,17 @@ def suite_hint_zero(r):
                      (peak - g.rss()) // MiB, secs,
                      c1["hint_scan_ms"] - c0["hint_scan_ms"],
                      dmmvm.HostKSM.ksmd_cpu_seconds() - ksm0,
-                     c1["hints_accepted"] - c0["hints_accepted"]))
+                     c1["hint_accepted"] - c0["hint_accepted"]))
         r.ok(fell, "QEMU RSS fell by %d MiB (>= 450) with the memory still "
              "allocated" % ((peak - g.rss()) // MiB))
         # one hint per range (VIRTIO_DMM_HINT_RANGE_SIZE) is enough
         ranges = 512 * MiB // wire.HINT_RANGE_SIZE
-        r.ok(c1["hints_zero_sent"] >= ranges and
-             info["hints-zero"] >= ranges and
+        r.ok(c1["hint_zero_sent"] >= ranges and
+             info["hint-zero-accepted"] >= ranges and
              info["hint-mergeable-size"] >= 512 * MiB,
              "the guest hinted the zero pages and the device took them "
              "(%d sent, %d accepted, %d MiB mergeable)" % (
-                 c1["hints_zero_sent"], info["hints-zero"],
+                 c1["hint_zero_sent"], info["hint-zero-accepted"],
                  info["hint-mergeable-size"] // MiB))
         r.ok(c1["hint_errors"] == 0 and info["hint-errors"] == 0,
              "no hint list refused as invalid")
@@ -164,11 +164,11 @@ def suite_hint_dup(r):
                  "dup hints sent %d + %d" % (
                      drop // MiB, secs, shared // MiB,
                      dmmvm.HostKSM.ksmd_cpu_seconds() - ksm0,
-                     ca["hints_dup_sent"], cb["hints_dup_sent"]))
+                     ca["hint_dup_sent"], cb["hint_dup_sent"]))
         r.ok(fell, "the two QEMUs' Pss fell by %d MiB (>= 200) within a "
              "minute" % (drop // MiB))
         # 256 MiB are 128 ranges of 2 MiB: one hint each is enough
-        r.ok(ca["hints_dup_sent"] >= 100 and cb["hints_dup_sent"] >= 100
+        r.ok(ca["hint_dup_sent"] >= 100 and cb["hint_dup_sent"] >= 100
              and shared >= 200 * MiB,
              "both guests sent duplicate hints; KSM shares %d MiB"
              % (shared // MiB))
@@ -229,8 +229,8 @@ def suite_hint_bad(r):
             r.ok(rc == 0 and out.strip() == "error" and
                  after["hint-mergeable-size"] ==
                  before["hint-mergeable-size"] and
-                 after["hints-zero"] == before["hints-zero"] and
-                 after["hints-dup"] == before["hints-dup"],
+                 after["hint-zero-accepted"] == before["hint-zero-accepted"] and
+                 after["hint-dup-accepted"] == before["hint-dup-accepted"],
                  "hostile hint list (%s): ERROR, nothing shared" % what,
                  "answer %r\nbefore %s\nafter %s" % (out, before, after))
         after = g.dmm_info()
@@ -249,7 +249,7 @@ def suite_hint_bad(r):
             rc, out = debugfs_write(g, f, line)
             after = g.dmm_info()
             r.ok(out.strip() == "ack 0 2" and
-                 after["hints-rejected"] - before["hints-rejected"] == 2 and
+                 after["hint-rejected"] - before["hint-rejected"] == 2 and
                  after["hint-mergeable-size"] ==
                  before["hint-mergeable-size"],
                  "%s: both rejected, nothing made mergeable" % what,

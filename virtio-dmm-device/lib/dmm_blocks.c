@@ -138,7 +138,7 @@ static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first,
 	if (dmm_current_size(d) + count * sbs > d->requested_size)
 		return VIRTIO_DMM_RESP_NACK;
 	if (d->ops->populate(d->opaque, first * sbs, count * sbs)) {
-		d->stats.backend_errors++;
+		d->counters.backend_errors++;
 		/* Leave nothing half-populated behind. */
 		d->ops->discard(d->opaque, first * sbs, count * sbs);
 		return VIRTIO_DMM_RESP_ERROR;
@@ -147,7 +147,7 @@ static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first,
 	d->plugged_size += count * sbs;
 	dmm_state_changed(d, first * sbs, count * sbs);
 	*changed |= DMM_CHANGED_PLUGGED;
-	d->stats.plugs++;
+	d->counters.plugs++;
 	return VIRTIO_DMM_RESP_ACK;
 }
 
@@ -160,14 +160,14 @@ static uint16_t dmm_unplug_sbs(struct dmm_dev *d, uint64_t first,
 	    dmm_range_has_unplugged_pages(d, first * sbs, count * sbs))
 		return VIRTIO_DMM_RESP_ERROR;
 	if (d->ops->discard(d->opaque, first * sbs, count * sbs)) {
-		d->stats.backend_errors++;
+		d->counters.backend_errors++;
 		return VIRTIO_DMM_RESP_ERROR;
 	}
 	dmm_set_sbs(d, first, count, false);
 	d->plugged_size -= count * sbs;
 	dmm_state_changed(d, first * sbs, count * sbs);
 	*changed |= DMM_CHANGED_PLUGGED;
-	d->stats.unplugs++;
+	d->counters.unplugs++;
 	return VIRTIO_DMM_RESP_ACK;
 }
 
@@ -185,7 +185,7 @@ static uint16_t dmm_state_of(const struct dmm_dev *d, uint64_t first,
 static int dmm_discard_region(struct dmm_dev *d)
 {
 	if (d->ops->discard(d->opaque, 0, d->p.region_size)) {
-		d->stats.backend_errors++;
+		d->counters.backend_errors++;
 		return -EIO;
 	}
 	return 0;
@@ -262,12 +262,12 @@ static uint16_t dmm_process_ask(struct dmm_dev *d,
 	if (!d->ops->grant || (ask.reason & ~(uint64_t)VIRTIO_DMM_ASK_REASONS) ||
 	    dmm_check_requested_size(d, ask.size, NULL, 0))
 		return VIRTIO_DMM_RESP_ERROR;
-	d->stats.asks++;
+	d->counters.asks++;
 	ask.result = dmm_policy(d, ask.size);
 	if (ask.result == DMM_ASK_GRANTED) {
 		d->requested_size = ask.size;
 		*changed |= DMM_CHANGED_REQUESTED;
-		d->stats.asks_granted++;
+		d->counters.asks_granted++;
 	}
 	d->ops->grant(d->opaque, &ask);
 	return answer[ask.result];
@@ -302,7 +302,7 @@ static uint16_t dmm_process_unplug_all(struct dmm_dev *d,
 	if (dmm_discard_region(d))
 		return VIRTIO_DMM_RESP_ERROR;
 	*changed |= dmm_forget_all(d);
-	d->stats.unplugs++;
+	d->counters.unplugs++;
 	return VIRTIO_DMM_RESP_ACK;
 }
 
@@ -350,17 +350,17 @@ int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
 		return -EINVAL;
 	memcpy(&r, req, sizeof(r));
 	memset(resp, 0, sizeof(*resp));
-	d->stats.requests++;
+	d->counters.requests++;
 	type = dmm_process(d, &r, resp, &changed);
 	switch (type) {
 	case VIRTIO_DMM_RESP_NACK:
-		d->stats.nacks++;
+		d->counters.nacks++;
 		break;
 	case VIRTIO_DMM_RESP_BUSY:
-		d->stats.busy++;
+		d->counters.busy++;
 		break;
 	case VIRTIO_DMM_RESP_ERROR:
-		d->stats.errors++;
+		d->counters.errors++;
 		break;
 	}
 	dmm_put_le16(&resp->type, type);
@@ -395,17 +395,17 @@ int dmm_report_free(struct dmm_dev *d, enum dmm_ram ram, uint64_t offset,
 
 	if (!dmm_report_ok(d, ram, offset, len, align) ||
 	    !dmm_may(d, may_discard)) {
-		d->stats.refused_reports++;
+		d->counters.refused_reports++;
 		return -EINVAL;
 	}
 	ret = ram == DMM_RAM_BOOT ?
 	      d->ops->discard_boot(d->opaque, offset, len) :
 	      d->ops->discard(d->opaque, offset, len);
 	if (ret) {
-		d->stats.backend_errors++;
-		d->stats.refused_reports++;
+		d->counters.backend_errors++;
+		d->counters.refused_reports++;
 		return -EINVAL;
 	}
-	d->stats.reported_bytes += len;
+	d->counters.reported_bytes += len;
 	return 0;
 }

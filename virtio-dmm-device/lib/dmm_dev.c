@@ -396,9 +396,9 @@ bool dmm_auto_grant(const struct dmm_dev *d)
 	return d->auto_grant;
 }
 
-const struct dmm_stats *dmm_get_stats(const struct dmm_dev *d)
+const struct dmm_counters *dmm_get_counters(const struct dmm_dev *d)
 {
-	return &d->stats;
+	return &d->counters;
 }
 
 /* --- configuration --- */

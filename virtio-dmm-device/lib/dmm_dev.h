@@ -120,7 +120,7 @@ struct dmm_params {
 };
 
 /* Counters of what the guest asked and what came of it. */
-struct dmm_stats {
+struct dmm_counters {
 	uint64_t requests;	/* every request processed */
 	uint64_t plugs;		/* PLUG answered ACK */
 	uint64_t unplugs;	/* UNPLUG or UNPLUG_ALL answered ACK */
@@ -132,9 +132,9 @@ struct dmm_stats {
 	uint64_t pages_unplugged; /* pages unplugged (UNPLUG_PAGES, MOVE) */
 	uint64_t pages_plugged;	/* pages plugged back (PLUG_PAGES, MOVE) */
 	uint64_t hint_requests;	/* hint requests processed */
-	uint64_t hints_zero;	/* zero hints whose page was zero */
-	uint64_t hints_dup;	/* duplicate hints whose hash matched */
-	uint64_t hints_rejected; /* content not as stated, or not processed */
+	uint64_t hint_zero_accepted;	/* zero hints whose page was zero */
+	uint64_t hint_dup_accepted;	/* duplicate hints whose hash matched */
+	uint64_t hint_rejected; /* content not as stated, or not processed */
 	uint64_t hint_errors;	/* hint requests answered ERROR */
 	uint64_t mergeable_bytes; /* bytes of hint chunks passed to share */
 	uint64_t asks;		/* valid REQ_ASK requests */
@@ -285,7 +285,7 @@ uint64_t dmm_sb_size(const struct dmm_dev *d);
 /* The most the grant policy grants (max_size, or boot + region). */
 uint64_t dmm_max_size(const struct dmm_dev *d);
 bool dmm_auto_grant(const struct dmm_dev *d);
-const struct dmm_stats *dmm_get_stats(const struct dmm_dev *d);
+const struct dmm_counters *dmm_get_counters(const struct dmm_dev *d);
 /* Summary state of @block, from its sub-blocks. */
 enum dmm_block_state dmm_block_state(const struct dmm_dev *d, uint64_t block);
 /*

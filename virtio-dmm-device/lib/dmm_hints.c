@@ -74,7 +74,7 @@ int dmm_share_chunk(struct dmm_dev *d, bool boot, uint64_t chunk)
 		return ret;
 	dmm_bit_assign(d->chunks[boot], chunk, true);
 	d->chunk_runs[boot] += delta;
-	d->stats.mergeable_bytes += len;
+	d->counters.mergeable_bytes += len;
 	return 0;
 }
 
@@ -168,16 +168,16 @@ static uint16_t dmm_process_hints(struct dmm_dev *d, uint16_t type,
 		if (ret) {
 			/* -ENOSPC: the bound on runs, the hint is rejected */
 			if (ret != -ENOSPC)
-				d->stats.backend_errors++;
+				d->counters.backend_errors++;
 			continue;
 		}
 		ok++;
 	}
 	if (type == VIRTIO_DMM_HINT_ZERO)
-		d->stats.hints_zero += ok;
+		d->counters.hint_zero_accepted += ok;
 	else
-		d->stats.hints_dup += ok;
-	d->stats.hints_rejected += nb - ok;
+		d->counters.hint_dup_accepted += ok;
+	d->counters.hint_rejected += nb - ok;
 	dmm_put_le32(&resp->u.hint.accepted, ok);
 	dmm_put_le32(&resp->u.hint.rejected, nb - ok);
 	return VIRTIO_DMM_RESP_ACK;
@@ -185,11 +185,11 @@ static uint16_t dmm_process_hints(struct dmm_dev *d, uint16_t type,
 
 static void dmm_hints_count(struct dmm_dev *d, uint16_t rtype, uint32_t nb)
 {
-	d->stats.hint_requests++;
+	d->counters.hint_requests++;
 	if (rtype == VIRTIO_DMM_RESP_NACK)
-		d->stats.hints_rejected += nb;
+		d->counters.hint_rejected += nb;
 	else if (rtype == VIRTIO_DMM_RESP_ERROR)
-		d->stats.hint_errors++;
+		d->counters.hint_errors++;
 }
 
 static const struct dmm_list_kind dmm_hint_list = {

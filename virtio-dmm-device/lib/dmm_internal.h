@@ -14,7 +14,7 @@ struct dmm_dev {
 	uint64_t nb_blocks;		/* region_size / block_size */
 	uint64_t requested_size;	/* target total guest RAM */
 	uint64_t plugged_size;		/* plugged sub-blocks * sb_size */
-	struct dmm_stats stats;
+	struct dmm_counters counters;
 	uint64_t features;		/* negotiated VIRTIO_DMM_F_* */
 	bool auto_grant;		/* dmm_set_grant_policy() */
 	uint64_t max_size;

@@ -259,7 +259,7 @@ static int dmm_load_chunks(struct dmm_dev *d, const struct dmm_image *img,
 	uint64_t i;
 	int boot;
 
-	d->stats.mergeable_bytes = 0;
+	d->counters.mergeable_bytes = 0;
 	for (boot = 0; boot < 2; boot++) {
 		d->chunk_runs[boot] = 0;
 		if (!d->nb_chunks[boot])

@@ -143,17 +143,17 @@ static void dmm_pages_account(struct dmm_dev *d, uint16_t type, uint32_t nb,
 	switch (type) {
 	case VIRTIO_DMM_REQ_UNPLUG_PAGES:
 		d->unplugged_size += bytes;
-		d->stats.pages_unplugged += nb;
+		d->counters.pages_unplugged += nb;
 		*changed |= DMM_CHANGED_UNPLUGGED;
 		break;
 	case VIRTIO_DMM_REQ_PLUG_PAGES:
 		d->unplugged_size -= bytes;
-		d->stats.pages_plugged += nb;
+		d->counters.pages_plugged += nb;
 		*changed |= DMM_CHANGED_UNPLUGGED;
 		break;
 	default:
-		d->stats.pages_unplugged += nb / 2;
-		d->stats.pages_plugged += nb / 2;
+		d->counters.pages_unplugged += nb / 2;
+		d->counters.pages_plugged += nb / 2;
 		break;
 	}
 }
@@ -175,7 +175,7 @@ static uint16_t dmm_process_pages(struct dmm_dev *d, uint16_t type,
 	}
 	if (dmm_pages_discard(d, type, addrs, nb)) {
 		/* The guest gave these pages up: losing content is harmless. */
-		d->stats.backend_errors++;
+		d->counters.backend_errors++;
 		dmm_pages_rollback(d, addrs, nb);
 		return VIRTIO_DMM_RESP_ERROR;
 	}
@@ -186,11 +186,11 @@ static uint16_t dmm_process_pages(struct dmm_dev *d, uint16_t type,
 static void dmm_pages_count(struct dmm_dev *d, uint16_t rtype, uint32_t nb)
 {
 	(void)nb;
-	d->stats.page_requests++;
+	d->counters.page_requests++;
 	if (rtype == VIRTIO_DMM_RESP_NACK)
-		d->stats.nacks++;
+		d->counters.nacks++;
 	else if (rtype == VIRTIO_DMM_RESP_ERROR)
-		d->stats.errors++;
+		d->counters.errors++;
 }
 
 static const struct dmm_list_kind dmm_page_list = {

@@ -342,7 +342,7 @@ static void run_hint_req(struct dmm_dev *d, const uint8_t *p, size_t n)
  */
 static void run_report(struct dmm_dev *d, const uint8_t *p, size_t n)
 {
-	uint64_t reported = d->stats.reported_bytes, off, len;
+	uint64_t reported = d->counters.reported_bytes, off, len;
 	enum dmm_ram ram;
 
 	if (n < 2)
@@ -351,7 +351,7 @@ static void run_report(struct dmm_dev *d, const uint8_t *p, size_t n)
 	off = (uint64_t)(p[0] >> 2) * SBS / 4 + (p[1] & 0x80 ? 8 : 0);
 	len = (uint64_t)(p[1] & 0x7f) * PS;
 	if (!dmm_report_free(d, ram, off, len, PS)) {
-		fz_assert(d->stats.reported_bytes == reported + len,
+		fz_assert(d->counters.reported_bytes == reported + len,
 			  "report counted");
 		fz_assert(ram == DMM_RAM_BOOT ? off + len <= BOOT :
 			  dmm_range_is_plugged(d, off, len),

@@ -297,7 +297,7 @@ static void t_plug_ack(void)
 	      DMM_BLOCK_PLUGGED && dmm_block_state(&dev, 2) == DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.populates == 1 && fk.last_off == 0 && fk.last_len == 2 * BS);
 	CHECK(fk.changes == 1 && fk.last_plugged == 2 * BS);
-	CHECK(dev.stats.plugs == 1 && dev.stats.requests == 1);
+	CHECK(dev.counters.plugs == 1 && dev.counters.requests == 1);
 }
 
 static void t_plug_last_block(void)
@@ -313,7 +313,7 @@ static void t_plug_nack_beyond_requested(void)
 	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(0), 2);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
 	EXPECT_NACK(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
-	CHECK(dev.stats.nacks == 2);
+	CHECK(dev.counters.nacks == 2);
 }
 
 static void t_plug_nack_at_boot_size(void)
@@ -346,7 +346,7 @@ static void t_bad_ranges(void)
 	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(0) + 4096, 1);
 	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE, blk(8), 1);
 	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE, blk(0), 0);
-	CHECK(dev.stats.errors == 13);
+	CHECK(dev.counters.errors == 13);
 }
 
 static void t_bad_type_and_padding(void)
@@ -372,7 +372,7 @@ static void t_short_request(void)
 	CHECK(dmm_handle_request(&dev, &r, sizeof(r) - 1, &resp) == -EINVAL);
 	CHECK(dmm_handle_request(&dev, &r, 0, &resp) == -EINVAL);
 	CHECK(dev.plugged_size == 0 && fk.populates == 0 &&
-	      dev.stats.requests == 0);
+	      dev.counters.requests == 0);
 }
 
 static void t_unplug(void)
@@ -383,7 +383,7 @@ static void t_unplug(void)
 	CHECK(dev.plugged_size == 2 * BS && dmm_block_state(&dev, 1) ==
 	      DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.discards == 1 && fk.last_off == BS && fk.last_len == BS);
-	CHECK(fk.last_plugged == 2 * BS && dev.stats.unplugs == 1);
+	CHECK(fk.last_plugged == 2 * BS && dev.counters.unplugs == 1);
 }
 
 static void t_unplug_unplugged_error(void)
@@ -442,7 +442,7 @@ static void t_busy(void)
 	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(0), 1) == VIRTIO_DMM_RESP_ACK);
 	/* Malformed stays ERROR while busy. */
 	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(0) + 1, 1);
-	CHECK(dev.stats.busy == 3);
+	CHECK(dev.counters.busy == 3);
 }
 
 static void t_populate_failure(void)
@@ -452,7 +452,7 @@ static void t_populate_failure(void)
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(dev.plugged_size == 0 && dmm_block_state(&dev, 0) == DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.discards == 1);	/* half-populated memory given back */
-	CHECK(fk.changes == 0 && dev.stats.backend_errors == 1);
+	CHECK(fk.changes == 0 && dev.counters.backend_errors == 1);
 }
 
 static void t_unplug_all_discard_failure(void)
@@ -476,7 +476,7 @@ static void t_discard_failure(void)
 	fk.fail_discard = 1;
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(0), 1) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(dev.plugged_size == 2 * BS && dmm_block_state(&dev, 0) == DMM_BLOCK_PLUGGED);
-	CHECK(dev.stats.backend_errors == 1);
+	CHECK(dev.counters.backend_errors == 1);
 }
 
 /* --- tests: sizes, init, config, migration --- */
@@ -805,7 +805,7 @@ static void t_pages_unplug_plug(void)
 	CHECK(fk.discards == 1 && fk.last_off == 2 * BS + 7 * PS);
 	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(5)) == VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.unplugged_size == 2 * PS && !dmm_bit_test(dev.boot_pages, 5));
-	CHECK(dev.stats.pages_unplugged == 3 && dev.stats.pages_plugged == 1);
+	CHECK(dev.counters.pages_unplugged == 3 && dev.counters.pages_plugged == 1);
 }
 
 static void t_pages_malformed(void)
@@ -952,7 +952,7 @@ static void t_pages_discard(void)
 	fk.fail_discard = 1;
 	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(2), LOW(3)) ==
 	      VIRTIO_DMM_RESP_ERROR);
-	CHECK(fk.boot_discards == 1 && dev.stats.backend_errors == 1);
+	CHECK(fk.boot_discards == 1 && dev.counters.backend_errors == 1);
 	CHECK(dev.unplugged_size == PS && !dmm_bit_test(dev.boot_pages, 2) &&
 	      !dmm_bit_test(dev.boot_pages, 3));
 }
@@ -1320,30 +1320,30 @@ static void t_hints_verified(void)
 	hint_set(2, 2 * HPS, dmm_xxh64(fake_mem[1][2], HPS, 0));
 	/* only where the VMM offers them (F_HINTS_DUP): else ERROR */
 	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ERROR);
-	CHECK(hint_shares == 3 && dev.stats.hint_errors == 1);
-	dev.stats.hint_errors = 0;
+	CHECK(hint_shares == 3 && dev.counters.hint_errors == 1);
+	dev.counters.hint_errors = 0;
 	dmm_set_features(&dev, F_HINTS | F_DUP);
 	CHECK(hint_send(VIRTIO_DMM_HINT_DUP, 3, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.accepted) == 2);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1);
 	/* their chunks were shared before: once is enough */
 	CHECK(hint_shares == 3);
-	CHECK(dev.stats.hints_zero == 3 && dev.stats.hints_dup == 2 &&
-	      dev.stats.hints_rejected == 2 && !dev.stats.hint_errors);
-	CHECK(dev.stats.mergeable_bytes == 3 * DMM_HINT_CHUNK);
+	CHECK(dev.counters.hint_zero_accepted == 3 && dev.counters.hint_dup_accepted == 2 &&
+	      dev.counters.hint_rejected == 2 && !dev.counters.hint_errors);
+	CHECK(dev.counters.mergeable_bytes == 3 * DMM_HINT_CHUNK);
 
 	/* a failing share counts as rejected (a page of a new chunk) */
 	fail_share = -EINVAL;
 	hint_set(0, 5 * DMM_HINT_CHUNK, 0);
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
-	      dev.stats.backend_errors == 1 && hint_shares == 4);
+	      dev.counters.backend_errors == 1 && hint_shares == 4);
 	/* -ENOSPC: a bound, rejected, not a backend error */
 	fail_share = -ENOSPC;
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(resp32(&last_resp.u.hint.rejected) == 1 &&
-	      dev.stats.backend_errors == 1);
-	CHECK(dev.stats.mergeable_bytes == 3 * DMM_HINT_CHUNK);
+	      dev.counters.backend_errors == 1);
+	CHECK(dev.counters.mergeable_bytes == 3 * DMM_HINT_CHUNK);
 	/* no state, no size changes from hints, nothing out of range */
 	CHECK(dev.plugged_size == BS && !dev.unplugged_size &&
 	      !fk.discards && !fk.boot_discards && !fk.out_of_region);
@@ -1385,7 +1385,7 @@ static void t_hint_chunks(void)
 	/* shared again: no call */
 	i = hint_shares;
 	CHECK(!dmm_share_chunk(&dev, true, 0) && hint_shares == (int)i);
-	CHECK(dev.stats.mergeable_bytes ==
+	CHECK(dev.counters.mergeable_bytes ==
 	      (DMM_MAX_HINT_RUNS + 3) * DMM_HINT_CHUNK + HPS);
 	CHECK(!fk.out_of_region);
 
@@ -1417,12 +1417,12 @@ static void expect_hint_refused(uint16_t resp, uint16_t type, uint32_t nb,
 				size_t len, int line)
 {
 	int reads = hint_reads, shares = hint_shares;
-	uint64_t errs = dev.stats.hint_errors;
+	uint64_t errs = dev.counters.hint_errors;
 
 	check(hint_send(type, nb, len) == resp, "response", line);
 	check(hint_reads == reads && hint_shares == shares,
 	      "no page read or shared", line);
-	check(resp != VIRTIO_DMM_RESP_ERROR || dev.stats.hint_errors == errs + 1,
+	check(resp != VIRTIO_DMM_RESP_ERROR || dev.counters.hint_errors == errs + 1,
 	      "counted as error", line);
 }
 
@@ -1583,7 +1583,7 @@ static void t_ask(void)
 	      dmm_max_size(&dev) == BOOT + REGION_SIZE);
 	CHECK(ask(BOOT + REGION_SIZE, VIRTIO_DMM_ASK_ADMIN) ==
 	      VIRTIO_DMM_RESP_ACK);
-	CHECK(dev.stats.asks == 5 && dev.stats.asks_granted == 3);
+	CHECK(dev.counters.asks == 5 && dev.counters.asks_granted == 3);
 	/* no block state changes through asks */
 	CHECK(fk.populates == 1 && !fk.discards);
 	dmm_dev_fini(&dev);
@@ -1625,10 +1625,10 @@ static void t_changed_flags(void)
  */
 static void t_report_free(void)
 {
-	const struct dmm_stats *st;
+	const struct dmm_counters *st;
 
 	setup_pages(BOOT + BS, PS);
-	st = dmm_get_stats(&dev);
+	st = dmm_get_counters(&dev);
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
 	fk.discards = 0;
 	/* not negotiated: refused */
@@ -1669,7 +1669,7 @@ static void t_hints_features(void)
 	hint_set(0, 1 * HPS, 0);
 	dmm_set_features(&dev, 0);
 	HINT_REFUSED(VIRTIO_DMM_RESP_NACK, VIRTIO_DMM_HINT_ZERO, 1, 0);
-	CHECK(dev.stats.hints_rejected == 1);
+	CHECK(dev.counters.hint_rejected == 1);
 	dmm_set_features(&dev, F_HINTS);
 	CHECK(hint_send(VIRTIO_DMM_HINT_ZERO, 1, 0) == VIRTIO_DMM_RESP_ACK);
 	CHECK(hint_shares == 1);

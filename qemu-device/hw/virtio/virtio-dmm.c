@@ -1149,7 +1149,7 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
                                         VirtioDMMDeviceInfo *vi)
 {
     const struct dmm_dev *d = vdmm->dmm;
-    const struct dmm_stats *st = dmm_get_stats(d);
+    const struct dmm_counters *st = dmm_get_counters(d);
 
     vi->memaddr = vdmm->addr;
     vi->node = vdmm->node;
@@ -1161,9 +1161,9 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->unplugged_size = dmm_unplugged_size(d);
     vi->reported_size = st->reported_bytes;
     vi->refused_reports = st->refused_reports;
-    vi->hints_zero = st->hints_zero;
-    vi->hints_dup = st->hints_dup;
-    vi->hints_rejected = st->hints_rejected;
+    vi->hint_zero_accepted = st->hint_zero_accepted;
+    vi->hint_dup_accepted = st->hint_dup_accepted;
+    vi->hint_rejected = st->hint_rejected;
     vi->hint_errors = st->hint_errors;
     vi->hint_mergeable_size = st->mergeable_bytes;
     vi->process_ksm_merging_size = virtio_dmm_ksm_stat("ksm_merging_pages");

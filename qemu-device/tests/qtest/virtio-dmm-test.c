@@ -761,9 +761,9 @@ static void test_hints(DMMTest *t)
                                HINT_HASH ^ 1), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.accepted), ==, 2);
     g_assert_cmpuint(le32_to_cpu(resp.u.hint.rejected), ==, 1);
-    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 2);
-    g_assert_cmpuint(dmm_counter(t, "hints-dup"), ==, 2);
-    g_assert_cmpuint(dmm_counter(t, "hints-rejected"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hint-zero-accepted"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hint-dup-accepted"), ==, 2);
+    g_assert_cmpuint(dmm_counter(t, "hint-rejected"), ==, 2);
     /* a 2 MiB chunk of boot RAM and one of the region became mergeable */
     g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==,
                      4 * 1024 * 1024);
@@ -830,7 +830,7 @@ static void test_bad_hint_lists(DMMTest *t)
     g_assert_cmpuint(dmm_counter(t, "hint-errors"), ==,
                      ARRAY_SIZE(bad_hint_lists) + 3);
     g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==, 0);
-    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hint-zero-accepted"), ==, 0);
     g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
     /* the well-formed version is accepted */
     g_assert_cmpuint(dmm_hints_len(t, VIRTIO_DMM_HINT_ZERO, many, 4, 0,
@@ -864,7 +864,7 @@ static void test_dup_hints_default_off(DMMTest *t)
     fill_page(t, BOOT_PAGE(3), HINT_WORD);
     g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_DUP, &resp, BOOT_PAGE(3),
                                HINT_HASH), ==, VIRTIO_DMM_RESP_ERROR);
-    g_assert_cmpuint(dmm_counter(t, "hints-dup"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hint-dup-accepted"), ==, 0);
     g_assert_cmpuint(dmm_counter(t, "hint-mergeable-size"), ==, 0);
     g_assert_cmpuint(dmm_hints(t, VIRTIO_DMM_HINT_ZERO, &resp, BOOT_PAGE(1),
                                0), ==, VIRTIO_DMM_RESP_ACK);
@@ -922,7 +922,7 @@ static void test_hint_runs(DMMTest *t)
 
     g_assert_cmpuint(dmm_hint_chunks(t, 0, MAX_HINT_RUNS + 200), ==,
                      MAX_HINT_RUNS);
-    g_assert_cmpuint(dmm_counter(t, "hints-rejected"), ==, 200);
+    g_assert_cmpuint(dmm_counter(t, "hint-rejected"), ==, 200);
     g_assert_cmpuint(dmm_vmas(t), <=, vmas + 2 * MAX_HINT_RUNS + 16);
     /* a chunk between two runs joins them; then one more run fits */
     g_assert_cmpuint(dmm_hint_chunks(t, 1, 1), ==, 1);
@@ -1128,7 +1128,7 @@ static void test_migration_hints(DMMTest *t)
 #define DMM_STATS       (1ULL << VIRTIO_DMM_F_STATS)
 
 /* Send @len bytes of a report; returns the response type. */
-static uint16_t dmm_report_stats(DMMTest *t, const struct virtio_dmm_stats *st,
+static uint16_t dmm_send_stats(DMMTest *t, const struct virtio_dmm_stats *st,
                                  size_t len)
 {
     struct virtio_dmm_resp resp;
@@ -1161,12 +1161,12 @@ static void test_stats(DMMTest *t)
     g_assert(!qdict_haskey(info, "stats"));
     qobject_unref(info);
     /* a short report is refused and not kept */
-    g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st) - 8), ==,
+    g_assert_cmpuint(dmm_send_stats(t, &st, sizeof(st) - 8), ==,
                      VIRTIO_DMM_RESP_ERROR);
     info = dmm_info(t->qts);
     g_assert(!qdict_haskey(info, "stats"));
     qobject_unref(info);
-    g_assert_cmpuint(dmm_report_stats(t, &st, sizeof(st)), ==,
+    g_assert_cmpuint(dmm_send_stats(t, &st, sizeof(st)), ==,
                      VIRTIO_DMM_RESP_ACK);
     info = dmm_info(t->qts);
     stats = qdict_get_qdict(info, "stats");
@@ -1256,7 +1256,7 @@ static void test_violation(DMMTest *t)
     g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
     g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
-    g_assert_cmpuint(dmm_counter(t, "hints-zero"), ==, 0);
+    g_assert_cmpuint(dmm_counter(t, "hint-zero-accepted"), ==, 0);
 }
 
 /* --- the tests, through qgraph --- */

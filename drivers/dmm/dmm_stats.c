@@ -21,8 +21,6 @@
 
 /* Don't ask again sooner than this after an answer. */
 #define DMM_ASK_COOLDOWN_MS	3000
-/* The shortest interval a host may set (a longer one is used as is). */
-#define DMM_STATS_MIN_MS	100
 
 /* One line of /proc/pressure/memory: "KIND avg10=A.B avg60=C.D ...". */
 static bool dmm_psi_line(const char *buf, const char *kind, __le32 *avg10,
@@ -172,7 +170,7 @@ static void dmm_stats_work(struct work_struct *work)
 	}
 	if (!READ_ONCE(vm->removing))
 		queue_delayed_work(system_freezable_wq, &vm->stats.work,
-				   msecs_to_jiffies(max(ms, DMM_STATS_MIN_MS)));
+				   msecs_to_jiffies(ms));
 }
 
 /*
@@ -266,6 +264,10 @@ void dmm_stats_config_changed(struct virtio_dmm *vm)
 		return;
 	virtio_cread_le(vm->vdev, struct virtio_dmm_config, stats_interval_ms,
 			&ms);
+	/* The spec's range; a device outside it gets the nearest bound. */
+	if (ms)
+		ms = clamp_t(u32, ms, VIRTIO_DMM_STATS_MIN_MS,
+			     VIRTIO_DMM_STATS_MAX_MS);
 	if (ms == READ_ONCE(vm->stats.interval_ms))
 		return;
 	WRITE_ONCE(vm->stats.interval_ms, ms);

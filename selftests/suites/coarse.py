@@ -228,6 +228,51 @@ def suite_busy_shrink(r):
         gtap(r, g, "dmm_state_check 0")
 
 
+@suite
+def suite_new_target_in_backoff(r):
+    """Issue 11: a new target that comes while a pass runs into back-off
+    is acted on when the pass ends, not after the back-off."""
+    with Guest("newtarget", mem="512M", maxmem="4G", region="3G",
+               pages=False, dev_opts="sub-blocks=off") as g:
+        grow(r, g, 2 * GiB, "grow to 2 GiB")
+        # a back-off far longer than the test waits
+        g.run("echo 120000 > %s/retry_interval_ms" % g.sysfs_dir(),
+              check=True)
+        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (1400 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "a program holds 1400 MiB", out)
+
+        # the shrink's pass offlines block after block (seconds each under
+        # TCG) until the floor stops it: send the new target as soon as
+        # the first block went, while the pass still runs
+        plugged = int(g.sysfs("plugged_size"))
+        g.set_requested(512 * MiB)
+        deadline = time.time() + 120
+        while (int(g.sysfs("plugged_size")) == plugged and
+               time.time() < deadline):
+            time.sleep(0.1)
+        c0 = g.counters()
+        g.set_requested(2 * GiB)
+        mid_pass = c0["floor_stops"] == "0" and c0["unplug_failures"] == "0"
+        r.ok(mid_pass, "the new target came while the shrink's pass ran "
+             "(no block stopped yet)", c0)
+        # the guest's wait loop is slow under TCG: time it on the host
+        try:
+            secs = g.wait_plugged(2 * GiB - 512 * MiB, timeout=90)
+            r.ok(secs < 90, "grown back to 2 GiB %.1f s after the new "
+                 "target, not after the 120 s back-off" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "grown back to 2 GiB before the 120 s back-off", e)
+        stops = int(g.counter("floor_stops")) + \
+            int(g.counter("unplug_failures"))
+        r.ok(stops > 0, "the pass did end in back-off (%d blocks stopped)"
+             % stops)
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (held through both resizes)", 0, out)
+
+
 def block_states(g):
     """The driver's count of blocks per state (debugfs blocks)."""
     out = g.out("cat %s/virtio*/blocks" % DEBUGFS_DMM)

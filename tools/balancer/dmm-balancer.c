@@ -4,8 +4,13 @@
  * within a host budget, and make room for new guests.  See --help and
  * Documentation/balancer.rst.
  */
+#define _GNU_SOURCE		/* struct ucred */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,18 +49,35 @@ static const char usage[] =
 "    (each gets its min, the rest goes by weight up to its max) and sets\n"
 "    their requested-size.  Changes below the hysteresis are not made;\n"
 "    guests grow only with memory others have given back, so together they\n"
-"    never hold more than the budget.  A guest that dies, hangs or sends\n"
-"    garbage is skipped and reconnected later; the others are served on.\n"
+"    never hold more than the budget.  A guest that hangs or sends garbage\n"
+"    is skipped and reconnected later; the others are served on.  It keeps\n"
+"    counting at what it may hold (max of its last size and requested size,\n"
+"    or its max if it never answered) until its QEMU is gone (its socket\n"
+"    refuses connections or no longer exists).  A number in a QMP answer\n"
+"    beyond 64 bits is ignored (read as absent), not the whole answer.\n"
 "\n"
 "    GUEST is NAME=QMP_SOCKET[,min=SIZE][,max=SIZE][,weight=N][,dev=ID]\n"
-"    (defaults: min 256M, max 4G, weight 1, dev dmm0).  SIZE takes K, M, G.\n"
+"    (defaults: min 256M, weight 1, dev dmm0; max: the device's limit,\n"
+"    max-size with auto-grant, else boot-size + region-size, and the whole\n"
+"    budget until the device has answered).  dev= is the id of the\n"
+"    virtio-dmm device; a guest without a device of that id is skipped.\n"
+"    SIZE is a number and a unit: K, M, G or T (powers of 1024, any case,\n"
+"    optionally followed by B or iB); a number without a unit is refused.\n"
+"    The budget must hold the sum of the guests' mins.\n"
 "\n"
 "OPTIONS\n"
 "    --budget SIZE       memory all guests may have together (required)\n"
 "    --period SECONDS    time between decisions (default 1)\n"
 "    --csv FILE          append time,guest,size,requested,target,want,\n"
 "                        available,psi,alive per guest and period\n"
-"    --control SOCKET    unix socket for commands (see below)\n"
+"    --control SOCKET    unix socket for commands (see below); mode 0600;\n"
+"                        only root and the balancer's user are served\n"
+"    --control-group GROUP\n"
+"                        also serve GROUP (name or gid): the socket is 0660\n"
+"                        and of that group\n"
+"    --qmp-dir DIR       add takes only QMP sockets below DIR, after\n"
+"                        resolving symlinks and .. (default: the directory\n"
+"                        of --control)\n"
 "    --headroom FRACTION demand added on top of the prediction (0.15)\n"
 "    --reserve SIZE      bytes added on top of that (64M)\n"
 "    --hysteresis SIZE   smallest change made (64M)\n"
@@ -66,21 +89,29 @@ static const char usage[] =
 "    -h, --help          this text\n"
 "\n"
 "COMMANDS (one line each on the control socket; one line answers)\n"
-"    status              budget, committed, reserved; then one line per guest\n"
+"    status              budget, committed, reserved, pending; then one line\n"
+"                        per guest (alive or lost, sizes, holds); then .\n"
 "    admit SIZE          make room for a new guest of SIZE: shrinks the\n"
 "                        others, lightest weight first, toward what they need\n"
 "                        and then toward their min; answers \"yes\" once they\n"
 "                        have given the memory back (it stays reserved), or\n"
-"                        \"no: ...\" and changes nothing if it cannot be done\n"
-"    add GUEST           start balancing a guest (releases a reservation)\n"
-"    remove NAME         stop balancing a guest\n"
+"                        \"no: ...\" and changes nothing if it cannot be done;\n"
+"                        never raises a guest's requested size.  If the\n"
+"                        client goes away or 120 s pass first, the part\n"
+"                        not yet used by an add lapses\n"
+"    add GUEST           start balancing a guest: its socket must be below\n"
+"                        --qmp-dir, the mins must fit the budget; its first\n"
+"                        size uses up reservations\n"
+"    remove NAME         stop balancing a guest (and counting it: remove a\n"
+"                        guest once its QEMU has stopped)\n"
 "\n"
 "OUTPUT\n"
 "    One line per decision on standard output, e.g.\n"
 "      12.0 busy: grow 512M -> 768M (want 760M, available 40M, psi 3.20)\n"
 "\n"
 "EXIT STATUS\n"
-"    0 on SIGINT or SIGTERM, 1 on bad arguments or if the control socket\n"
+"    0 on SIGINT or SIGTERM, 1 on bad arguments (a size without a unit, a\n"
+"    budget below the mins, an unknown group) or if the control socket\n"
 "    cannot be created.\n";
 
 struct guest {
@@ -92,6 +123,8 @@ struct guest {
 	long long retry_at;	/* next connection attempt */
 	bool release;		/* its first size releases a reservation */
 	bool told;		/* a failure of it was logged */
+	bool told_garbage;	/* numbers out of range were logged */
+	bool max_set;		/* max= given; else the device's limit */
 	bool used;
 };
 
@@ -101,15 +134,17 @@ static struct policy pol = {
 	.psi_high = 5, .boost = 256 * MiB,
 };
 static struct guest guests[MAX_GUESTS];
-static uint64_t reserved;
+static struct ledger led;	/* reservations: policy.c keeps the books */
 static FILE *csv;
 static double t0;
 static volatile sig_atomic_t stop;
+static char qmp_dir[PATH_MAX];	/* add accepts QMP sockets only below it */
+static gid_t control_gid;	/* --control-group, if control_group */
+static bool control_group;
 
-/* A pending admission: its client, size and deadline. */
+/* A pending admission: its client and deadline (its size: led). */
 static struct {
 	int fd;
-	uint64_t size;
 	long long deadline;
 } admission = { .fd = -1 };
 
@@ -138,28 +173,84 @@ static void say(const char *fmt, ...)
 	fflush(stdout);
 }
 
-/* "512M" -> bytes; 0 on error (no guest size is 0). */
+/*
+ * "512M" -> bytes: a number and a unit K, M, G or T (powers of 1024, any
+ * case, optionally followed by B or iB); 0 on error, a number without a
+ * unit included (no guest size is 0).
+ */
 static uint64_t parse_size(const char *s)
 {
 	char *end;
-	double v = strtod(s, &end);
-	int shift = 0;
+	double v;
+	int shift;
 
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'T': case 't': shift = 40; end++; break;
+	if (!isdigit((unsigned char)*s))
+		return 0;
+	v = strtod(s, &end);
+	switch (tolower((unsigned char)*end)) {
+	case 'k': shift = 10; break;
+	case 'm': shift = 20; break;
+	case 'g': shift = 30; break;
+	case 't': shift = 40; break;
+	default: return 0;
 	}
+	end++;
+	if (!strcasecmp(end, "ib") || !strcasecmp(end, "b"))
+		end += strlen(end);
 	if (*end || v <= 0 || !isfinite(v) || v * (1ULL << shift) >= 1e18)
 		return 0;
 	return (uint64_t)(v * (1ULL << shift));
 }
 
+#define SIZE_HELP "a size is a number and a unit: K, M, G or T, e.g. 512M"
+
 static const char *mib(uint64_t v, char *buf)
 {
 	sprintf(buf, "%lluM", (unsigned long long)(v / MiB));
 	return buf;
+}
+
+/* The sum of the mins of the guests (and of @extra), saturating. */
+static uint64_t sum_mins(uint64_t extra)
+{
+	uint64_t sum = extra;
+	int i;
+
+	for (i = 0; i < MAX_GUESTS; i++)
+		if (guests[i].used)
+			sum = sum + guests[i].st.min < sum ? UINT64_MAX :
+			      sum + guests[i].st.min;
+	return sum;
+}
+
+/*
+ * @path resolved (no symlink, no ..) into @out if it is below qmp_dir;
+ * else false and why in @err.
+ */
+static bool qmp_path_allowed(const char *path, char *out, size_t outlen,
+			     char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	size_t len = strlen(qmp_dir);
+
+	if (!realpath(path, real)) {
+		snprintf(err, errlen, "QMP socket '%.100s': %s", path,
+			 strerror(errno));
+		return false;
+	}
+	if (len == 1)
+		len = 0;	/* --qmp-dir / */
+	if (strncmp(real, qmp_dir, len) || real[len] != '/') {
+		snprintf(err, errlen, "QMP socket '%.100s' is not below --qmp-dir %.100s",
+			 path, qmp_dir);
+		return false;
+	}
+	if (strlen(real) >= outlen) {
+		snprintf(err, errlen, "QMP socket '%.100s': path too long", path);
+		return false;
+	}
+	snprintf(out, outlen, "%s", real);
+	return true;
 }
 
 /* NAME=PATH[,min=][,max=][,weight=][,dev=] into a free slot; or NULL. */
@@ -192,7 +283,8 @@ static struct guest *add_guest(const char *spec, char *err, size_t errlen)
 	snprintf(g->name, sizeof(g->name), "%.63s", buf);
 	snprintf(g->dev, sizeof(g->dev), "dmm0");
 	g->st.min = 256 * MiB;
-	g->st.max = 4096 * MiB;
+	/* until the device tells its limit, it may hold the whole budget */
+	g->st.max = pol.budget;
 	g->st.weight = 1;
 	tok = strtok_r(eq + 1, ",", &save);
 	if (!tok || strlen(tok) >= sizeof(g->path)) {
@@ -201,11 +293,17 @@ static struct guest *add_guest(const char *spec, char *err, size_t errlen)
 	}
 	snprintf(g->path, sizeof(g->path), "%s", tok);
 	while ((tok = strtok_r(NULL, ",", &save))) {
-		if (!strncmp(tok, "min=", 4) && parse_size(tok + 4))
+		if ((!strncmp(tok, "min=", 4) || !strncmp(tok, "max=", 4)) &&
+		    !parse_size(tok + 4)) {
+			snprintf(err, errlen, "guest '%.63s': bad size '%.100s' (" SIZE_HELP ")",
+				 buf, tok);
+			return NULL;
+		} else if (!strncmp(tok, "min=", 4)) {
 			g->st.min = parse_size(tok + 4);
-		else if (!strncmp(tok, "max=", 4) && parse_size(tok + 4))
+		} else if (!strncmp(tok, "max=", 4)) {
 			g->st.max = parse_size(tok + 4);
-		else if (!strncmp(tok, "weight=", 7) && atoi(tok + 7) > 0 &&
+			g->max_set = true;
+		} else if (!strncmp(tok, "weight=", 7) && atoi(tok + 7) > 0 &&
 			 atoi(tok + 7) <= 1000)
 			g->st.weight = (unsigned int)atoi(tok + 7);
 		else if (!strncmp(tok, "dev=", 4) && tok[4] && strlen(tok) < 68)
@@ -216,7 +314,7 @@ static struct guest *add_guest(const char *spec, char *err, size_t errlen)
 			return NULL;
 		}
 	}
-	if (g->st.min > g->st.max) {
+	if (g->max_set && g->st.min > g->st.max) {
 		snprintf(err, errlen, "guest '%.63s': min above max", buf);
 		return NULL;
 	}
@@ -244,28 +342,47 @@ static void on_event(void *opaque, json_t *ev)
 	    json_string_value(json_object_get(data, "result")) ?: "?");
 }
 
-static void drop(struct guest *g, const char *why, int err)
+/*
+ * It did not answer, or not usefully.  It keeps counting at what it may
+ * hold (policy_held()) until its QEMU is gone: nobody listens on its
+ * socket any more (@gone).
+ */
+static void drop(struct guest *g, const char *why, int err, bool gone)
 {
+	char a[32];
+
 	/* once per outage: when it was alive, or at the first failure */
-	if (g->st.alive || !g->told)
-		say("%s: dropped (%s: %s)", g->name, why, strerror(-err));
+	if (g->st.alive || !g->told || gone != g->st.gone) {
+		g->st.alive = false;
+		g->st.gone = gone;
+		say("%s: dropped (%s: %s), %s", g->name, why, strerror(-err),
+		    gone ? "its QEMU is gone" :
+		    g->st.known ? "still counts as holding what it had" :
+				  "counts as holding its max");
+		say("%s: holds %s of the budget", g->name,
+		    mib(policy_held(&g->st), a));
+	}
 	g->told = true;
 	g->st.alive = false;
+	g->st.gone = gone;
 	qmp_close(&g->q);
 	g->retry_at = now_ms() + RECONNECT_MS;
 }
 
-/* The guest's virtio-dmm entry in query-memory-devices, or NULL. */
-static json_t *find_dmm(json_t *list)
+/* The virtio-dmm entry with id @dev in query-memory-devices, or NULL. */
+static json_t *find_dmm(json_t *list, const char *dev)
 {
 	size_t i;
-	json_t *d;
+	json_t *d, *data;
 
 	json_array_foreach(list, i, d) {
 		const char *type = json_string_value(json_object_get(d, "type"));
+		const char *id;
 
-		if (type && !strcmp(type, "virtio-dmm"))
-			return json_object_get(d, "data");
+		data = json_object_get(d, "data");
+		id = json_string_value(json_object_get(data, "id"));
+		if (type && !strcmp(type, "virtio-dmm") && id && !strcmp(id, dev))
+			return data;
 	}
 	return NULL;
 }
@@ -283,6 +400,9 @@ static void poll_guest(struct guest *g)
 	json_t *ret, *d, *st;
 	int rc;
 
+	uint64_t limit;
+	char why[96], a[32];
+
 	if (g->q.fd < 0) {
 		if (now_ms() < g->retry_at)
 			return;
@@ -290,25 +410,50 @@ static void poll_guest(struct guest *g)
 		g->q.opaque = g;
 		rc = qmp_connect(&g->q, g->path, QMP_TIMEOUT_MS);
 		if (rc) {
-			drop(g, "connect", rc);
+			/* nobody listens: its QEMU exited */
+			drop(g, "connect", rc, rc == -ECONNREFUSED ||
+			     rc == -ENOENT);
 			return;
 		}
 	}
 	rc = qmp_call(&g->q, "query-memory-devices", NULL, QMP_TIMEOUT_MS,
 		      &ret);
 	if (rc) {
-		drop(g, "query-memory-devices", rc);
+		drop(g, "query-memory-devices", rc, false);
 		return;
 	}
-	d = find_dmm(ret);
+	if (g->q.overflows && !g->told_garbage)
+		say("%s: %u numbers out of range in query-memory-devices, ignored",
+		    g->name, g->q.overflows);
+	g->told_garbage = g->q.overflows;
+	d = find_dmm(ret, g->dev);
 	if (!d || !jsize(d, "size")) {
 		json_decref(ret);
-		drop(g, "no virtio-dmm device", -ENODEV);
+		snprintf(why, sizeof(why), "no virtio-dmm device '%s'", g->dev);
+		drop(g, why, -ENODEV, false);
 		return;
+	}
+	/* its limit: what auto-grant may give it, else boot + region */
+	if (json_is_true(json_object_get(d, "auto-grant")))
+		limit = jsize(d, "max-size");
+	else
+		limit = jsize(d, "boot-size") + jsize(d, "region-size");
+	if (!g->max_set && (!limit || limit < g->st.min)) {
+		json_decref(ret);
+		snprintf(why, sizeof(why), "device '%s' limit %s, below min",
+			 g->dev, mib(limit, a));
+		drop(g, why, -EINVAL, false);
+		return;
+	}
+	if (!g->max_set && g->st.max != limit) {
+		g->st.max = limit;
+		say("%s: max %s (the device's limit)", g->name, mib(limit, a));
 	}
 	if (!g->st.alive)
 		say("%s: connected", g->name);
 	g->st.alive = true;
+	g->st.gone = false;
+	g->st.known = true;
 	g->st.size = jsize(d, "size");
 	g->st.requested = jsize(d, "requested-size");
 	st = json_object_get(d, "stats");
@@ -323,13 +468,11 @@ static void poll_guest(struct guest *g)
 	}
 	json_decref(ret);
 	if (g->release) {
-		uint64_t r = reserved < g->st.size ? reserved : g->st.size;
-
-		reserved -= r;
+		ledger_release(&led, policy_held(&g->st));
 		g->release = false;
 		say("%s: joined with %llu MiB, reservation %llu MiB left",
 		    g->name, (unsigned long long)g->st.size / MiB,
-		    (unsigned long long)reserved / MiB);
+		    (unsigned long long)ledger_reserved(&led) / MiB);
 	}
 }
 
@@ -345,7 +488,10 @@ static int set_requested(struct guest *g, uint64_t size)
 		return rc;
 	}
 	if (rc) {
-		drop(g, "qom-set", rc);
+		/* it may have been set: count the larger of the two */
+		if (size > g->st.requested)
+			g->st.requested = size;
+		drop(g, "qom-set", rc, false);
 		return rc;
 	}
 	g->st.requested = size;
@@ -356,19 +502,31 @@ static void decide_one(struct gstate *st, int n, int i, bool shrinks)
 {
 	struct guest *g = &guests[i];
 	char a[32], b[32], c[32], d[32];
-	uint64_t req = policy_step(&pol, st, n, i, reserved);
+	uint64_t req = policy_step(&pol, st, n, i, ledger_promised(&led));
 
 	if (!req || (req < st[i].requested) != shrinks)
 		return;
 	say("%s: %s %s -> %s (want %s, available %s, psi %.2f)", g->name,
 	    shrinks ? "shrink" : "grow", mib(st[i].requested, a), mib(req, b),
 	    mib(st[i].want, c), mib(st[i].available, d), st[i].psi);
-	if (!set_requested(g, req))
-		st[i].requested = req;
-	else
-		st[i].alive = g->st.alive;
+	set_requested(g, req);
+	st[i].requested = g->st.requested;
+	st[i].alive = g->st.alive;
 	if (req >= st[i].asked)
 		g->st.asked = 0;
+}
+
+/* The guests as policy.c sees them: a free slot holds nothing. */
+static struct gstate *snapshot(struct gstate *st)
+{
+	int i;
+
+	for (i = 0; i < MAX_GUESTS; i++) {
+		st[i] = guests[i].st;
+		if (!guests[i].used)
+			st[i] = (struct gstate){ .gone = true };
+	}
+	return st;
 }
 
 /* One period: observe, share the budget, shrink first, then grow. */
@@ -382,11 +540,10 @@ static void decide(void)
 			poll_guest(&guests[i]);
 		if (guests[i].used && guests[i].st.alive)
 			policy_observe(&pol, &guests[i].st);
-		st[i] = guests[i].st;
-		st[i].alive = guests[i].used && guests[i].st.alive;
 	}
-	if (!policy_allocate(&pol, st, MAX_GUESTS, reserved))
-		say("budget %llu MiB is below the guests' mins",
+	snapshot(st);
+	if (!policy_allocate(&pol, st, MAX_GUESTS, ledger_promised(&led)))
+		say("budget %llu MiB is below the guests' mins, what lost guests hold and the reservations",
 		    (unsigned long long)pol.budget / MiB);
 	for (i = 0; i < MAX_GUESTS; i++)
 		if (st[i].alive)
@@ -430,42 +587,30 @@ static void reply(int fd, const char *fmt, ...)
 		return;		/* the client went away: nothing to tell */
 }
 
-static struct gstate *snapshot(struct gstate *st)
-{
-	int i;
-
-	for (i = 0; i < MAX_GUESTS; i++) {
-		st[i] = guests[i].st;
-		st[i].alive = guests[i].used && guests[i].st.alive;
-	}
-	return st;
-}
-
 /* admit SIZE: shrink others now; answer when they have given it back. */
 static void cmd_admit(int fd, const char *arg)
 {
 	struct gstate st[MAX_GUESTS];
 	uint64_t size = parse_size(arg), new_req[MAX_GUESTS];
 	char a[32], b[32], c[32];
-	int i;
+	int i, rc;
 
 	if (!size) {
-		reply(fd, "error: admit SIZE");
+		reply(fd, "error: admit SIZE (" SIZE_HELP ")");
 		return;
 	}
-	if (admission.fd >= 0) {
+	rc = ledger_admit(&pol, &led, snapshot(st), MAX_GUESTS, size, new_req);
+	if (rc == -EBUSY) {
 		reply(fd, "no: another admission is in progress");
 		return;
 	}
-	if (!policy_admit(&pol, snapshot(st), MAX_GUESTS, reserved, size,
-			  new_req)) {
+	if (rc) {
 		say("admit %s: no room (budget %s)", mib(size, a),
 		    mib(pol.budget, b));
 		reply(fd, "no: the others cannot give %llu MiB within their mins",
 		      (unsigned long long)size / MiB);
 		return;
 	}
-	reserved += size;
 	for (i = 0; i < MAX_GUESTS; i++) {
 		if (!new_req[i])
 			continue;
@@ -475,7 +620,6 @@ static void cmd_admit(int fd, const char *arg)
 		set_requested(&guests[i], new_req[i]);
 	}
 	admission.fd = fd;
-	admission.size = size;
 	admission.deadline = now_ms() + ADMIT_TIMEOUT_MS;
 }
 
@@ -483,20 +627,20 @@ static void cmd_admit(int fd, const char *arg)
 static void check_admission(void)
 {
 	struct gstate st[MAX_GUESTS];
-	uint64_t committed;
+	uint64_t size = led.asked;
 
-	if (admission.fd < 0)
+	if (!led.pending)
 		return;
-	committed = policy_committed(snapshot(st), MAX_GUESTS);
-	if (committed + reserved <= pol.budget) {
-		say("admit %llu MiB: yes", (unsigned long long)admission.size /
-		    MiB);
-		reply(admission.fd, "yes");
+	if (ledger_update(&pol, &led, snapshot(st), MAX_GUESTS)) {
+		say("admit %llu MiB: yes", (unsigned long long)size / MiB);
+		if (admission.fd >= 0)
+			reply(admission.fd, "yes");
 	} else if (now_ms() > admission.deadline) {
-		reserved -= admission.size;
+		ledger_cancel(&led);
 		say("admit %llu MiB: the guests did not shrink in time",
-		    (unsigned long long)admission.size / MiB);
-		reply(admission.fd, "no: the guests did not shrink in time");
+		    (unsigned long long)size / MiB);
+		if (admission.fd >= 0)
+			reply(admission.fd, "no: the guests did not shrink in time");
 	} else {
 		return;
 	}
@@ -508,13 +652,14 @@ static void cmd_status(int fd)
 	struct gstate st[MAX_GUESTS];
 	int i;
 
-	reply(fd, "budget %llu committed %llu reserved %llu",
+	reply(fd, "budget %llu committed %llu reserved %llu pending %llu",
 	      (unsigned long long)pol.budget,
 	      (unsigned long long)policy_committed(snapshot(st), MAX_GUESTS),
-	      (unsigned long long)reserved);
+	      (unsigned long long)ledger_reserved(&led),
+	      (unsigned long long)(led.pending ? led.asked : 0));
 	for (i = 0; i < MAX_GUESTS; i++)
 		if (guests[i].used)
-			reply(fd, "%s %s size %llu requested %llu want %llu min %llu max %llu weight %u",
+			reply(fd, "%s %s size %llu requested %llu want %llu min %llu max %llu weight %u holds %llu",
 			      guests[i].name,
 			      guests[i].st.alive ? "alive" : "lost",
 			      (unsigned long long)guests[i].st.size,
@@ -522,7 +667,8 @@ static void cmd_status(int fd)
 			      (unsigned long long)guests[i].st.want,
 			      (unsigned long long)guests[i].st.min,
 			      (unsigned long long)guests[i].st.max,
-			      guests[i].st.weight);
+			      guests[i].st.weight,
+			      (unsigned long long)policy_held(&guests[i].st));
 	reply(fd, ".");
 }
 
@@ -539,10 +685,21 @@ static bool command(int fd, char *line)
 		cmd_admit(fd, line + 6);
 	} else if (!strncmp(line, "add ", 4)) {
 		g = add_guest(line + 4, err, sizeof(err));
+		if (g && !qmp_path_allowed(g->path, g->path, sizeof(g->path),
+					   err, sizeof(err))) {
+			g->used = false;
+			g = NULL;
+		}
+		if (g && sum_mins(0) > pol.budget) {
+			snprintf(err, sizeof(err), "the mins of the guests would exceed the budget");
+			g->used = false;
+			g = NULL;
+		}
 		if (!g) {
+			say("add refused: %s", err);
 			reply(fd, "error: %s", err);
 		} else {
-			g->release = reserved > 0;
+			g->release = ledger_reserved(&led) || led.pending;
 			say("%s: added (%s)", g->name, g->path);
 			reply(fd, "ok");
 		}
@@ -564,23 +721,62 @@ static bool command(int fd, char *line)
 	return true;
 }
 
+/*
+ * The control socket: mode 0600, or 0660 and group --control-group.  It
+ * is never accessible to anyone else, not even between bind and chmod.
+ */
 static int listen_on(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	mode_t old;
+	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -1;
 	strcpy(sa.sun_path, path);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(fd, 4)) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
+		return -1;
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (!rc && control_group)
+		rc = chown(path, (uid_t)-1, control_gid) ||
+		     chmod(path, 0660);
+	if (rc || listen(fd, 4)) {
+		close(fd);
+		unlink(path);
 		return -1;
 	}
 	return fd;
+}
+
+/* root, our own user and --control-group may send commands. */
+static bool peer_allowed(int fd, int *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t groups[256];
+	unsigned int i;
+
+	*uid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	*uid = (int)cr.uid;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (!control_group)
+		return false;
+	if (cr.gid == control_gid)
+		return true;
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
+		return false;
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == control_gid)
+			return true;
+	return false;
 }
 
 static void on_signal(int sig)
@@ -598,8 +794,10 @@ static struct {
 static void client_close(int i)
 {
 	if (admission.fd == clients[i].fd) {
-		/* nobody to tell: the reservation lapses */
-		reserved -= admission.size;
+		/* nobody to tell: what it claimed lapses, nothing more */
+		say("admit %llu MiB: the client went away",
+		    (unsigned long long)led.asked / MiB);
+		ledger_cancel(&led);
 		admission.fd = -1;
 	}
 	close(clients[i].fd);
@@ -635,7 +833,7 @@ static void client_read(int i)
 static void serve(int lfd, long long deadline)
 {
 	struct pollfd pfd[MAX_CLIENTS + 1];
-	int i, n, fd;
+	int i, n, fd, uid;
 
 	while (!stop && now_ms() < deadline) {
 		pfd[0].fd = lfd;
@@ -649,6 +847,12 @@ static void serve(int lfd, long long deadline)
 			continue;
 		if (lfd >= 0 && (pfd[0].revents & POLLIN)) {
 			fd = accept(lfd, NULL, NULL);
+			if (fd >= 0 && !peer_allowed(fd, &uid)) {
+				say("control: refused uid %d", uid);
+				reply(fd, "error: permission denied");
+				close(fd);
+				continue;
+			}
 			for (i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
 				if (clients[i].fd < 0)
 					break;
@@ -689,11 +893,15 @@ int main(int argc, char **argv)
 		{ "alpha", required_argument, NULL, 'a' },
 		{ "beta", required_argument, NULL, 'e' },
 		{ "horizon", required_argument, NULL, 'z' },
+		{ "control-group", required_argument, NULL, 'g' },
+		{ "qmp-dir", required_argument, NULL, 'q' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	const char *control = NULL;
+	const char *control = NULL, *qdir = NULL;
+	char cdir[PATH_MAX], mins[32], bud[32];
+	struct group *gr;
 	double period = 1;
 	bool once = false;
 	char err[256];
@@ -705,7 +913,7 @@ int main(int argc, char **argv)
 		case 'b':
 			pol.budget = parse_size(optarg);
 			if (!pol.budget)
-				die_usage("bad --budget", optarg);
+				die_usage("bad --budget (" SIZE_HELP ")", optarg);
 			break;
 		case 'p':
 			period = atof(optarg);
@@ -720,6 +928,23 @@ int main(int argc, char **argv)
 		case 's':
 			control = optarg;
 			break;
+		case 'g':
+			gr = getgrnam(optarg);
+			if (gr) {
+				control_gid = gr->gr_gid;
+			} else {
+				char *end;
+				long v = strtol(optarg, &end, 10);
+
+				if (!*optarg || *end || v < 0 || v > INT_MAX)
+					die_usage("no such --control-group", optarg);
+				control_gid = (gid_t)v;
+			}
+			control_group = true;
+			break;
+		case 'q':
+			qdir = optarg;
+			break;
 		case 'H':
 			pol.headroom = atof(optarg);
 			if (!(pol.headroom >= 0 && pol.headroom <= 4))
@@ -729,7 +954,7 @@ int main(int argc, char **argv)
 		case 'y':
 		case 'B':
 			if (!parse_size(optarg))
-				die_usage("bad size", optarg);
+				die_usage("bad size (" SIZE_HELP ")", optarg);
 			*(opt == 'r' ? &pol.reserve : opt == 'y' ?
 			  &pol.hysteresis : &pol.boost) = parse_size(optarg);
 			break;
@@ -766,8 +991,19 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc; i++)
 		if (!add_guest(argv[i], err, sizeof(err)))
 			die_usage(err, NULL);
+	if (sum_mins(0) > pol.budget) {
+		snprintf(err, sizeof(err), "--budget %s is below the sum of the guests' mins (%s)",
+			 mib(pol.budget, bud), mib(sum_mins(0), mins));
+		die_usage(err, NULL);
+	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		clients[i].fd = -1;
+	if (control && !qdir) {
+		snprintf(cdir, sizeof(cdir), "%s", control);
+		qdir = dirname(cdir);
+	}
+	if (qdir && !realpath(qdir, qmp_dir))
+		die_usage("bad --qmp-dir", qdir);
 	if (control) {
 		lfd = listen_on(control);
 		if (lfd < 0)

@@ -12,7 +12,13 @@
  * hysteresis are not made, so sizes do not oscillate; growth waits until
  * shrinking guests have given memory back, so the guests never hold more
  * than the budget together.
+ *
+ * Accounting: a guest holds max(size, requested); one that stopped
+ * answering keeps holding that (its QEMU still has the memory) until its
+ * QEMU is gone.  Reservations for new guests are kept in a ledger; the
+ * room anything may take is policy_room(), the one place that subtracts.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "policy.h"
@@ -35,6 +41,17 @@ static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi)
 static uint64_t max64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Sums of sizes saturate: a wrap would read as room. */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
 }
 
 static bool under_pressure(const struct policy *p, const struct gstate *g)
@@ -75,18 +92,20 @@ void policy_observe(const struct policy *p, struct gstate *g)
 bool policy_allocate(const struct policy *p, struct gstate *g, int n,
 		     uint64_t reserved)
 {
-	uint64_t sum_min = 0, left, extra, give;
+	uint64_t sum_min = reserved, left, extra, give;
 	double wsum;
 	bool done;
 	int i;
 
+	/* the mins of the live ones, what the others still hold */
 	for (i = 0; i < n; i++) {
 		g[i].target = g[i].alive ? g[i].min : 0;
-		sum_min += g[i].target;
+		sum_min = add_sat(sum_min, g[i].alive ? g[i].min :
+					   policy_held(&g[i]));
 	}
-	if (sum_min + reserved > p->budget)
+	if (sum_min > p->budget)
 		return false;
-	left = p->budget - reserved - sum_min;
+	left = p->budget - sum_min;
 	/* water-filling: whoever wants less than its share gets all of it */
 	do {
 		done = true;
@@ -127,22 +146,44 @@ bool policy_allocate(const struct policy *p, struct gstate *g, int n,
 	return true;
 }
 
+uint64_t policy_held(const struct gstate *g)
+{
+	if (g->alive)
+		return max64(g->size, g->requested);
+	if (g->gone)
+		return 0;
+	if (g->known)
+		return max64(g->size, g->requested);
+	return g->max;
+}
+
 uint64_t policy_committed(const struct gstate *g, int n)
 {
 	uint64_t sum = 0;
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (g[i].alive)
-			sum += max64(g[i].size, g[i].requested);
+		sum = add_sat(sum, policy_held(&g[i]));
 	return sum;
+}
+
+uint64_t policy_room(const struct policy *p, const struct gstate *g, int n,
+		     int skip, uint64_t reserved)
+{
+	uint64_t used = reserved;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (i != skip)
+			used = add_sat(used, policy_held(&g[i]));
+	return used < p->budget ? p->budget - used : 0;
 }
 
 uint64_t policy_step(const struct policy *p, const struct gstate *g, int n,
 		     int i, uint64_t reserved)
 {
 	const struct gstate *me = &g[i];
-	uint64_t others, allowed, held, tgt = me->target;
+	uint64_t allowed, tgt = me->target;
 	bool pressed = under_pressure(p, me);
 
 	if (!me->alive || !tgt)
@@ -152,11 +193,10 @@ uint64_t policy_step(const struct policy *p, const struct gstate *g, int n,
 	if (tgt - me->requested < p->hysteresis && !(pressed &&
 						     tgt > me->requested))
 		return 0;
-	held = max64(me->size, me->requested);
-	others = policy_committed(g, n) - held;
-	if (others + reserved >= p->budget)
+	/* what the others and the reservations leave, its own part included */
+	allowed = round_down(policy_room(p, g, n, i, reserved), p->granule);
+	if (!allowed)
 		return 0;
-	allowed = round_down(p->budget - reserved - others, p->granule);
 	if (tgt > allowed)
 		tgt = allowed;
 	return tgt > me->requested && tgt >= me->size ? tgt : 0;
@@ -181,16 +221,20 @@ static uint64_t admit_pass(const struct policy *p, const struct gstate *g,
 		for (i = 0; i < n && need; i++) {
 			if (!g[i].alive || g[i].weight != w)
 				continue;
-			held = new_req[i] ? new_req[i] :
-			       max64(g[i].size, g[i].requested);
+			held = new_req[i] ? new_req[i] : policy_held(&g[i]);
 			floor = to_min ? g[i].min : max64(g[i].want, g[i].min);
-			floor = round_up(floor, p->granule);
+			floor = max64(round_up(floor, p->granule), p->granule);
 			if (held <= floor)
 				continue;
 			take = round_up(need, p->granule);
 			if (take > held - floor)
 				take = held - floor;
-			new_req[i] = held - take;
+			/*
+			 * Never above its requested size: a guest still
+			 * shrinking toward it gives that much anyway.
+			 */
+			new_req[i] = min64(held - take, g[i].requested);
+			take = held - new_req[i];
 			need = take >= need ? 0 : need - take;
 		}
 	}
@@ -200,19 +244,82 @@ static uint64_t admit_pass(const struct policy *p, const struct gstate *g,
 bool policy_admit(const struct policy *p, const struct gstate *g, int n,
 		  uint64_t reserved, uint64_t size, uint64_t *new_req)
 {
-	uint64_t committed = policy_committed(g, n) + reserved, need;
+	uint64_t room = policy_room(p, g, n, -1, reserved), need;
 	int i;
 
 	for (i = 0; i < n; i++)
 		new_req[i] = 0;
-	if (committed + size <= p->budget)
+	if (size <= room)
 		return true;
-	need = committed + size - p->budget;
+	need = size - room;
 	need = admit_pass(p, g, n, need, false, new_req);
 	need = admit_pass(p, g, n, need, true, new_req);
-	if (!need)
-		return true;
+	for (i = 0; i < n; i++)
+		if (need || new_req[i] >= g[i].requested)
+			new_req[i] = 0;		/* no change */
+	return !need;
+}
+
+uint64_t ledger_reserved(const struct ledger *l)
+{
+	return l->granted + l->claimed;
+}
+
+uint64_t ledger_promised(const struct ledger *l)
+{
+	return l->granted + (l->pending ? l->asked : 0);
+}
+
+int ledger_admit(const struct policy *p, struct ledger *l,
+		 const struct gstate *g, int n, uint64_t size,
+		 uint64_t *new_req)
+{
+	int i;
+
 	for (i = 0; i < n; i++)
 		new_req[i] = 0;
-	return false;
+	if (l->pending)
+		return -EBUSY;
+	if (!size || size > p->budget ||
+	    !policy_admit(p, g, n, l->granted, size, new_req))
+		return -ENOSPC;
+	l->pending = true;
+	l->asked = size;
+	l->claimed = 0;
+	return 0;
+}
+
+bool ledger_update(const struct policy *p, struct ledger *l,
+		   const struct gstate *g, int n)
+{
+	if (!l->pending)
+		return false;
+	l->claimed = min64(l->asked, policy_room(p, g, n, -1, l->granted));
+	if (l->claimed < l->asked)
+		return false;
+	l->granted += l->asked;
+	l->asked = 0;
+	l->claimed = 0;
+	l->pending = false;
+	return true;
+}
+
+void ledger_cancel(struct ledger *l)
+{
+	l->pending = false;
+	l->asked = 0;
+	l->claimed = 0;
+}
+
+uint64_t ledger_release(struct ledger *l, uint64_t size)
+{
+	uint64_t from_granted = min64(size, l->granted), from_pending = 0;
+
+	l->granted -= from_granted;
+	if (l->pending) {
+		from_pending = min64(size - from_granted, l->asked);
+		l->asked -= from_pending;
+		l->claimed -= min64(from_pending, l->claimed);
+	}
+	return from_granted + from_pending;
 }

@@ -7,8 +7,10 @@
  * that is not QMP, closes the connection.  Events that arrive while a
  * command waits for its answer go to the caller's event callback.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,55 @@ static void qmp_consume(struct qmp *q, const char *line)
 }
 
 /*
+ * jansson refuses a whole text for one integer beyond int64 ("too big
+ * integer") or real beyond double, and QEMU prints what a guest reports
+ * as uint64: a guest could make every answer unreadable.  Overwrite each
+ * such number outside strings with null (such a number has at least 5
+ * characters: the line keeps its length), so that only that field is
+ * lost and every other number stays exact.  Returns how many.
+ */
+static unsigned int qmp_null_overflows(char *s)
+{
+	unsigned int n = 0;
+	bool in_str = false;
+	char *p, *end;
+	size_t len;
+
+	for (p = s; *p; p++) {
+		if (in_str) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				in_str = false;
+			continue;
+		}
+		if (*p == '"') {
+			in_str = true;
+			continue;
+		}
+		if (*p != '-' && !isdigit((unsigned char)*p))
+			continue;
+		len = strspn(p, "0123456789+-.eE");
+		errno = 0;
+		if (strcspn(p, ".eE") < len) {
+			double v = strtod(p, &end);
+
+			if (!(errno == ERANGE && (v > 1 || v < -1)))
+				errno = 0;
+		} else {
+			strtoll(p, &end, 10);
+		}
+		if (errno == ERANGE && len >= 4) {
+			memset(p, ' ', len);
+			memcpy(p, "null", 4);
+			n++;
+		}
+		p += len - 1;
+	}
+	return n;
+}
+
+/*
  * The next JSON object from QEMU: an event (passed to the callback and
  * skipped), or the answer the caller waits for.
  */
@@ -98,6 +149,7 @@ static int qmp_next(struct qmp *q, long long deadline, json_t **msg)
 		rc = qmp_read_line(q, deadline, &line);
 		if (rc)
 			return rc;
+		q->overflows = qmp_null_overflows(line);
 		*msg = json_loads(line, 0, &jerr);
 		qmp_consume(q, line);
 		if (!*msg || !json_is_object(*msg)) {

@@ -11,6 +11,7 @@ struct qmp {
 	char buf[65536];	/* received, not yet parsed */
 	size_t len;
 	char error[256];	/* desc of the last QMP error */
+	unsigned int overflows;	/* numbers out of range in the last answer */
 	/* called for each event that arrives while waiting for an answer */
 	void (*on_event)(void *opaque, json_t *event);
 	void *opaque;
@@ -19,7 +20,10 @@ struct qmp {
 /* Connect and negotiate; 0 or -errno (-EPROTO: the peer is not QMP). */
 int qmp_connect(struct qmp *q, const char *path, int timeout_ms);
 /*
- * Run @cmd with @args (stolen; may be NULL).  0 and *@ret (new reference,
+ * Run @cmd with @args (stolen; may be NULL).  A number in the answer that
+ * jansson cannot hold exactly (an integer beyond int64, a real beyond
+ * double: a guest can put them in its statistics) reads as null, and
+ * q->overflows counts them; everything else is parsed as sent.  0 and *@ret (new reference,
  * if @ret), -EREMOTEIO for a QMP error (q->error says which), or -errno:
  * then the connection is closed (timeout, EOF, garbage).
  */

@@ -554,6 +554,23 @@ def cpu_seconds(pid):
 BALANCER = os.path.join(BUILD, "balancer", "dmm-balancer")
 
 
+def balancer_command(path, line, timeout=180):
+    """Send one command to the balancer's control socket @path; returns
+    its answer (status: all lines, up to the final ".")."""
+    sock = connect_unix(path, 10)
+    sock.settimeout(timeout)
+    sock.sendall(line.encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n") or \
+            (line == "status" and not buf.endswith(b".\n")):
+        data = sock.recv(4096)
+        if not data:
+            break
+        buf += data
+    sock.close()
+    return buf.decode().strip()
+
+
 class Balancer:
     """dmm-balancer as a subprocess, its log in build/logs/NAME.log."""
 
@@ -574,18 +591,7 @@ class Balancer:
 
     def command(self, line, timeout=180):
         """Send one command; returns its answer (status: all lines)."""
-        sock = connect_unix(self.sock, 10)
-        sock.settimeout(timeout)
-        sock.sendall(line.encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n") or \
-                (line == "status" and not buf.endswith(b".\n")):
-            data = sock.recv(4096)
-            if not data:
-                break
-            buf += data
-        sock.close()
-        return buf.decode().strip()
+        return balancer_command(self.sock, line, timeout)
 
     def text(self):
         with open(self.log) as f:

@@ -179,17 +179,7 @@ class Bal:
         return s
 
     def command(self, line):
-        s = self.connect()
-        s.sendall(line.encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n") or \
-                (line == "status" and not buf.endswith(b".\n")):
-            data = s.recv(4096)
-            if not data:
-                break
-            buf += data
-        s.close()
-        return buf.decode().strip()
+        return dmmvm.balancer_command(self.sock, line, 10)
 
     def status(self):
         """{"budget":..., "reserved":..., NAME: {"state":, "size":...}}"""

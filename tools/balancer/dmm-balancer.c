@@ -7,6 +7,7 @@
 #define _GNU_SOURCE		/* struct ucred */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
@@ -32,6 +33,7 @@
 #define QMP_TIMEOUT_MS	1000
 #define RECONNECT_MS	2000
 #define ADMIT_TIMEOUT_MS 120000
+#define CLIENT_IDLE_MS	60000	/* a control client silent this long is closed */
 
 static const char usage[] =
 "NAME\n"
@@ -85,12 +87,21 @@ static const char usage[] =
 "    --boost SIZE        growth asked for under pressure (256M)\n"
 "    --alpha A, --beta B smoothing of level and trend (0.5, 0.3)\n"
 "    --horizon PERIODS   how far the trend is projected (5)\n"
+"    --state-dir DIR     keep the state (guests, their settings and sizes,\n"
+"                        reservations) in DIR/state, and continue from it\n"
+"                        at start: a restart changes no guest's size\n"
+"    --config FILE       read options from FILE first: KEY = VALUE lines\n"
+"                        (KEY a long option above), guest GUEST lines,\n"
+"                        # comments; the command line overrides it\n"
 "    --once              one decision, then exit (for scripts)\n"
 "    -h, --help          this text\n"
 "\n"
 "COMMANDS (one line each on the control socket; one line answers)\n"
 "    status              budget, committed, reserved, pending; then one line\n"
 "                        per guest (alive or lost, sizes, holds); then .\n"
+"    status json         the same and more as one line of JSON: per guest\n"
+"                        state, sizes, want, PSI, report age; budget,\n"
+"                        committed, reserved, pending, room\n"
 "    admit SIZE          make room for a new guest of SIZE: shrinks the\n"
 "                        others, lightest weight first, toward what they need\n"
 "                        and then toward their min; answers \"yes\" once they\n"
@@ -106,13 +117,16 @@ static const char usage[] =
 "                        guest once its QEMU has stopped)\n"
 "\n"
 "OUTPUT\n"
-"    One line per decision on standard output, e.g.\n"
-"      12.0 busy: grow 512M -> 768M (want 760M, available 40M, psi 3.20)\n"
+"    One line per decision on standard output: the time (UTC, ISO 8601,\n"
+"    milliseconds), the seconds since start, the message, e.g.\n"
+"      2026-11-30T20:33:00.125Z 12.0 busy: grow 512M -> 768M (want 760M,\n"
+"      available 40M, psi 3.20)\n"
 "\n"
 "EXIT STATUS\n"
-"    0 on SIGINT or SIGTERM, 1 on bad arguments (a size without a unit, a\n"
-"    budget below the mins, an unknown group) or if the control socket\n"
-"    cannot be created.\n";
+"    0 on SIGINT or SIGTERM (the state is written first), 1 on bad\n"
+"    arguments (a size without a unit, a budget below the mins, an unknown\n"
+"    group; in the config file: FILE:LINE: why), a state file that cannot\n"
+"    be read, or if the control socket cannot be created.\n";
 
 struct guest {
 	char name[64];
@@ -125,7 +139,11 @@ struct guest {
 	bool told;		/* a failure of it was logged */
 	bool told_garbage;	/* numbers out of range were logged */
 	bool max_set;		/* max= given; else the device's limit */
+	bool added;		/* by the add command (not the config) */
 	bool used;
+	/* the latest report: its age when read, when it was read (ms) */
+	long long report_age, report_at;
+	long long answer_at;	/* the latest answer (ms), 0: none yet */
 };
 
 static struct policy pol = {
@@ -141,6 +159,8 @@ static volatile sig_atomic_t stop;
 static char qmp_dir[PATH_MAX];	/* add accepts QMP sockets only below it */
 static gid_t control_gid;	/* --control-group, if control_group */
 static bool control_group;
+
+static void save_state(void);
 
 /* A pending admission: its client and deadline (its size: led). */
 static struct {
@@ -161,11 +181,21 @@ static double now_s(void)
 	return now_ms() / 1000.0 - t0;
 }
 
+/*
+ * A log line: the wall-clock time in UTC (ISO 8601, milliseconds), the
+ * seconds since start, the message.
+ */
 static void say(const char *fmt, ...)
 {
+	struct timespec ts;
+	char stamp[40];
+	struct tm tm;
 	va_list ap;
 
-	printf("%.1f ", now_s());
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	printf("%s.%03ldZ %.1f ", stamp, ts.tv_nsec / 1000000, now_s());
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -458,10 +488,18 @@ static void poll_guest(struct guest *g)
 	g->st.requested = jsize(d, "requested-size");
 	st = json_object_get(d, "stats");
 	/* no report, or a stale one: assume it uses all it has */
+	g->answer_at = now_ms();
+	g->report_at = 0;
+	if (st && json_is_integer(json_object_get(st, "age-ms"))) {
+		g->report_age = (long long)jsize(st, "age-ms");
+		g->report_at = g->answer_at;
+	}
 	if (st && jsize(st, "age-ms") < 10000) {
 		g->st.available = jsize(st, "available");
 		g->st.psi = json_number_value(json_object_get(st,
 							      "psi-some-avg10"));
+		if (!isfinite(g->st.psi) || g->st.psi < 0 || g->st.psi > 100)
+			g->st.psi = 0;
 	} else {
 		g->st.available = 0;
 		g->st.psi = 0;
@@ -569,6 +607,18 @@ static void decide(void)
 		fflush(csv);
 }
 
+/*
+ * Send an answer without ever blocking: a client that does not read its
+ * answers (its socket buffer is full) is cut off, not waited for.
+ */
+static void send_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n != (ssize_t)len)
+		shutdown(fd, SHUT_RDWR);	/* its next read sees EOF */
+}
+
 static void reply(int fd, const char *fmt, ...)
 {
 	char buf[1024];
@@ -583,8 +633,7 @@ static void reply(int fd, const char *fmt, ...)
 	if (n > (int)sizeof(buf) - 2)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
-	if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
-		return;		/* the client went away: nothing to tell */
+	send_all(fd, buf, (size_t)n);
 }
 
 /* admit SIZE: shrink others now; answer when they have given it back. */
@@ -672,6 +721,71 @@ static void cmd_status(int fd)
 	reply(fd, ".");
 }
 
+static const char *state_name(const struct guest *g)
+{
+	return g->st.alive ? "alive" : g->st.gone ? "gone" :
+	       g->st.known ? "lost" : "unknown";
+}
+
+/* status json: the same as status, and more, as one JSON object. */
+static void cmd_status_json(int fd)
+{
+	struct gstate st[MAX_GUESTS];
+	json_t *o, *gs = json_array(), *age, *ans;
+	long long now = now_ms();
+	char *text;
+	int i;
+
+	snapshot(st);
+	for (i = 0; i < MAX_GUESTS; i++) {
+		struct guest *g = &guests[i];
+
+		if (!g->used)
+			continue;
+		age = g->report_at ? json_integer(g->report_age + now -
+						  g->report_at) : json_null();
+		ans = g->answer_at ? json_integer(now - g->answer_at) :
+				     json_null();
+		json_array_append_new(gs, json_pack(
+			"{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:o,s:o,s:b}",
+			"name", g->name, "state", state_name(g),
+			"size", (json_int_t)g->st.size,
+			"requested", (json_int_t)g->st.requested,
+			"want", (json_int_t)g->st.want,
+			"target", (json_int_t)g->st.target,
+			"min", (json_int_t)g->st.min,
+			"max", (json_int_t)g->st.max,
+			"weight", (int)g->st.weight,
+			"holds", (json_int_t)policy_held(&g->st),
+			"available", (json_int_t)g->st.available,
+			"psi", g->st.psi,
+			"report-age-ms", age, "answer-age-ms", ans,
+			"added", g->added));
+	}
+	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
+		      "budget", (json_int_t)pol.budget,
+		      "committed", (json_int_t)policy_committed(st, MAX_GUESTS),
+		      "reserved", (json_int_t)ledger_reserved(&led),
+		      "pending", (json_int_t)(led.pending ? led.asked : 0),
+		      "room", (json_int_t)policy_room(&pol, st, MAX_GUESTS, -1,
+						      ledger_reserved(&led)),
+		      "guests", gs);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text) {
+		size_t len = strlen(text);
+
+		text = realloc(text, len + 2);
+		if (text) {
+			text[len] = '\n';
+			send_all(fd, text, len + 1);
+		}
+	} else {
+		reply(fd, "error: out of memory");
+	}
+	free(text);
+	json_decref(o);
+}
+
 /* One command line from a control client; false: close the client. */
 static bool command(int fd, char *line)
 {
@@ -681,6 +795,9 @@ static bool command(int fd, char *line)
 
 	if (!strcmp(line, "status")) {
 		cmd_status(fd);
+	} else if (!strcmp(line, "status json") ||
+		   !strcmp(line, "status --json")) {
+		cmd_status_json(fd);
 	} else if (!strncmp(line, "admit ", 6)) {
 		cmd_admit(fd, line + 6);
 	} else if (!strncmp(line, "add ", 4)) {
@@ -700,7 +817,9 @@ static bool command(int fd, char *line)
 			reply(fd, "error: %s", err);
 		} else {
 			g->release = ledger_reserved(&led) || led.pending;
+			g->added = true;
 			say("%s: added (%s)", g->name, g->path);
+			save_state();
 			reply(fd, "ok");
 		}
 	} else if (!strncmp(line, "remove ", 7)) {
@@ -713,10 +832,11 @@ static bool command(int fd, char *line)
 			qmp_close(&guests[i].q);
 			guests[i].used = false;
 			say("%s: removed", line + 7);
+			save_state();
 			reply(fd, "ok");
 		}
 	} else {
-		reply(fd, "error: unknown command (status, admit, add, remove)");
+		reply(fd, "error: unknown command (status, status json, admit, add, remove)");
 	}
 	return true;
 }
@@ -744,7 +864,7 @@ static int listen_on(const char *path)
 	if (!rc && control_group)
 		rc = chown(path, (uid_t)-1, control_gid) ||
 		     chmod(path, 0660);
-	if (rc || listen(fd, 4)) {
+	if (rc || listen(fd, 16)) {
 		close(fd);
 		unlink(path);
 		return -1;
@@ -789,6 +909,7 @@ static struct {
 	int fd;
 	char buf[1024];
 	size_t len;
+	long long last;		/* when it last sent something (ms) */
 } clients[MAX_CLIENTS];
 
 static void client_close(int i)
@@ -815,6 +936,7 @@ static void client_read(int i)
 		return;
 	}
 	clients[i].len += (size_t)n;
+	clients[i].last = now_ms();
 	while ((nl = memchr(clients[i].buf, '\n', clients[i].len))) {
 		*nl = '\0';
 		if (nl > clients[i].buf && nl[-1] == '\r')
@@ -829,6 +951,29 @@ static void client_read(int i)
 	}
 }
 
+/*
+ * A free slot for a new control client.  If all are taken, the one
+ * silent the longest (never the admitting one) is closed for it: idle
+ * or half-open connections cannot lock the operator out.
+ */
+static int client_slot(void)
+{
+	int i, idlest = -1;
+
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].fd < 0)
+			return i;
+		if (clients[i].fd != admission.fd &&
+		    (idlest < 0 || clients[i].last < clients[idlest].last))
+			idlest = i;
+	}
+	if (idlest >= 0) {
+		reply(clients[idlest].fd, "error: closed for a new client");
+		client_close(idlest);
+	}
+	return idlest;
+}
+
 /* Wait for control traffic until @deadline (ms). */
 static void serve(int lfd, long long deadline)
 {
@@ -839,6 +984,10 @@ static void serve(int lfd, long long deadline)
 		pfd[0].fd = lfd;
 		pfd[0].events = POLLIN;
 		for (i = 0; i < MAX_CLIENTS; i++) {
+			if (clients[i].fd >= 0 &&
+			    clients[i].fd != admission.fd &&
+			    now_ms() - clients[i].last > CLIENT_IDLE_MS)
+				client_close(i);
 			pfd[i + 1].fd = clients[i].fd;
 			pfd[i + 1].events = POLLIN;
 		}
@@ -846,151 +995,439 @@ static void serve(int lfd, long long deadline)
 		if (n <= 0)
 			continue;
 		if (lfd >= 0 && (pfd[0].revents & POLLIN)) {
-			fd = accept(lfd, NULL, NULL);
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0 && !peer_allowed(fd, &uid)) {
 				say("control: refused uid %d", uid);
 				reply(fd, "error: permission denied");
 				close(fd);
 				continue;
 			}
-			for (i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
-				if (clients[i].fd < 0)
-					break;
-			if (fd >= 0 && i == MAX_CLIENTS) {
+			i = fd >= 0 ? client_slot() : -1;
+			if (fd >= 0 && i < 0) {
 				reply(fd, "error: too many clients");
 				close(fd);
 			} else if (fd >= 0) {
 				clients[i].fd = fd;
 				clients[i].len = 0;
+				clients[i].last = now_ms();
 			}
 		}
 		for (i = 0; i < MAX_CLIENTS; i++)
 			if (clients[i].fd >= 0 &&
+			    pfd[i + 1].fd == clients[i].fd &&
 			    (pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
 				client_read(i);
 	}
 }
 
+/* "FILE:LINE" while the config file is read: errors name it */
+static char where[PATH_MAX + 16];
+
 static void die_usage(const char *msg, const char *arg)
 {
-	fprintf(stderr, "dmm-balancer: %s%s%s\n(see --help)\n", msg,
-		arg ? ": " : "", arg ? arg : "");
+	fprintf(stderr, "dmm-balancer: %s%s%s%s%s\n(see --help)\n", where,
+		*where ? ": " : "", msg, arg ? ": " : "", arg ? arg : "");
 	exit(1);
+}
+
+static const struct option opts[] = {
+	{ "budget", required_argument, NULL, 'b' },
+	{ "period", required_argument, NULL, 'p' },
+	{ "csv", required_argument, NULL, 'c' },
+	{ "control", required_argument, NULL, 's' },
+	{ "headroom", required_argument, NULL, 'H' },
+	{ "reserve", required_argument, NULL, 'r' },
+	{ "hysteresis", required_argument, NULL, 'y' },
+	{ "psi", required_argument, NULL, 'P' },
+	{ "boost", required_argument, NULL, 'B' },
+	{ "alpha", required_argument, NULL, 'a' },
+	{ "beta", required_argument, NULL, 'e' },
+	{ "horizon", required_argument, NULL, 'z' },
+	{ "control-group", required_argument, NULL, 'g' },
+	{ "qmp-dir", required_argument, NULL, 'q' },
+	{ "state-dir", required_argument, NULL, 'S' },
+	{ "config", required_argument, NULL, 'C' },
+	{ "once", no_argument, NULL, 'o' },
+	{ "help", no_argument, NULL, 'h' },
+	{ }
+};
+
+static const char *control, *qdir, *state_dir;
+static double period = 1;
+static bool once;
+
+/* One option, from the command line or the config file. */
+static void set_option(int opt, const char *arg)
+{
+	struct group *gr;
+
+	switch (opt) {
+	case 'b':
+		pol.budget = parse_size(arg);
+		if (!pol.budget)
+			die_usage("bad --budget (" SIZE_HELP ")", arg);
+		break;
+	case 'p':
+		period = atof(arg);
+		if (!(period >= 0.1 && period <= 3600))
+			die_usage("--period must be 0.1 to 3600 s", arg);
+		break;
+	case 'c':
+		if (csv)
+			fclose(csv);
+		csv = fopen(arg, "a");
+		if (!csv)
+			die_usage("cannot open --csv", arg);
+		break;
+	case 's':
+		control = strdup(arg);
+		break;
+	case 'g':
+		gr = getgrnam(arg);
+		if (gr) {
+			control_gid = gr->gr_gid;
+		} else {
+			char *end;
+			long v = strtol(arg, &end, 10);
+
+			if (!*arg || *end || v < 0 || v > INT_MAX)
+				die_usage("no such --control-group", arg);
+			control_gid = (gid_t)v;
+		}
+		control_group = true;
+		break;
+	case 'q':
+		qdir = strdup(arg);
+		break;
+	case 'S':
+		state_dir = strdup(arg);
+		break;
+	case 'C':
+		break;		/* read before everything else */
+	case 'H':
+		pol.headroom = atof(arg);
+		if (!(pol.headroom >= 0 && pol.headroom <= 4))
+			die_usage("--headroom must be 0 to 4", arg);
+		break;
+	case 'r':
+	case 'y':
+	case 'B':
+		if (!parse_size(arg))
+			die_usage("bad size (" SIZE_HELP ")", arg);
+		*(opt == 'r' ? &pol.reserve : opt == 'y' ?
+		  &pol.hysteresis : &pol.boost) = parse_size(arg);
+		break;
+	case 'P':
+		pol.psi_high = atof(arg);
+		if (!(pol.psi_high > 0 && pol.psi_high <= 100))
+			die_usage("--psi must be above 0, at most 100", arg);
+		break;
+	case 'a':
+	case 'e':
+		*(opt == 'a' ? &pol.alpha : &pol.beta) = atof(arg);
+		if (!(atof(arg) > 0 && atof(arg) <= 1))
+			die_usage("--alpha and --beta must be in (0, 1]", arg);
+		break;
+	case 'z':
+		pol.horizon = atof(arg);
+		if (!(pol.horizon >= 0 && pol.horizon <= 100))
+			die_usage("--horizon must be 0 to 100", arg);
+		break;
+	case 'o':
+		once = true;
+		break;
+	case 'h':
+		fputs(usage, stdout);
+		exit(0);
+	default:
+		die_usage("unknown option", NULL);
+	}
+}
+
+/*
+ * The config file: "KEY = VALUE" (or "KEY VALUE") lines, KEY a long
+ * option that takes a value, and "guest NAME=QMP_SOCKET,..." lines; #
+ * starts a comment line.  Read before the command line, which overrides
+ * it.
+ */
+static void read_config(const char *file)
+{
+	char line[1024], err[256], *k, *v, *end;
+	int n = 0, i;
+	FILE *f = fopen(file, "r");
+
+	snprintf(where, sizeof(where), "%s", file);
+	if (!f)
+		die_usage(strerror(errno), NULL);
+	while (fgets(line, sizeof(line), f)) {
+		snprintf(where, sizeof(where), "%s:%d", file, ++n);
+		if (!strchr(line, '\n') && !feof(f))
+			die_usage("line too long", NULL);
+		end = line + strlen(line);
+		while (end > line && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		k = line + strspn(line, " \t");
+		if (!*k || *k == '#')
+			continue;
+		end = k + strcspn(k, " \t=");
+		v = end + strspn(end, " \t");
+		if (*v == '=')
+			v += 1 + strspn(v + 1, " \t");
+		*end = '\0';
+		if (!*v)
+			die_usage("a value is missing", k);
+		if (!strcmp(k, "guest")) {
+			if (!add_guest(v, err, sizeof(err)))
+				die_usage(err, NULL);
+			continue;
+		}
+		for (i = 0; opts[i].name; i++)
+			if (!strcmp(opts[i].name, k))
+				break;
+		if (!opts[i].name || opts[i].has_arg != required_argument ||
+		    opts[i].val == 'C')
+			die_usage("unknown key (a long option with a value, or guest)",
+				  k);
+		set_option(opts[i].val, v);
+	}
+	if (ferror(f))
+		die_usage(strerror(errno), NULL);
+	fclose(f);
+	where[0] = '\0';
+}
+
+/*
+ * State that survives a restart, in --state-dir/state: the guests (added
+ * ones with their settings, all with the size and requested size last
+ * read) and the granted reservations.  Written when it changed: to
+ * state.tmp, fsync, rename, fsync of the directory, so that the file is
+ * always the old or the new state, whole.
+ */
+static char *state_last;	/* what the file holds now */
+static bool state_failed;	/* the last write failed (logged once) */
+
+static json_t *state_json(void)
+{
+	json_t *gs = json_array(), *o;
+	int i;
+
+	for (i = 0; i < MAX_GUESTS; i++) {
+		struct guest *g = &guests[i];
+
+		if (!g->used)
+			continue;
+		json_array_append_new(gs, json_pack(
+			"{s:s,s:s,s:s,s:b,s:I,s:I,s:b,s:i,s:b,s:I,s:I,s:b}",
+			"name", g->name, "path", g->path, "dev", g->dev,
+			"added", g->added,
+			"min", (json_int_t)g->st.min,
+			"max", (json_int_t)g->st.max, "max-set", g->max_set,
+			"weight", (int)g->st.weight, "known", g->st.known,
+			"size", (json_int_t)g->st.size,
+			"requested", (json_int_t)g->st.requested,
+			"release", g->release));
+	}
+	o = json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "budget",
+		      (json_int_t)pol.budget, "granted",
+		      (json_int_t)led.granted, "guests", gs);
+	return o;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void save_state(void)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *o;
+	char *text;
+	int fd, dfd, rc = -1;
+
+	if (!state_dir)
+		return;
+	o = state_json();
+	text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+	json_decref(o);
+	if (!text || (state_last && !strcmp(text, state_last))) {
+		free(text);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/state", state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		rc = write_all(fd, text, strlen(text)) ||
+		     write_all(fd, "\n", 1) || fsync(fd);
+		rc = close(fd) || rc;
+		rc = rc || rename(tmp, path);
+	}
+	if (rc) {
+		if (!state_failed)
+			say("state: cannot write %s: %s", path, strerror(errno));
+		state_failed = true;
+		unlink(tmp);
+		free(text);
+		return;
+	}
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	if (state_failed)
+		say("state: written again");
+	state_failed = false;
+	free(state_last);
+	state_last = text;
+}
+
+static uint64_t state_size(json_t *o, const char *key, bool *ok)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		*ok = false;
+		return 0;
+	}
+	return (uint64_t)json_integer_value(v);
+}
+
+/*
+ * Restore the state: a guest named in the config or on the command line
+ * keeps those settings and gets its last sizes back; one added with add
+ * is added again; one that came from the config and is no longer in it
+ * is not.  Nothing is set on a guest here: the first period reads them
+ * all and goes on from what they hold.
+ */
+static void load_state(void)
+{
+	char path[PATH_MAX], why[256];
+	json_error_t jerr;
+	json_t *o, *gs, *go;
+	struct guest *g;
+	bool ok = true;
+	size_t k;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/state", state_dir);
+	if (access(path, F_OK) && errno == ENOENT) {
+		say("state: no %s, starting afresh", path);
+		return;
+	}
+	o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	snprintf(where, sizeof(where), "%s", path);
+	if (!o) {
+		snprintf(why, sizeof(why), "line %d: %.160s (move it away to start afresh)",
+			 jerr.line, jerr.text);
+		die_usage(why, NULL);
+	}
+	gs = json_object_get(o, "guests");
+	if (json_integer_value(json_object_get(o, "version")) != 1 ||
+	    !json_is_array(gs))
+		die_usage("not a state file of version 1", NULL);
+	led.granted = state_size(o, "granted", &ok);
+	if (!ok || led.granted > pol.budget)
+		led.granted = pol.budget;	/* keep what was promised */
+	json_array_foreach(gs, k, go) {
+		const char *name = json_string_value(json_object_get(go, "name"));
+		const char *gpath = json_string_value(json_object_get(go, "path"));
+		const char *dev = json_string_value(json_object_get(go, "dev"));
+		bool added = json_is_true(json_object_get(go, "added"));
+
+		if (!name || !gpath || !dev || strlen(name) >= 64 ||
+		    strlen(gpath) >= 108 || strlen(dev) >= 64)
+			die_usage("a guest without a valid name, path or dev", NULL);
+		g = NULL;
+		for (i = 0; i < MAX_GUESTS; i++)
+			if (guests[i].used && !strcmp(guests[i].name, name))
+				g = &guests[i];
+		if (!g && !added) {
+			say("state: %s is no longer in the configuration, not restored",
+			    name);
+			continue;
+		}
+		if (!g) {
+			for (i = 0; i < MAX_GUESTS && guests[i].used; i++)
+				;
+			if (i == MAX_GUESTS)
+				die_usage("more guests than fit", NULL);
+			g = &guests[i];
+			memset(g, 0, sizeof(*g));
+			snprintf(g->name, sizeof(g->name), "%s", name);
+			snprintf(g->path, sizeof(g->path), "%s", gpath);
+			snprintf(g->dev, sizeof(g->dev), "%s", dev);
+			g->st.min = state_size(go, "min", &ok);
+			g->st.weight = (unsigned int)json_integer_value(
+				json_object_get(go, "weight"));
+			g->max_set = json_is_true(json_object_get(go, "max-set"));
+			g->added = true;
+			g->q.fd = -1;
+			g->used = true;
+			if (!g->st.min || g->st.weight < 1 || g->st.weight > 1000)
+				ok = false;
+		}
+		if (!g->max_set || g->added)
+			g->st.max = state_size(go, "max", &ok);
+		g->st.known = json_is_true(json_object_get(go, "known"));
+		g->st.size = state_size(go, "size", &ok);
+		g->st.requested = state_size(go, "requested", &ok);
+		g->release = json_is_true(json_object_get(go, "release"));
+		if (!ok || g->st.min > g->st.max) {
+			snprintf(why, sizeof(why), "guest '%s': bad sizes", name);
+			die_usage(why, NULL);
+		}
+		say("state: %s%s, size %llu MiB, requested %llu MiB", name,
+		    g->added ? " (added)" : "",
+		    (unsigned long long)g->st.size / MiB,
+		    (unsigned long long)g->st.requested / MiB);
+	}
+	if (led.granted)
+		say("state: %llu MiB reserved", (unsigned long long)led.granted / MiB);
+	where[0] = '\0';
+	json_decref(o);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "budget", required_argument, NULL, 'b' },
-		{ "period", required_argument, NULL, 'p' },
-		{ "csv", required_argument, NULL, 'c' },
-		{ "control", required_argument, NULL, 's' },
-		{ "headroom", required_argument, NULL, 'H' },
-		{ "reserve", required_argument, NULL, 'r' },
-		{ "hysteresis", required_argument, NULL, 'y' },
-		{ "psi", required_argument, NULL, 'P' },
-		{ "boost", required_argument, NULL, 'B' },
-		{ "alpha", required_argument, NULL, 'a' },
-		{ "beta", required_argument, NULL, 'e' },
-		{ "horizon", required_argument, NULL, 'z' },
-		{ "control-group", required_argument, NULL, 'g' },
-		{ "qmp-dir", required_argument, NULL, 'q' },
-		{ "once", no_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ }
-	};
-	const char *control = NULL, *qdir = NULL;
 	char cdir[PATH_MAX], mins[32], bud[32];
-	struct group *gr;
-	double period = 1;
-	bool once = false;
 	char err[256];
 	int opt, lfd = -1, i;
 	long long next;
 
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'b':
-			pol.budget = parse_size(optarg);
-			if (!pol.budget)
-				die_usage("bad --budget (" SIZE_HELP ")", optarg);
-			break;
-		case 'p':
-			period = atof(optarg);
-			if (!(period >= 0.1 && period <= 3600))
-				die_usage("--period must be 0.1 to 3600 s", optarg);
-			break;
-		case 'c':
-			csv = fopen(optarg, "a");
-			if (!csv)
-				die_usage("cannot open --csv", optarg);
-			break;
-		case 's':
-			control = optarg;
-			break;
-		case 'g':
-			gr = getgrnam(optarg);
-			if (gr) {
-				control_gid = gr->gr_gid;
-			} else {
-				char *end;
-				long v = strtol(optarg, &end, 10);
-
-				if (!*optarg || *end || v < 0 || v > INT_MAX)
-					die_usage("no such --control-group", optarg);
-				control_gid = (gid_t)v;
-			}
-			control_group = true;
-			break;
-		case 'q':
-			qdir = optarg;
-			break;
-		case 'H':
-			pol.headroom = atof(optarg);
-			if (!(pol.headroom >= 0 && pol.headroom <= 4))
-				die_usage("--headroom must be 0 to 4", optarg);
-			break;
-		case 'r':
-		case 'y':
-		case 'B':
-			if (!parse_size(optarg))
-				die_usage("bad size (" SIZE_HELP ")", optarg);
-			*(opt == 'r' ? &pol.reserve : opt == 'y' ?
-			  &pol.hysteresis : &pol.boost) = parse_size(optarg);
-			break;
-		case 'P':
-			pol.psi_high = atof(optarg);
-			if (!(pol.psi_high > 0 && pol.psi_high <= 100))
-				die_usage("--psi must be above 0, at most 100",
-					  optarg);
-			break;
-		case 'a':
-		case 'e':
-			*(opt == 'a' ? &pol.alpha : &pol.beta) = atof(optarg);
-			if (!(atof(optarg) > 0 && atof(optarg) <= 1))
-				die_usage("--alpha and --beta must be in (0, 1]",
-					  optarg);
-			break;
-		case 'z':
-			pol.horizon = atof(optarg);
-			if (!(pol.horizon >= 0 && pol.horizon <= 100))
-				die_usage("--horizon must be 0 to 100", optarg);
-			break;
-		case 'o':
-			once = true;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		default:
-			die_usage("unknown option", NULL);
-		}
+	t0 = now_ms() / 1000.0;
+	/* the config file first: the command line overrides it */
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			read_config(argv[++i]);
+		else if (!strncmp(argv[i], "--config=", 9))
+			read_config(argv[i] + 9);
 	}
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		set_option(opt, optarg);
 	if (!pol.budget)
 		die_usage("--budget is required", NULL);
 	for (i = optind; i < argc; i++)
 		if (!add_guest(argv[i], err, sizeof(err)))
 			die_usage(err, NULL);
+	/* until its device tells its limit, a guest may hold the whole budget */
+	for (i = 0; i < MAX_GUESTS; i++)
+		if (guests[i].used && !guests[i].max_set)
+			guests[i].st.max = pol.budget;
+	if (state_dir)
+		load_state();
 	if (sum_mins(0) > pol.budget) {
 		snprintf(err, sizeof(err), "--budget %s is below the sum of the guests' mins (%s)",
 			 mib(pol.budget, bud), mib(sum_mins(0), mins));
@@ -1014,13 +1451,13 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	if (csv && ftell(csv) == 0)
 		fprintf(csv, "time,guest,size,requested,target,want,available,psi,alive\n");
-	t0 = now_ms() / 1000.0;
 	say("budget %llu MiB, period %.1f s", (unsigned long long)pol.budget /
 	    MiB, period);
 	next = now_ms();
 	while (!stop) {
 		decide();
 		check_admission();
+		save_state();
 		if (once)
 			break;
 		next += (long long)(period * 1000);
@@ -1028,6 +1465,7 @@ int main(int argc, char **argv)
 			next = now_ms();
 		serve(lfd, next);
 	}
+	save_state();
 	if (control)
 		unlink(control);
 	say("exit");

@@ -480,7 +480,11 @@ def as_user(uid, gid, sock, line):
             "s=socket.socket(socket.AF_UNIX)\n"
             "s.settimeout(5)\n"
             "try:\n"
-            "  s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode()+b'\\n')\n"
+            "  s.connect(sys.argv[1])\n"
+            "  try:\n"
+            "    s.sendall(sys.argv[2].encode()+b'\\n')\n"
+            "  except BrokenPipeError:\n"
+            "    pass  # refused and closed before the line: read why\n"
             "  print(s.recv(4096).decode().strip())\n"
             "except OSError as e:\n"
             "  print('oserror: %s' % e)\n")

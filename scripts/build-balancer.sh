@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the host balancer daemon (tools/balancer) and its policy tests into
-# build/balancer.  Needs libjansson-dev (scripts/setup-host.sh installs it).
+# build/balancer, and its man page build/balancer/dmm-balancer.8.  Needs
+# libjansson-dev and python3-docutils (scripts/setup-host.sh installs them).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

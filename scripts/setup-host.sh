@@ -14,7 +14,7 @@ SOURCES=/etc/apt/sources.list.d/virtio-dmm.sources
 BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
-	ca-certificates bc rsync"
+	ca-certificates bc rsync python3-docutils"
 # The sanitizer and fuzzing build of QEMU (scripts/build-qemu-fuzz.sh):
 # clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer for reports.
 FUZZ_PKGS="clang libclang-rt-14-dev llvm"

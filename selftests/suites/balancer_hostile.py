@@ -160,9 +160,9 @@ class Bal:
     """dmm-balancer as a subprocess in directory @top, control socket
     top/ctl.sock."""
 
-    def __init__(self, top, args, umask=0o022):
+    def __init__(self, top, args, umask=0o022, log="balancer.log"):
         self.sock = os.path.join(top, "ctl.sock")
-        self.log = os.path.join(top, "balancer.log")
+        self.log = os.path.join(top, log)
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             [BALANCER, "--control", self.sock, *args], stdout=self.logf,
@@ -226,9 +226,9 @@ class Scene:
         self.peers.append(p)
         return p
 
-    def start(self, guests, extra=(), umask=0o022):
+    def start(self, guests, extra=(), umask=0o022, log="balancer.log"):
         self.bal = Bal(self.top, ["--budget", "%dM" % (self.budget // MiB),
-                                  *extra, *guests], umask)
+                                  *extra, *guests], umask, log)
         return self.bal
 
     def close(self):

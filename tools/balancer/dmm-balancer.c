@@ -457,10 +457,20 @@ static void poll_guest(struct guest *g)
 		    g->name, g->q.overflows);
 	g->told_garbage = g->q.overflows;
 	d = find_dmm(ret, g->dev);
-	if (!d || !jsize(d, "size")) {
+	if (!d) {
 		json_decref(ret);
 		snprintf(why, sizeof(why), "no virtio-dmm device '%s'", g->dev);
 		drop(g, why, -ENODEV, false);
+		return;
+	}
+	/* QEMU's own numbers: without both, nothing of the answer is used */
+	if (!jsize(d, "size") ||
+	    !json_is_integer(json_object_get(d, "requested-size")) ||
+	    json_integer_value(json_object_get(d, "requested-size")) < 0) {
+		json_decref(ret);
+		snprintf(why, sizeof(why), "device '%s' without a valid size and requested-size",
+			 g->dev);
+		drop(g, why, -EPROTO, false);
 		return;
 	}
 	/* its limit: what auto-grant may give it, else boot + region */
@@ -967,10 +977,9 @@ static int client_slot(void)
 		    (idlest < 0 || clients[i].last < clients[idlest].last))
 			idlest = i;
 	}
-	if (idlest >= 0) {
-		reply(clients[idlest].fd, "error: closed for a new client");
+	/* closed without a word: an unasked line would break the protocol */
+	if (idlest >= 0)
 		client_close(idlest);
-	}
 	return idlest;
 }
 
@@ -994,6 +1003,12 @@ static void serve(int lfd, long long deadline)
 		n = poll(pfd, MAX_CLIENTS + 1, (int)(deadline - now_ms()));
 		if (n <= 0)
 			continue;
+		/* the lines first: a client is never evicted with one unread */
+		for (i = 0; i < MAX_CLIENTS; i++)
+			if (clients[i].fd >= 0 &&
+			    pfd[i + 1].fd == clients[i].fd &&
+			    (pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+				client_read(i);
 		if (lfd >= 0 && (pfd[0].revents & POLLIN)) {
 			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0 && !peer_allowed(fd, &uid)) {
@@ -1012,11 +1027,6 @@ static void serve(int lfd, long long deadline)
 				clients[i].last = now_ms();
 			}
 		}
-		for (i = 0; i < MAX_CLIENTS; i++)
-			if (clients[i].fd >= 0 &&
-			    pfd[i + 1].fd == clients[i].fd &&
-			    (pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
-				client_read(i);
 	}
 }
 

@@ -10,6 +10,7 @@ requested) after every change: that sum must stay within the budget.
 
 import json
 import os
+import random
 import shutil
 import socket
 import stat
@@ -570,5 +571,339 @@ def suite_balancer_socket(r):
              bal.command("add g2=%s,min=256M,max=1G" % q.path)
              .startswith("error"),
              "--qmp-dir: add takes sockets below it, not beside it")
+    finally:
+        sc.close()
+
+
+class HostileQemu(FakeQemu):
+    """A fake QEMU that misbehaves as @mode says, its choices drawn from
+    random.Random(@seed):
+      garbage     answers that are not QMP, or not the right QMP
+      hugeint     numbers beyond 64 bits, negative ones, in every field
+      stall       answers (and applies qom-set) 1.5 s late, at times
+      disconnect  closes halfway through an answer, or after a qom-set
+      liar        honest device, random values in every stats field
+    Its true sizes (what World counts) only change by qom-set."""
+
+    def __init__(self, world, path, devices, mode, seed, **kw):
+        self.mode, self.rng = mode, random.Random(seed)
+        self.rlock = threading.Lock()
+        self.misdeeds = 0
+        super().__init__(world, path, devices, **kw)
+
+    def chance(self, p):
+        with self.rlock:
+            hit = self.rng.random() < p
+        self.misdeeds += hit
+        return hit
+
+    def pick(self, seq):
+        with self.rlock:
+            return self.rng.choice(seq)
+
+    def odd_number(self, size_field):
+        """A number a guest (or a broken QEMU) could send; for size and
+        requested-size only ones that cannot be read as a size."""
+        big = [HUGE, 1 << 64, 1 << 70, 10 ** 30, -(1 << 63) - 1, -1]
+        if size_field:
+            return self.pick(big)
+        return self.pick(big + [1 << 63 - 1, 0, 12345, 1 << 62])
+
+    def lie(self, data):
+        """Every number of @data (and its stats) replaced, at random."""
+        for k, v in list(data.items()):
+            if isinstance(v, dict):
+                self.lie(v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) \
+                    and self.chance(0.5):
+                data[k] = self.odd_number(k in ("size", "requested-size"))
+
+    def random_stats(self, data):
+        with self.rlock:
+            r = self.rng
+            data["stats"] = {
+                "seq": r.randrange(1 << 64), "age-ms": r.choice(
+                    [0, 5, 100, r.randrange(1 << 64), -5]),
+                "available": r.randrange(1 << 65), "total":
+                r.randrange(1 << 64), "free": r.randrange(1 << 64),
+                "cache": r.randrange(1 << 64), "swap-in": r.randrange(1 << 64),
+                "major-faults": r.randrange(1 << 64),
+                "psi-some-avg10": r.choice([r.uniform(-1e6, 1e6), 1e308,
+                                            -0.0, 100.0, 50.0]),
+                "psi-some-total": r.randrange(1 << 64),
+                "oom-kills": r.randrange(1 << 64)}
+
+    def answer(self, f, ans):
+        """Write @ans, misbehaving; False: the connection was closed."""
+        text = json.dumps(ans).encode() + b"\n"
+        if self.mode == "garbage" and self.chance(0.5):
+            text = self.pick([
+                b'{"return": [\n', b'\x00\xff\xfe not json\n',
+                b'{"return": 1}\n', b'[]\n', b'"return"\n',
+                b'{"return": [{"type": "virtio-dmm", "data": "x"}]}\n',
+                b'{"return": [{"type": "virtio-dmm", "data": {"id": 5}}]}\n',
+                b'{"foo": "' + b"a" * 70000 + b'"}\n',
+                b"[" * 5000 + b"]" * 5000 + b"\n",
+                b'{"return": [], "return": {}}\n',
+                b'{"event": "VIRTIO_DMM_ASK", "data": {"size": '
+                b'99999999999999999999999}}\n' + text,
+                b'{"event": "VIRTIO_DMM_ASK", "data": {"size": '
+                b'4611686018427387904, "result": 7}}\n' + text,
+                b'{"event": 5}\n' + text])
+        elif self.mode == "stall" and self.chance(0.3):
+            time.sleep(1.5)
+        elif self.mode == "disconnect" and self.chance(0.4):
+            f.write(text[:len(text) // 2])
+            return False
+        elif self.mode == "liar" and self.chance(0.2):
+            ev = {"event": "VIRTIO_DMM_ASK", "data": {
+                "size": self.odd_number(False), "result": "queued"}}
+            text = json.dumps(ev).encode() + b"\n" + text
+        f.write(text)
+        return True
+
+    def serve(self, c):
+        f = c.makefile("rwb", buffering=0)
+        try:
+            f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+            for line in f:
+                if self.stopped:
+                    return
+                try:
+                    req = json.loads(line)
+                except ValueError:
+                    continue
+                cmd, args = req.get("execute"), req.get("arguments", {})
+                if cmd == "query-memory-devices":
+                    self.queries += 1
+                    with self.world.lock:
+                        info = self.info()
+                    if self.mode == "hugeint":
+                        for d in info:
+                            self.lie(d["data"])
+                    if self.mode == "liar":
+                        for d in info:
+                            self.random_stats(d["data"])
+                    ans = {"return": info}
+                elif cmd == "qom-set":
+                    ans = self.qom_set(args)
+                else:
+                    ans = {"return": {}}
+                if not self.answer(f, ans):
+                    return
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+
+class Abuse:
+    """Control-socket clients that misbehave, in threads, until stop():
+    garbage and odd commands, lines far over the limit, floods of
+    connections, connections that never send or never read."""
+
+    def __init__(self, sock, seed):
+        self.sock, self.rng = sock, random.Random(seed)
+        self.stopped = False
+        self.counts = {"lines": 0, "errors": 0, "huge": 0, "conns": 0,
+                       "idle": 0, "noread": 0}
+        self.held = []
+        self.threads = [threading.Thread(target=t, daemon=True) for t in
+                        (self.garbage, self.huge, self.flood, self.idle,
+                         self.noread)]
+        for t in self.threads:
+            t.start()
+
+    def conn(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(15)
+        s.connect(self.sock)
+        self.counts["conns"] += 1
+        return s
+
+    # admissions that cannot be granted: one that can is an operator's
+    # decision, and its reservation stays until an add uses it
+    LINES = [b"admit 1T", b"admit 9G", b"admit -5G", b"admit 1e30T",
+             b"admit 256", b"admit", b"add x=/etc/passwd,min=1G",
+             b"add " + b"a" * 900, b"add =", b"add y=,min=0",
+             b"remove nobody", b"remove ", b"status json", b"status",
+             b"status  json", b"\x00\x01status", b"", b"\r", b"\xff\xfe",
+             b"admit 100000000000000000000000000000000000000000G"]
+
+    def garbage(self):
+        while not self.stopped:
+            try:
+                s = self.conn()
+                for _ in range(self.rng.randrange(1, 6)):
+                    if self.rng.random() < 0.5:
+                        line = self.rng.choice(self.LINES)
+                    else:
+                        line = bytes(self.rng.randrange(256) for _ in
+                                     range(self.rng.randrange(1, 200)))
+                        line = line.replace(b"\n", b" ")
+                    s.sendall(line + b"\n")
+                    self.counts["lines"] += 1
+                    data = s.recv(65536)
+                    self.counts["errors"] += data.startswith(b"error")
+                s.close()
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    def huge(self):
+        while not self.stopped:
+            try:
+                s = self.conn()
+            except OSError:
+                continue
+            try:
+                s.sendall(b"status" + b"x" * (1 << 20))
+            except OSError:
+                self.counts["huge"] += 1   # cut off mid-line: as wanted
+            s.close()
+            time.sleep(0.2)
+
+    def flood(self):
+        while not self.stopped:
+            socks = []
+            for _ in range(40):
+                try:
+                    socks.append(self.conn())
+                except OSError:
+                    break
+            time.sleep(0.5)
+            for s in socks:
+                s.close()
+
+    def noread(self):
+        """Clients that ask a lot and never read the answers, for 4 s."""
+        while not self.stopped:
+            socks = []
+            for _ in range(3):
+                try:
+                    s = self.conn()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.settimeout(1)
+                    s.sendall(b"status json\n" * 300)
+                    self.counts["noread"] += 1
+                    socks.append(s)
+                except OSError:
+                    pass
+            deadline = time.time() + 4
+            while time.time() < deadline and not self.stopped:
+                time.sleep(0.1)
+            for s in socks:
+                s.close()
+
+    def idle(self):
+        while not self.stopped:
+            try:
+                s = self.conn()
+                s.sendall(b"stat")       # half a line, then nothing
+                self.held.append(s)
+                self.counts["idle"] += 1
+            except OSError:
+                pass
+            if len(self.held) > 30:
+                self.held.pop(0).close()
+            time.sleep(0.1)
+
+    def stop(self):
+        self.stopped = True
+        for t in self.threads:
+            t.join(20)
+        for s in self.held:
+            s.close()
+
+
+@suite
+def suite_balancer_hostile(r):
+    """Issue 13: hostile QMP peers (garbage, huge numbers, stalls,
+    disconnects, a guest lying in every stats field) and control-socket
+    abuse for DMM_HOSTILE_SECS (20) s: the budget holds at every qom-set
+    and a good guest is still served."""
+    build()
+    secs = float(os.environ.get("DMM_HOSTILE_SECS", "20"))
+    seed = int(os.environ.get("DMM_HOSTILE_SEED", "13"))
+    budget = 8 * GiB
+    sc = Scene(budget)
+    try:
+        good = sc.peer("good", [dev(GiB, available=600 * MiB)])
+        greedy = sc.peer("greedy", [dev(GiB, psi=50.0, available=0)])
+        hostile = {}
+        for i, mode in enumerate(("garbage", "hugeint", "stall",
+                                  "disconnect", "liar")):
+            p = HostileQemu(sc.world, os.path.join(sc.top, mode + ".qmp"),
+                            [dev(GiB, available=500 * MiB)], mode,
+                            seed + i, stubborn=(mode == "stall"))
+            sc.peers.append(p)
+            hostile[mode] = p
+        specs = ["good=%s,min=512M,max=3G,weight=4" % good.path,
+                 "greedy=%s,min=512M,max=4G" % greedy.path]
+        specs += ["%s=%s,min=512M%s" % (m, p.path,
+                                        "" if m == "liar" else ",max=2G")
+                  for m, p in hostile.items()]
+        bal = sc.start(["--period", "0.2", *specs])
+        time.sleep(1)
+        abuse = Abuse(bal.sock, seed)
+        worst, t_end = 0.0, time.time() + secs
+        probes, failed = 0, []
+        while time.time() < t_end:
+            t0 = time.time()
+            ans = "-"
+            try:
+                ans = bal.command("status json")
+                json.loads(ans)["guests"]
+                probes += 1
+            except (OSError, ValueError) as e:
+                failed.append("%s (%.80r ... %r)" % (e, ans, ans[-150:]))
+            worst = max(worst, time.time() - t0)
+            time.sleep(0.5)
+        abuse.stop()
+        alive = bal.proc.poll() is None
+        txt = bal.text()
+        nsets = sum(len(p.sets) for p in sc.peers)
+        r.ok(alive, "the balancer survived %.0f s of hostile peers and "
+             "clients" % secs, txt[-1500:])
+        r.ok(not sc.world.over,
+             "0 violations: the guests never held more than %d MiB at any "
+             "of %d qom-sets (at most %d MiB)"
+             % (budget // MiB, nsets, sc.world.worst // MiB),
+             "\n".join(sc.world.over[:5]) + "\n" + txt[-2000:])
+        misdeeds = {m: p.misdeeds for m, p in hostile.items()}
+        r.ok(all(misdeeds.values()) and "garbage: dropped" in txt and
+             "disconnect: dropped" in txt and "stall: dropped" in txt and
+             "out of range" in txt,
+             "every hostile peer misbehaved (%s) and the balancer dropped "
+             "and reconnected them" % misdeeds, txt[-2000:])
+        c = abuse.counts
+        r.ok(not failed and worst < 3.5,
+             "status json was answered every time under abuse, within "
+             "3.5 s (%d probes, the slowest %.1f s)" % (probes, worst),
+             "\n".join(failed[:5]))
+        r.ok(probes > 0 and c["lines"] > 50 and c["errors"] > 10 and
+             c["huge"] > 5 and c["conns"] > 100,
+             "control abuse: %d connections, %d odd lines (%d errors), %d "
+             "lines of 1 MiB, %d idle and %d never-reading clients; "
+             "status json answered %d times, the slowest in %.1f s"
+             % (c["conns"], c["lines"], c["errors"], c["huge"], c["idle"],
+                c["noread"], probes, worst))
+        r.figure("balancer-hostile: slowest status json under abuse",
+                 "%.2f s (%d probes, %.0f s)" % (worst, probes, secs))
+        # the good guest is still served: under pressure it grows
+        before = good.devices[0]["requested"]
+        with sc.world.lock:
+            good.devices[0].update(available=0, psi=50.0)
+        grew = wait_for(lambda: good.devices[0]["requested"] > before, 10)
+        st = json.loads(bal.command("status json"))
+        g = {x["name"]: x for x in st["guests"]}
+        r.ok(grew and g["good"]["state"] == "alive",
+             "afterwards a good guest under pressure is served: %d -> %d "
+             "MiB" % (before // MiB, good.devices[0]["requested"] // MiB),
+             bal.text()[-2000:])
+        r.ok(not sc.world.over,
+             "and still 0 violations (at most %d MiB of %d)"
+             % (sc.world.worst // MiB, budget // MiB),
+             "\n".join(sc.world.over[:5]))
     finally:
         sc.close()

@@ -501,7 +501,9 @@ static void poll_guest(struct guest *g)
 	g->answer_at = now_ms();
 	g->report_at = 0;
 	if (st && json_is_integer(json_object_get(st, "age-ms"))) {
-		g->report_age = (long long)jsize(st, "age-ms");
+		/* a guest's number: at most 2^40 ms, so that sums cannot wrap */
+		g->report_age = (long long)(jsize(st, "age-ms") < (1ULL << 40) ?
+					    jsize(st, "age-ms") : 1ULL << 40);
 		g->report_at = g->answer_at;
 	}
 	if (st && jsize(st, "age-ms") < 10000) {
@@ -731,6 +733,12 @@ static void cmd_status(int fd)
 	reply(fd, ".");
 }
 
+/* Bytes as a JSON integer: a saturated sum stays the largest one. */
+static json_int_t jbytes(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (json_int_t)v;
+}
+
 static const char *state_name(const struct guest *g)
 {
 	return g->st.alive ? "alive" : g->st.gone ? "gone" :
@@ -759,33 +767,34 @@ static void cmd_status_json(int fd)
 		json_array_append_new(gs, json_pack(
 			"{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:o,s:o,s:b}",
 			"name", g->name, "state", state_name(g),
-			"size", (json_int_t)g->st.size,
-			"requested", (json_int_t)g->st.requested,
-			"want", (json_int_t)g->st.want,
-			"target", (json_int_t)g->st.target,
-			"min", (json_int_t)g->st.min,
-			"max", (json_int_t)g->st.max,
+			"size", jbytes(g->st.size),
+			"requested", jbytes(g->st.requested),
+			"want", jbytes(g->st.want),
+			"target", jbytes(g->st.target),
+			"min", jbytes(g->st.min),
+			"max", jbytes(g->st.max),
 			"weight", (int)g->st.weight,
-			"holds", (json_int_t)policy_held(&g->st),
-			"available", (json_int_t)g->st.available,
+			"holds", jbytes(policy_held(&g->st)),
+			"available", jbytes(g->st.available),
 			"psi", g->st.psi,
 			"report-age-ms", age, "answer-age-ms", ans,
 			"added", g->added));
 	}
 	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
-		      "budget", (json_int_t)pol.budget,
-		      "committed", (json_int_t)policy_committed(st, MAX_GUESTS),
-		      "reserved", (json_int_t)ledger_reserved(&led),
-		      "pending", (json_int_t)(led.pending ? led.asked : 0),
-		      "room", (json_int_t)policy_room(&pol, st, MAX_GUESTS, -1,
-						      ledger_reserved(&led)),
+		      "budget", jbytes(pol.budget),
+		      "committed", jbytes(policy_committed(st, MAX_GUESTS)),
+		      "reserved", jbytes(ledger_reserved(&led)),
+		      "pending", jbytes(led.pending ? led.asked : 0),
+		      "room", jbytes(policy_room(&pol, st, MAX_GUESTS, -1,
+						 ledger_reserved(&led))),
 		      "guests", gs);
 	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (text) {
 		size_t len = strlen(text);
+		char *line = realloc(text, len + 2);
 
-		text = realloc(text, len + 2);
-		if (text) {
+		if (line) {
+			text = line;
 			text[len] = '\n';
 			send_all(fd, text, len + 1);
 		}
@@ -1230,16 +1239,16 @@ static json_t *state_json(void)
 			"{s:s,s:s,s:s,s:b,s:I,s:I,s:b,s:i,s:b,s:I,s:I,s:b}",
 			"name", g->name, "path", g->path, "dev", g->dev,
 			"added", g->added,
-			"min", (json_int_t)g->st.min,
-			"max", (json_int_t)g->st.max, "max-set", g->max_set,
+			"min", jbytes(g->st.min),
+			"max", jbytes(g->st.max), "max-set", g->max_set,
 			"weight", (int)g->st.weight, "known", g->st.known,
-			"size", (json_int_t)g->st.size,
-			"requested", (json_int_t)g->st.requested,
+			"size", jbytes(g->st.size),
+			"requested", jbytes(g->st.requested),
 			"release", g->release));
 	}
 	o = json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "budget",
-		      (json_int_t)pol.budget, "granted",
-		      (json_int_t)led.granted, "guests", gs);
+		      jbytes(pol.budget), "granted",
+		      jbytes(led.granted), "guests", gs);
 	return o;
 }
 

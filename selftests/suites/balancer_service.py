@@ -245,6 +245,12 @@ def check_restart(r):
              "the four guests settled (sizes %s MiB)"
              % [p.devices[0]["requested"] // MiB for p in sc.peers],
              bal.text()[-1500:])
+        state = os.path.join(sc.top, "state", "state")
+        m0 = os.stat(state).st_mtime_ns
+        time.sleep(1.2)
+        r.ok(os.stat(state).st_mtime_ns == m0,
+             "settled, the state file is not rewritten (6 periods): it is "
+             "written only when it changes")
         bal = restart(r, sc, args, "TERM", sc.peers, 15, new)
         bal = restart(r, sc, args, "KILL", sc.peers, 15, new)
         # the added guest is still balanced: under pressure, it grows

@@ -277,6 +277,41 @@ def check_restart(r):
         sc.close()
 
 
+def check_grant(r):
+    """A granted reservation survives a restart, and lapses after
+    --grant-timeout if no add uses it."""
+    sc = Scene(4 * GiB)
+    try:
+        a = sc.peer("a", [dev(3 * GiB, available=2900 * MiB)])
+        os.mkdir(os.path.join(sc.top, "state"))
+        args = ["--period", "0.2", "--grant-timeout", "4", "--state-dir",
+                os.path.join(sc.top, "state"), "a=%s,min=512M" % a.path]
+        bal = sc.start(args)
+        time.sleep(0.6)
+        ans = bal.command("admit 1G")
+        t0 = time.time()
+        reserved = status_json(bal)["reserved"]
+        bal.proc.send_signal(signal.SIGTERM)
+        bal.proc.wait(10)
+        bal.logf.close()
+        bal = sc.start(args, log="after.log")
+        wait_for(lambda: os.path.exists(bal.sock), 5)
+        kept = status_json(bal)["reserved"]
+        r.ok(ans == "yes" and reserved == kept == GiB and
+             "state: 1024 MiB reserved" in bal.text(),
+             "admit 1G: yes, and its reservation survives a restart "
+             "(reserved %d MiB, after the restart %d MiB)"
+             % (reserved // MiB, kept // MiB), bal.text()[-800:])
+        lapsed = wait_for(lambda: status_json(bal)["reserved"] == 0, 10)
+        r.ok(lapsed and time.time() - t0 >= 4 and
+             "not used by an add within 4 s, released" in bal.text(),
+             "no add used it: it lapses after --grant-timeout 4 (%.1f s)"
+             % (time.time() - t0), bal.text()[-800:])
+        r.ok(not sc.world.over, "within the budget throughout")
+    finally:
+        sc.close()
+
+
 def check_install(r):
     top = tempfile.mkdtemp(prefix="dmmbal-inst-")
     try:
@@ -461,6 +496,7 @@ def suite_balancer_service(r):
     finally:
         sc.close()
     check_restart(r)
+    check_grant(r)
     check_install(r)
     check_unit(r)
     check_man(r)

@@ -90,6 +90,9 @@ static const char usage[] =
 "    --state-dir DIR     keep the state (guests, their settings and sizes,\n"
 "                        reservations) in DIR/state, and continue from it\n"
 "                        at start: a restart changes no guest's size\n"
+"    --grant-timeout SECONDS\n"
+"                        an admission answered yes keeps its reservation\n"
+"                        until an add uses it, or this long (600)\n"
 "    --config FILE       read options from FILE first: KEY = VALUE lines\n"
 "                        (KEY a long option above), guest GUEST lines,\n"
 "                        # comments; the command line overrides it\n"
@@ -161,6 +164,9 @@ static gid_t control_gid;	/* --control-group, if control_group */
 static bool control_group;
 
 static void save_state(void);
+
+/* When the last admission was granted, and how long a grant is kept. */
+static long long granted_at, grant_timeout_ms = 600000;
 
 /* A pending admission: its client and deadline (its size: led). */
 static struct {
@@ -684,15 +690,25 @@ static void cmd_admit(int fd, const char *arg)
 	admission.deadline = now_ms() + ADMIT_TIMEOUT_MS;
 }
 
-/* Answer a pending admission once the memory is really free. */
+/*
+ * Answer a pending admission once the memory is really free.  Granted
+ * reservations that no add has used --grant-timeout after the last
+ * grant lapse: an admission whose guest never came does not keep its
+ * memory from the others for ever.
+ */
 static void check_admission(void)
 {
 	struct gstate st[MAX_GUESTS];
 	uint64_t size = led.asked;
 
+	if (led.granted && now_ms() - granted_at > grant_timeout_ms)
+		say("admit: %llu MiB granted but not used by an add within %lld s, released",
+		    (unsigned long long)ledger_expire(&led) / MiB,
+		    grant_timeout_ms / 1000);
 	if (!led.pending)
 		return;
 	if (ledger_update(&pol, &led, snapshot(st), MAX_GUESTS)) {
+		granted_at = now_ms();
 		say("admit %llu MiB: yes", (unsigned long long)size / MiB);
 		if (admission.fd >= 0)
 			reply(admission.fd, "yes");
@@ -1065,6 +1081,7 @@ static const struct option opts[] = {
 	{ "control-group", required_argument, NULL, 'g' },
 	{ "qmp-dir", required_argument, NULL, 'q' },
 	{ "state-dir", required_argument, NULL, 'S' },
+	{ "grant-timeout", required_argument, NULL, 'G' },
 	{ "config", required_argument, NULL, 'C' },
 	{ "once", no_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1123,6 +1140,11 @@ static void set_option(int opt, const char *arg)
 		break;
 	case 'C':
 		break;		/* read before everything else */
+	case 'G':
+		if (!(atof(arg) >= 1 && atof(arg) <= 86400 * 7))
+			die_usage("--grant-timeout must be 1 s to 7 days", arg);
+		grant_timeout_ms = (long long)(atof(arg) * 1000);
+		break;
 	case 'H':
 		pol.headroom = atof(arg);
 		if (!(pol.headroom >= 0 && pol.headroom <= 4))
@@ -1415,6 +1437,7 @@ static void load_state(void)
 	}
 	if (led.granted)
 		say("state: %llu MiB reserved", (unsigned long long)led.granted / MiB);
+	granted_at = now_ms();	/* a restart gives a grant its full time */
 	where[0] = '\0';
 	json_decref(o);
 }

@@ -311,6 +311,14 @@ void ledger_cancel(struct ledger *l)
 	l->claimed = 0;
 }
 
+uint64_t ledger_expire(struct ledger *l)
+{
+	uint64_t was = l->granted;
+
+	l->granted = 0;
+	return was;
+}
+
 uint64_t ledger_release(struct ledger *l, uint64_t size)
 {
 	uint64_t from_granted = min64(size, l->granted), from_pending = 0;

@@ -133,6 +133,8 @@ bool ledger_update(const struct policy *p, struct ledger *l,
 		   const struct gstate *g, int n);
 /* The pending admission lapses (timeout, client gone): only its claim goes. */
 void ledger_cancel(struct ledger *l);
+/* The granted reservations lapse (no add used them in time): what they were. */
+uint64_t ledger_expire(struct ledger *l);
 /*
  * A guest of @size bytes joined: it uses that much of the reservations,
  * granted ones first, then the pending one.  Returns what was released.

@@ -297,6 +297,8 @@ static void t_random(void)
 		} else if (k < 12) {			/* timeout, disconnect */
 			n_cancel += l.pending;
 			ledger_cancel(&l);
+			if (rnd(8) == 0)		/* a grant nobody used */
+				ledger_expire(&l);
 		} else if (k < 20) {			/* add, on a reservation */
 			size = ledger_reserved(&l) / p.granule * p.granule;
 			if (t[i].present || g[i].alive || size < p.granule)

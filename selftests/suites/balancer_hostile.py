@@ -850,16 +850,25 @@ def suite_balancer_hostile(r):
         time.sleep(1)
         abuse = Abuse(bal.sock, seed)
         worst, t_end = 0.0, time.time() + secs
-        probes, failed = 0, []
+        probes, failed, retries = 0, [], 0
         while time.time() < t_end:
             t0 = time.time()
-            ans = "-"
-            try:
-                ans = bal.command("status json")
-                json.loads(ans)["guests"]
-                probes += 1
-            except (OSError, ValueError) as e:
-                failed.append("%s (%.80r ... %r)" % (e, ans, ans[-150:]))
+            # a client that has not sent its line yet may be evicted by
+            # the flood (it is then the idlest): like any client, the
+            # probe tries again once
+            for attempt in (1, 2):
+                ans = "-"
+                try:
+                    ans = bal.command("status json")
+                    json.loads(ans)["guests"]
+                    probes += 1
+                    break
+                except (OSError, ValueError) as e:
+                    if attempt == 2:
+                        failed.append("%s (%.80r ... %r)"
+                                      % (e, ans, ans[-150:]))
+                    else:
+                        retries += 1
             worst = max(worst, time.time() - t0)
             time.sleep(0.5)
         abuse.stop()
@@ -882,7 +891,8 @@ def suite_balancer_hostile(r):
         c = abuse.counts
         r.ok(not failed and worst < 3.5,
              "status json was answered every time under abuse, within "
-             "3.5 s (%d probes, the slowest %.1f s)" % (probes, worst),
+             "3.5 s (%d probes, %d tried twice, the slowest %.1f s)"
+             % (probes, retries, worst),
              "\n".join(failed[:5]))
         r.ok(probes > 0 and c["lines"] > 50 and c["errors"] > 10 and
              c["huge"] > 5 and c["conns"] > 100,

@@ -184,3 +184,21 @@ def last_ask(g):
 def ask_events(g, wait=0.5):
     return [e["data"] for e in g.qmp.poll_events(wait)
             if e["event"] == "VIRTIO_DMM_ASK"]
+
+
+def rmmod_dmm(g, tries=20):
+    """rmmod virtio_dmm, again every 0.5 s while it fails with EAGAIN.
+
+    busybox rmmod asks with O_NONBLOCK: a module reference held for a
+    moment (an open sysfs or debugfs file, a work item finishing) makes
+    it fail with "Resource temporarily unavailable" instead of waiting.
+    A reference that stays, or any other error, still fails.
+    Returns (rc, output of the last try).
+    """
+    rc, out = 1, ""
+    for _ in range(tries):
+        rc, out = g.run("rmmod virtio_dmm 2>&1")
+        if rc == 0 or "temporarily unavailable" not in out:
+            break
+        time.sleep(0.5)
+    return rc, out

@@ -7,7 +7,7 @@ from dmmlib import dmmvm
 from dmmlib.dmmvm import GiB, MiB, Guest, QMPError
 from harness import suite
 from helpers import (DEBUGFS_DMM, dmm_state, grow, gtap, resize,
-                     wait_guest_file)
+                     rmmod_dmm, wait_guest_file)
 
 
 def bad_requested_sizes(g):
@@ -136,7 +136,7 @@ def suite_coarse(r):
 
         # 5. unload with memory plugged: refused, or clean
         grow(r, g, boot + 512 * MiB, "grow to 1 GiB")
-        rc, out = g.run("rmmod virtio_dmm")
+        rc, out = rmmod_dmm(g, tries=1)
         if rc:
             r.diag("  rmmod refused: " + out.strip())
             r.ok(g.dmm_info()["plugged-size"] == 512 * MiB and
@@ -150,7 +150,7 @@ def suite_coarse(r):
 
         # 5b. with nothing plugged, unload works and a reload starts over
         grow(r, g, boot, "shrink to 512 MiB before unload")
-        rc, out = g.run("rmmod virtio_dmm")
+        rc, out = rmmod_dmm(g)
         r.ok(rc == 0 and g.run("test -e /sys/bus/virtio/drivers/virtio_dmm"
                                )[0] != 0,
              "unload with nothing plugged works", out)

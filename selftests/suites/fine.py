@@ -10,7 +10,8 @@ from dmmlib.dmmvm import GiB, MiB, Guest, QMPError
 from harness import suite
 from helpers import (TEST_HOOKS, boot_memtotal, check_sizes,
                      debugfs_and_pattern_pages, debugfs_write, dmm_state,
-                     grown_guest, gtap, resize, wait_guest_file)
+                     grown_guest, gtap, resize, rmmod_dmm,
+                     wait_guest_file)
 
 
 def bad_page_sizes(g):
@@ -94,7 +95,7 @@ def suite_fine(r):
 
         # unload gives the pages back; reload starts over
         resize(r, g, 700 * MiB, "shrink to 700 MiB before unload")
-        rc, out = g.run("rmmod virtio_dmm")
+        rc, out = rmmod_dmm(g)
         info = g.dmm_info()
         r.ok(rc == 0 and info["unplugged-size"] == 0 and
              info["size"] == GiB,

@@ -554,6 +554,17 @@ def cpu_seconds(pid):
 BALANCER = os.path.join(BUILD, "balancer", "dmm-balancer")
 
 
+def stop_process(proc, timeout=10):
+    """Terminate @proc if it still runs; kill it after @timeout s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def balancer_command(path, line, timeout=180):
     """Send one command to the balancer's control socket @path; returns
     its answer (status: all lines, up to the final ".")."""
@@ -601,12 +612,7 @@ class Balancer:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         self.logf.close()
 
 

@@ -201,13 +201,7 @@ class Bal:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        dmmvm.stop_process(self.proc)
         self.logf.close()
 
 

@@ -1065,6 +1065,20 @@ static void die_usage(const char *msg, const char *arg)
 	exit(1);
 }
 
+/*
+ * A number option in [lo, hi] (above lo only if @lo_open); anything else,
+ * NaN included, stops with @msg.
+ */
+static double opt_real(const char *arg, double lo, bool lo_open, double hi,
+		       const char *msg)
+{
+	double v = atof(arg);
+
+	if (!((lo_open ? v > lo : v >= lo) && v <= hi))
+		die_usage(msg, arg);
+	return v;
+}
+
 static const struct option opts[] = {
 	{ "budget", required_argument, NULL, 'b' },
 	{ "period", required_argument, NULL, 'p' },
@@ -1141,14 +1155,12 @@ static void set_option(int opt, const char *arg)
 	case 'C':
 		break;		/* read before everything else */
 	case 'G':
-		if (!(atof(arg) >= 1 && atof(arg) <= 86400 * 7))
-			die_usage("--grant-timeout must be 1 s to 7 days", arg);
-		grant_timeout_ms = (long long)(atof(arg) * 1000);
+		grant_timeout_ms = (long long)(opt_real(arg, 1, false,
+			86400 * 7, "--grant-timeout must be 1 s to 7 days") * 1000);
 		break;
 	case 'H':
-		pol.headroom = atof(arg);
-		if (!(pol.headroom >= 0 && pol.headroom <= 4))
-			die_usage("--headroom must be 0 to 4", arg);
+		pol.headroom = opt_real(arg, 0, false, 4,
+					"--headroom must be 0 to 4");
 		break;
 	case 'r':
 	case 'y':
@@ -1159,20 +1171,17 @@ static void set_option(int opt, const char *arg)
 		  &pol.hysteresis : &pol.boost) = parse_size(arg);
 		break;
 	case 'P':
-		pol.psi_high = atof(arg);
-		if (!(pol.psi_high > 0 && pol.psi_high <= 100))
-			die_usage("--psi must be above 0, at most 100", arg);
+		pol.psi_high = opt_real(arg, 0, true, 100,
+					"--psi must be above 0, at most 100");
 		break;
 	case 'a':
 	case 'e':
-		*(opt == 'a' ? &pol.alpha : &pol.beta) = atof(arg);
-		if (!(atof(arg) > 0 && atof(arg) <= 1))
-			die_usage("--alpha and --beta must be in (0, 1]", arg);
+		*(opt == 'a' ? &pol.alpha : &pol.beta) = opt_real(arg, 0, true,
+			1, "--alpha and --beta must be in (0, 1]");
 		break;
 	case 'z':
-		pol.horizon = atof(arg);
-		if (!(pol.horizon >= 0 && pol.horizon <= 100))
-			die_usage("--horizon must be 0 to 100", arg);
+		pol.horizon = opt_real(arg, 0, false, 100,
+				       "--horizon must be 0 to 100");
 		break;
 	case 'o':
 		once = true;

@@ -15,6 +15,10 @@ BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
 	ca-certificates bc rsync python3-docutils"
+# libvirt: the libvirt suite runs a domain on the patched QEMU under a
+# session libvirtd; dmm-balancer links libvirt for libvirt:DOMAIN guests.
+LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+	libvirt-dev"
 # The sanitizer and fuzzing build of QEMU (scripts/build-qemu-fuzz.sh):
 # clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer for reports.
 FUZZ_PKGS="clang libclang-rt-14-dev llvm"
@@ -88,7 +92,7 @@ main() {
 		changed=1
 	fi
 	# shellcheck disable=SC2086
-	miss=$(missing_pkgs $BASE_PKGS $FUZZ_PKGS $KERNEL_PKGS)
+	miss=$(missing_pkgs $BASE_PKGS $LIBVIRT_PKGS $FUZZ_PKGS $KERNEL_PKGS)
 	# shellcheck disable=SC2086
 	bpo_miss=$(missing_pkgs $BPO_PKGS)
 	if [ -z "$miss$bpo_miss" ] && [ $changed = 0 ]; then

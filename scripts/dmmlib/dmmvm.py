@@ -207,6 +207,14 @@ class Agent:
             self._fill(deadline)
 
 
+def kernel_problems(console):
+    """Lines of a guest's console output that mean its kernel is unwell."""
+    bad = re.compile(r"(BUG:|WARNING:|Oops|Call Trace|Kernel panic|"
+                     r"general protection|Out of memory|oom-kill|"
+                     r"pagealloc: memory corruption)")
+    return [ln for ln in console.splitlines() if bad.search(ln)]
+
+
 class Guest:
     """One test guest.  Use as a context manager.
 
@@ -445,10 +453,7 @@ class Guest:
 
     def kernel_problems(self):
         """Lines of the console log that mean the guest kernel is unwell."""
-        bad = re.compile(r"(BUG:|WARNING:|Oops|Call Trace|Kernel panic|"
-                         r"general protection|Out of memory|oom-kill|"
-                         r"pagealloc: memory corruption)")
-        return [ln for ln in self.console().splitlines() if bad.search(ln)]
+        return kernel_problems(self.console())
 
     def stop(self):
         if self._watchdog_running():

@@ -27,6 +27,7 @@
 
 #include "policy.h"
 #include "qmp.h"
+#include "virt.h"
 
 #define MAX_GUESTS	32
 #define MAX_CLIENTS	8
@@ -59,6 +60,8 @@ static const char usage[] =
 "    beyond 64 bits is ignored (read as absent), not the whole answer.\n"
 "\n"
 "    GUEST is NAME=QMP_SOCKET[,min=SIZE][,max=SIZE][,weight=N][,dev=ID]\n"
+"    or NAME=libvirt:DOMAIN[,...]: the libvirt domain of that name, through\n"
+"    libvirt's API (--libvirt), with no second monitor socket\n"
 "    (defaults: min 256M, weight 1, dev dmm0; max: the device's limit,\n"
 "    max-size with auto-grant, else boot-size + region-size, and the whole\n"
 "    budget until the device has answered).  dev= is the id of the\n"
@@ -80,6 +83,8 @@ static const char usage[] =
 "    --qmp-dir DIR       add takes only QMP sockets below DIR, after\n"
 "                        resolving symlinks and .. (default: the directory\n"
 "                        of --control)\n"
+"    --libvirt URI       the libvirt connection for libvirt:DOMAIN guests\n"
+"                        (default qemu:///system)\n"
 "    --headroom FRACTION demand added on top of the prediction (0.15)\n"
 "    --reserve SIZE      bytes added on top of that (64M)\n"
 "    --hysteresis SIZE   smallest change made (64M)\n"
@@ -114,7 +119,8 @@ static const char usage[] =
 "                        client goes away or 120 s pass first, the part\n"
 "                        not yet used by an add lapses\n"
 "    add GUEST           start balancing a guest: its socket must be below\n"
-"                        --qmp-dir, the mins must fit the budget; its first\n"
+"                        --qmp-dir (a libvirt:DOMAIN is looked up by name),\n"
+"                        the mins must fit the budget; its first\n"
 "                        size uses up reservations\n"
 "    remove NAME         stop balancing a guest (and counting it: remove a\n"
 "                        guest once its QEMU has stopped)\n"
@@ -299,7 +305,7 @@ static struct guest *add_guest(const char *spec, char *err, size_t errlen)
 	snprintf(buf, sizeof(buf), "%s", spec);
 	eq = strchr(buf, '=');
 	if (!eq || eq == buf || eq - buf >= 64) {
-		snprintf(err, errlen, "guest '%.63s': expected NAME=QMP_SOCKET", spec);
+		snprintf(err, errlen, "guest '%.63s': expected NAME=QMP_SOCKET or NAME=libvirt:DOMAIN", spec);
 		return NULL;
 	}
 	*eq = '\0';
@@ -328,6 +334,17 @@ static struct guest *add_guest(const char *spec, char *err, size_t errlen)
 		return NULL;
 	}
 	snprintf(g->path, sizeof(g->path), "%s", tok);
+	if (virt_is_domain(tok) && !virt_supported()) {
+		snprintf(err, errlen, "guest '%.63s': this dmm-balancer was built without libvirt (libvirt-dev)",
+			 buf);
+		return NULL;
+	}
+	if (virt_is_domain(tok) &&
+	    !virt_name_valid(tok + strlen(VIRT_PREFIX))) {
+		snprintf(err, errlen, "guest '%.63s': bad libvirt domain name '%.100s'",
+			 buf, tok + strlen(VIRT_PREFIX));
+		return NULL;
+	}
 	while ((tok = strtok_r(NULL, ",", &save))) {
 		if ((!strncmp(tok, "min=", 4) || !strncmp(tok, "max=", 4)) &&
 		    !parse_size(tok + 4)) {
@@ -439,7 +456,7 @@ static void poll_guest(struct guest *g)
 	uint64_t limit;
 	char why[96], a[32];
 
-	if (g->q.fd < 0) {
+	if (!qmp_connected(&g->q)) {
 		if (now_ms() < g->retry_at)
 			return;
 		g->q.on_event = on_event;
@@ -837,7 +854,8 @@ static bool command(int fd, char *line)
 		cmd_admit(fd, line + 6);
 	} else if (!strncmp(line, "add ", 4)) {
 		g = add_guest(line + 4, err, sizeof(err));
-		if (g && !qmp_path_allowed(g->path, g->path, sizeof(g->path),
+		if (g && !virt_is_domain(g->path) &&
+		    !qmp_path_allowed(g->path, g->path, sizeof(g->path),
 					   err, sizeof(err))) {
 			g->used = false;
 			g = NULL;
@@ -1094,6 +1112,7 @@ static const struct option opts[] = {
 	{ "horizon", required_argument, NULL, 'z' },
 	{ "control-group", required_argument, NULL, 'g' },
 	{ "qmp-dir", required_argument, NULL, 'q' },
+	{ "libvirt", required_argument, NULL, 'L' },
 	{ "state-dir", required_argument, NULL, 'S' },
 	{ "grant-timeout", required_argument, NULL, 'G' },
 	{ "config", required_argument, NULL, 'C' },
@@ -1148,6 +1167,11 @@ static void set_option(int opt, const char *arg)
 		break;
 	case 'q':
 		qdir = strdup(arg);
+		break;
+	case 'L':
+		if (!*arg)
+			die_usage("bad --libvirt URI", arg);
+		virt_set_uri(strdup(arg));
 		break;
 	case 'S':
 		state_dir = strdup(arg);

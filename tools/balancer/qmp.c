@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "qmp.h"
+#include "virt.h"
 
 static long long now_ms(void)
 {
@@ -32,6 +33,8 @@ static long long now_ms(void)
 
 void qmp_close(struct qmp *q)
 {
+	if (q->virt)
+		virt_close(q);
 	if (q->fd >= 0)
 		close(q->fd);
 	q->fd = -1;
@@ -172,6 +175,8 @@ int qmp_connect(struct qmp *q, const char *path, int timeout_ms)
 	int rc;
 
 	qmp_close(q);
+	if (virt_is_domain(path))
+		return virt_connect(q, path + strlen(VIRT_PREFIX));
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
@@ -212,16 +217,51 @@ static int qmp_send_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The answer @msg (stolen) to a command: its "return", or its error. */
+static int qmp_result(struct qmp *q, json_t *msg, json_t **ret)
+{
+	json_t *r = json_object_get(msg, "return");
+
+	if (!r) {
+		json_t *err = json_object_get(msg, "error");
+		const char *desc = json_string_value(json_object_get(err, "desc"));
+
+		snprintf(q->error, sizeof(q->error), "%s", desc ? desc : "?");
+		json_decref(msg);
+		return err ? -EREMOTEIO : -EPROTO;
+	}
+	if (ret)
+		*ret = json_incref(r);
+	json_decref(msg);
+	return 0;
+}
+
+int qmp_answer(struct qmp *q, char *line, json_t **ret)
+{
+	json_error_t jerr;
+	json_t *msg;
+
+	q->overflows = qmp_null_overflows(line);
+	msg = json_loads(line, 0, &jerr);
+	if (!msg || !json_is_object(msg)) {
+		json_decref(msg);
+		return -EPROTO;
+	}
+	return qmp_result(q, msg, ret);
+}
+
 int qmp_call(struct qmp *q, const char *cmd, json_t *args, long long timeout_ms,
 	     json_t **ret)
 {
 	long long deadline = now_ms() + timeout_ms;
-	json_t *req, *msg, *r;
+	json_t *req, *msg;
 	char *text;
 	int rc;
 
 	if (ret)
 		*ret = NULL;
+	if (q->virt)
+		return virt_call(q, cmd, args, ret);
 	if (q->fd < 0) {
 		json_decref(args);
 		return -ENOTCONN;
@@ -247,17 +287,5 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, long long timeout_ms,
 		qmp_close(q);
 		return rc;
 	}
-	r = json_object_get(msg, "return");
-	if (!r) {
-		json_t *err = json_object_get(msg, "error");
-		const char *desc = json_string_value(json_object_get(err, "desc"));
-
-		snprintf(q->error, sizeof(q->error), "%s", desc ? desc : "?");
-		json_decref(msg);
-		return err ? -EREMOTEIO : -EPROTO;
-	}
-	if (ret)
-		*ret = json_incref(r);
-	json_decref(msg);
-	return 0;
+	return qmp_result(q, msg, ret);
 }

@@ -33,6 +33,8 @@ run_phase() {
 
 main() {
 	local p
+	# an unsupported host: the check's one line, exit status 2
+	"$TOP/scripts/setup-host.sh" --check-host || exit
 	mkdir -p "$BUILD/logs"
 	: >"$BUILD/logs/phases.txt"
 	# The first phase installs what the others need (bc among them), so

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the guest driver against the pinned guest kernel's headers.
+# Build the guest driver against the guest kernel's headers (KDIR:
+# /lib/modules/$KVER/build of build/versions.env's kernel, or the user's).
 # Linux 6.12 writes objects next to the sources (no MO=), so the sources the
 # root Kbuild needs are mirrored into build/kmod first; the tree stays clean.
 #   scripts/build-module.sh [extra make arguments, e.g. C=2]
@@ -10,10 +11,9 @@ set -euo pipefail
 
 KMOD=$BUILD/kmod
 KMOD_TEST=$BUILD/kmod-test
-KDIR=/lib/modules/$KVER/build
 
 main() {
-	[ -d "$KDIR" ] || die "$KDIR missing: run scripts/setup-host.sh"
+	[ -d "$KDIR" ] || die "$KDIR missing: run scripts/setup-host.sh (or set KDIR=)"
 	mkdir -p "$KMOD"
 	rsync -a --checksum --delete --exclude='*.o' --exclude='*.ko' \
 		--exclude='.*.cmd' --exclude='*.mod*' --exclude='modules.order' \

@@ -20,6 +20,7 @@ extract_checkpatch() {
 # calls every kernel API with capitals CamelCase (__SetPageOffline).  Such
 # a report is dropped only if the name is defined in the kernel headers.
 KHDR=/usr/src/linux-headers-${KVER%-amd64}-common/include
+[ -z "$GIVEN_KERNEL" ] || KHDR=$KDIR/include
 
 kernel_name() {
 	grep -rqw -- "$1" "$KHDR" 2>/dev/null

@@ -9,13 +9,13 @@ set -euo pipefail
 
 main() {
 	local f rel rc=0
-	[ -x "$QEMU_SRC/scripts/checkpatch.pl" ] ||
-		die "$QEMU_SRC missing: run scripts/build-qemu.sh"
+	[ -x "$QEMU_TREE/scripts/checkpatch.pl" ] ||
+		die "$QEMU_TREE missing: run scripts/build-qemu.sh"
 	# Check what the repository holds now, not an older copy.
-	"$TOP/qemu-device/apply.sh" "$BUILD/qemu-pristine" "$QEMU_SRC"
+	"$TOP/qemu-device/apply.sh" "$BUILD/qemu-pristine" "$QEMU_TREE"
 	while read -r f; do
 		rel=${f#"$TOP"/qemu-device/}
-		if ! (cd "$QEMU_SRC" && scripts/checkpatch.pl --no-tree -q \
+		if ! (cd "$QEMU_TREE" && scripts/checkpatch.pl --no-tree -q \
 			-f "$rel"); then
 			rc=1
 		fi

@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fetch the pinned Debian guest kernel image and unpack it into build/kernel
-# (never installed on the host).  The matching headers come from
-# scripts/setup-host.sh.
+# Fetch the Debian guest kernel image of build/versions.env and unpack it
+# into build/kernel (never installed on the host).  The matching headers
+# come from scripts/setup-host.sh.  Nothing to do with GUEST_KERNEL= set.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -12,6 +12,11 @@ DEB=${PKG}_${KPKG_VER}_amd64.deb
 
 main() {
 	local stamp=$KERNEL_DIR/.stamp-$KPKG_VER
+	if [ -n "$GIVEN_KERNEL" ]; then
+		[ -f "$GUEST_KERNEL" ] || die "GUEST_KERNEL=$GUEST_KERNEL: no such file"
+		log "guest kernel: GUEST_KERNEL=$GUEST_KERNEL (nothing to fetch)"
+		return 0
+	fi
 	if [ -f "$stamp" ]; then
 		log "guest kernel $KVER: present"
 		return 0

@@ -5,13 +5,52 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DMM_BUILD:-$TOP/build}
 DL=$BUILD/downloads
 
-# Pinned QEMU source (Debian trixie source package).
-QEMU_VER=10.0.13
-QEMU_DEB_VER=1:10.0.13+ds
-QEMU_ORIG=qemu_10.0.13+ds.orig.tar.xz
-QEMU_ORIG_SHA256=6a0888e806c2ffc0c5f0733e974f9aea55491950d3c47c98669c8b236dde59ae
-QEMU_DSC_VER=1:10.0.13+ds-0+deb13u1
-QEMU_SRC=$BUILD/qemu-src
+# Pinned versions: what the set-up asks the Debian archive for.  When a
+# pinned version has left the archive, scripts/setup-host.sh (through
+# scripts/resolve-versions.sh) falls back to the newest version of the same
+# series and records what it uses in $VERSIONS, which is read below: every
+# later script builds and boots what that file says.  DMM_QEMU_DSC_VER and
+# DMM_KPKG_VER override the pins (to test the fallback).
+QEMU_SERIES=10.0
+PIN_QEMU_DSC_VER=${DMM_QEMU_DSC_VER:-1:10.0.13+ds-0+deb13u1}
+PIN_QEMU_ORIG=qemu_10.0.13+ds.orig.tar.xz
+PIN_QEMU_ORIG_SHA256=6a0888e806c2ffc0c5f0733e974f9aea55491950d3c47c98669c8b236dde59ae
+KSERIES=6.12
+PIN_KPKG_VER=${DMM_KPKG_VER:-6.12.117-1~deb12u1}
+
+# Builds with no apt at all (README, "Without apt"): QEMU_SRC, a QEMU
+# 10.0.x source tree; KDIR, a prepared kernel tree to build the module
+# against; GUEST_KERNEL, a bzImage to boot the guests with.  Each one set
+# replaces what apt would fetch; set in the environment, it wins over what
+# $VERSIONS recorded.
+USER_QEMU_SRC=${QEMU_SRC:-}
+USER_KDIR=${KDIR:-}
+USER_GUEST_KERNEL=${GUEST_KERNEL:-}
+
+# The versions in use: the pins until the set-up has resolved them.
+VERSIONS=$BUILD/versions.env
+QEMU_DSC_VER=$PIN_QEMU_DSC_VER
+QEMU_ORIG=$PIN_QEMU_ORIG
+QEMU_ORIG_SHA256=$PIN_QEMU_ORIG_SHA256
+KPKG_VER=$PIN_KPKG_VER
+QEMU_VER=${PIN_QEMU_ORIG#qemu_}
+QEMU_VER=${QEMU_VER%%+*}
+KVER=${PIN_KPKG_VER%%-*}+deb12-amd64
+RESOLVED_FROM= QEMU_SRC= KDIR= GUEST_KERNEL=
+if [ -f "$VERSIONS" ]; then
+	# shellcheck source=/dev/null
+	. "$VERSIONS"
+fi
+KERNEL_DIR=$BUILD/kernel
+QEMU_SRC=${USER_QEMU_SRC:-$QEMU_SRC}
+# The user's bzImage (then KDIR is the user's too), or empty.
+GIVEN_KERNEL=${USER_GUEST_KERNEL:-$GUEST_KERNEL}
+KDIR=${USER_KDIR:-${KDIR:-/lib/modules/$KVER/build}}
+GUEST_KERNEL=${USER_GUEST_KERNEL:-${GUEST_KERNEL:-$KERNEL_DIR/boot/vmlinuz-$KVER}}
+
+# The QEMU tree virtio-dmm is applied onto and built from (a copy of the
+# pristine source: the Debian tarball's or $QEMU_SRC).
+QEMU_TREE=$BUILD/qemu-src
 QEMU_BUILD=$BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 QEMU_QTEST=$QEMU_BUILD/tests/qtest/virtio-dmm-test
@@ -22,11 +61,6 @@ QEMU_FUZZ_BUILD=$BUILD/qemu-fuzz
 QEMU_FUZZ_BIN=$QEMU_FUZZ_BUILD/qemu-system-x86_64
 QEMU_FUZZER=$QEMU_FUZZ_BUILD/qemu-fuzz-x86_64
 QEMU_LSAN_SUPP=$QEMU_FUZZ_BUILD/lsan-suppressions.txt
-
-# Pinned guest kernel (Debian bookworm-backports).
-KVER=6.12.117+deb12-amd64
-KPKG_VER=6.12.117-1~deb12u1
-KERNEL_DIR=$BUILD/kernel
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -53,12 +87,22 @@ LINUX_SOURCE=/usr/src/linux-source-6.12.tar.xz
 # Extract FILE... (paths inside the kernel tree) from the linux-source-6.12
 # package's tarball into DIR, keeping their paths.  Reads the whole tarball
 # (about 10 s): callers do it once and keep the result under build/.
+# Without the package, a KDIR that is a whole kernel tree has them too.
 extract_linux_source() {
-	local dir=$1
+	local dir=$1 f
 	shift
+	mkdir -p "$dir"
+	if [ ! -f "$LINUX_SOURCE" ] && [ -n "$GIVEN_KERNEL" ]; then
+		for f in "$@"; do
+			[ -f "$KDIR/$f" ] ||
+				die "$KDIR/$f missing (KDIR is not a whole kernel tree) and no $LINUX_SOURCE"
+			mkdir -p "$dir/$(dirname "$f")"
+			cp "$KDIR/$f" "$dir/$f"
+		done
+		return 0
+	fi
 	[ -f "$LINUX_SOURCE" ] ||
 		die "$LINUX_SOURCE missing: run scripts/setup-host.sh"
-	mkdir -p "$dir"
 	tar -xJf "$LINUX_SOURCE" -C "$dir" --strip-components=1 \
 		"${@/#/linux-source-6.12/}"
 }

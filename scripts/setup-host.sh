@@ -3,8 +3,15 @@
 #
 # Install what building and testing virtio-dmm needs on a Debian 12 host:
 # apt sources (bookworm-backports binaries, trixie sources only), build
-# dependencies, firmware and the guest kernel headers.  Idempotent: a second
-# run installs nothing and does not touch apt's lists.
+# dependencies, firmware and the guest kernel headers; the versions in use
+# resolved into build/versions.env (scripts/resolve-versions.sh).
+# Idempotent: a second run installs nothing and does not touch apt's lists.
+#
+# Any other system is refused with one line, unless QEMU_SRC, KDIR and
+# GUEST_KERNEL are all set: then no apt is run at all (README, "Without
+# apt").  DMM_OS_RELEASE and DMM_ARCH stand in for /etc/os-release and
+# uname -m (for the tests).
+#   scripts/setup-host.sh [--check-host]   (--check-host: the check alone)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,8 +31,25 @@ LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 FUZZ_PKGS="clang libclang-rt-14-dev llvm"
 # Packages that must come from bookworm-backports.
 BPO_PKGS="meson python3-pycotap qemu-system-data seabios"
-# The guest kernel (headers here; the image is only unpacked into build/).
-KERNEL_PKGS="linux-headers-$KVER linux-source-6.12=$KPKG_VER"
+
+# Debian 12 on x86-64, or exit 2 with one line saying what to do instead.
+check_host() {
+	local osr=${DMM_OS_RELEASE:-/etc/os-release} arch=${DMM_ARCH:-$(uname -m)}
+	local id=unknown version_id="" pretty="" name
+	if [ -r "$osr" ]; then
+		# shellcheck source=/dev/null
+		id=$(. "$osr" && echo "${ID:-unknown}")
+		# shellcheck source=/dev/null
+		version_id=$(. "$osr" && echo "${VERSION_ID:-}")
+		# shellcheck source=/dev/null
+		pretty=$(. "$osr" && echo "${PRETTY_NAME:-}")
+	fi
+	[ "$id" = debian ] && [ "$version_id" = 12 ] && [ "$arch" = x86_64 ] &&
+		return 0
+	name=${pretty:-$id $version_id}
+	echo "virtio-dmm set-up: $name on $arch is not supported (Debian 12 x86-64 only); elsewhere install the build dependencies yourself and set QEMU_SRC=, KDIR= and GUEST_KERNEL= (README, \"Without apt\")" >&2
+	exit 2
+}
 
 # Does an apt source other than ours already name @1?
 have_suite() {
@@ -85,22 +109,66 @@ missing_pkgs() {
 	done
 }
 
-main() {
-	local changed=0 miss bpo_miss
+# Did apt-get update run less than a day ago?
+lists_fresh() {
+	[ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*InRelease' \
+		-mmin -1440 2>/dev/null | head -n 1)" ]
+}
 
+# Nothing from apt: the versions from the user's trees.
+no_apt() {
+	log "host set-up: QEMU_SRC, KDIR and GUEST_KERNEL set: no apt"
+	[ -f "$USER_GUEST_KERNEL" ] ||
+		die "GUEST_KERNEL=$USER_GUEST_KERNEL: no such file"
+	[ -d "$USER_KDIR" ] || die "KDIR=$USER_KDIR: no such directory"
+	"$TOP/scripts/resolve-versions.sh"
+}
+
+main() {
+	local changed=0 updated=0 miss bpo_miss kernel_pkgs
+
+	if [ -n "$USER_QEMU_SRC" ] && [ -n "$USER_KDIR" ] &&
+		[ -n "$USER_GUEST_KERNEL" ]; then
+		[ "${1:-}" = --check-host ] || no_apt
+		return 0
+	fi
+	check_host
+	[ "${1:-}" = --check-host ] && return 0
 	if write_sources; then
 		changed=1
 	fi
+	# The versions, once per build/: the pins if apt's lists have them
+	# and are less than a day old; else the lists are updated first (a
+	# fallback is chosen from fresh lists only).
+	if ! "$TOP/scripts/resolve-versions.sh" --check &&
+		! { lists_fresh &&
+			"$TOP/scripts/resolve-versions.sh" --pins-only; }; then
+		log "host set-up: apt-get update (resolving the versions)"
+		as_root apt-get update -qq
+		updated=1
+		"$TOP/scripts/resolve-versions.sh"
+	fi
+	# shellcheck source=/dev/null
+	. "$VERSIONS"
+	# The guest kernel: headers (unless KDIR is given) and the source
+	# package (checkpatch, kselftest); the image is only unpacked into
+	# build/ by scripts/fetch-kernel.sh.
+	kernel_pkgs=
+	[ -n "$USER_KDIR" ] || kernel_pkgs="linux-headers-$KVER"
+	[ -z "$KPKG_VER" ] ||
+		kernel_pkgs="$kernel_pkgs linux-source-$KSERIES=$KPKG_VER"
 	# shellcheck disable=SC2086
-	miss=$(missing_pkgs $BASE_PKGS $LIBVIRT_PKGS $FUZZ_PKGS $KERNEL_PKGS)
+	miss=$(missing_pkgs $BASE_PKGS $LIBVIRT_PKGS $FUZZ_PKGS $kernel_pkgs)
 	# shellcheck disable=SC2086
 	bpo_miss=$(missing_pkgs $BPO_PKGS)
 	if [ -z "$miss$bpo_miss" ] && [ $changed = 0 ]; then
 		log "host set-up: nothing to do"
 		return 0
 	fi
-	log "host set-up: apt-get update"
-	as_root apt-get update -qq
+	if [ $updated = 0 ]; then
+		log "host set-up: apt-get update"
+		as_root apt-get update -qq
+	fi
 	export DEBIAN_FRONTEND=noninteractive
 	if [ -n "$miss" ]; then
 		log "host set-up: installing" $miss

@@ -10,7 +10,11 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 t0=$(date +%s)
-if ! "$TOP/scripts/build-all.sh"; then
+"$TOP/scripts/build-all.sh"
+rc=$?
+# 2: a host the set-up does not support; its one line said so
+[ $rc = 2 ] && exit 2
+if [ $rc != 0 ]; then
 	echo "0 passed, 1 failed"
 	exit 1
 fi

@@ -37,20 +37,30 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
-def _lib_var(name):
-    """Read a pinned value from scripts/lib.sh (one source for versions)."""
-    with open(os.path.join(TOP, "scripts", "lib.sh")) as f:
-        for line in f:
-            m = re.match(r"^%s=(\S+)" % name, line)
-            if m:
-                return m.group(1)
-    raise KeyError(name)
+def _versions():
+    """build/versions.env, the versions and files the set-up chose
+    (scripts/resolve-versions.sh; the shell scripts read it through
+    scripts/lib.sh): NAME=VALUE lines, values quoted as bash's %q."""
+    found = {}
+    try:
+        with open(os.path.join(BUILD, "versions.env")) as f:
+            for line in f:
+                name, eq, value = line.rstrip("\n").partition("=")
+                if eq and not name.startswith("#"):
+                    found[name] = "".join(shlex.split(value))
+    except OSError:
+        pass
+    return found
 
 
-KVER = _lib_var("KVER")
+VERSIONS = _versions()
+KVER = VERSIONS.get("KVER", "")
 QEMU = os.environ.get("DMM_QEMU",
                       os.path.join(BUILD, "qemu-build", "qemu-system-x86_64"))
-KERNEL = os.path.join(BUILD, "kernel", "boot", "vmlinuz-" + KVER)
+# The user's bzImage (GUEST_KERNEL=, README "Without apt") or the Debian
+# kernel fetch-kernel.sh unpacked.
+KERNEL = os.environ.get("GUEST_KERNEL") or VERSIONS.get("GUEST_KERNEL") or \
+    os.path.join(BUILD, "kernel", "boot", "vmlinuz-" + KVER)
 INITRD = os.path.join(BUILD, "initramfs.cpio.gz")
 
 

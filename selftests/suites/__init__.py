@@ -7,6 +7,7 @@ of AREAS in that order, cheap host checks first, then any other module
 in alphabetical order; within a module, the order of definition.
 
   host      static checks, unit tests, qtest, sanitizers, fuzzing
+  setup     the set-up: supported hosts, pinned versions, accelerator
   coarse    whole blocks (issue 2)
   migrate   live migration
   fine      sub-blocks and pages (issue 3)
@@ -20,7 +21,7 @@ import importlib
 import os
 import pkgutil
 
-AREAS = ("host", "coarse", "migrate", "fine", "hints", "stats", "balancer",
+AREAS = ("host", "setup", "coarse", "migrate", "fine", "hints", "stats", "balancer",
          "safety")
 
 

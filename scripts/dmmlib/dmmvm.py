@@ -2,8 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Boot and drive virtio-dmm test guests.
 
-A Guest is one QEMU process (TCG unless DMM_ACCEL=kvm or the host CPU
-advertises vmx/svm) with:
+A Guest is one QEMU process (KVM where it works, else TCG: use_kvm()) with:
   - its serial console (ttyS0) captured to build/logs/NAME-console.log,
   - a QMP socket (Guest.qmp),
   - the guest agent on ttyS1 (Guest.run runs a shell command in the guest),
@@ -76,9 +75,15 @@ def parse_size(s):
 
 
 def use_kvm():
-    """TCG by default: this host's KVM cannot run Linux guests (see README)."""
+    """KVM where it works, else TCG; DMM_ACCEL=kvm or tcg forces one
+    (README, "Running a guest by hand").  KVM "works" when the CPU
+    advertises hardware virtualisation (vmx or svm in /proc/cpuinfo) and
+    /dev/kvm is readable and writable: a /dev/kvm alone is not enough (a
+    paravirtual KVM without vmx/svm cannot run Linux guests)."""
     acc = os.environ.get("DMM_ACCEL")
     if acc:
+        if acc not in ("kvm", "tcg"):
+            raise ValueError("DMM_ACCEL=%s: kvm or tcg" % acc)
         return acc == "kvm"
     try:
         with open("/proc/cpuinfo") as f:

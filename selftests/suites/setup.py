@@ -255,3 +255,30 @@ def suite_setup_versions(r):
                  "setup: the fallback QEMU tarball is in the archive with "
                  "the recorded sha256", out[-2000:] + err)
 
+
+@suite
+def suite_setup_accel(r):
+    """KVM where vmx/svm and /dev/kvm work, else TCG; DMM_ACCEL forces."""
+    code = ("import os\nfrom dmmlib import dmmvm\n"
+            "try:\n    print(dmmvm.use_kvm())\n"
+            "except ValueError as e:\n    print('error', e)\n")
+
+    def choice(acc):
+        env = {"PYTHONPATH": SCRIPTS}
+        env["DMM_ACCEL"] = acc
+        rc, out, err = run(["python3", "-c", code], env)
+        return out.strip() + err.strip()
+
+    with open("/proc/cpuinfo") as f:
+        hw = any(w in ("vmx", "svm") for w in f.read().split())
+    auto = hw and os.access("/dev/kvm", os.R_OK | os.W_OK)
+    r.ok(choice("") == str(auto), "setup: accelerator by default: %s "
+         "(vmx/svm %s, /dev/kvm rw %s)" % ("KVM" if auto else "TCG",
+                                           hw, os.access("/dev/kvm",
+                                                         os.W_OK)),
+         choice(""))
+    r.ok(choice("tcg") == "False", "setup: DMM_ACCEL=tcg forces TCG")
+    r.ok(choice("kvm") == "True", "setup: DMM_ACCEL=kvm forces KVM")
+    got = choice("hvf")
+    r.ok(got.startswith("error"), "setup: DMM_ACCEL=hvf is an error, "
+         "not a silent TCG", got)

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Host checks of the set-up (issue 15): it refuses a system it does not
-support with one line, resolves the pinned versions with a fallback to
-the newest of the same series, and chooses the accelerator as the README
-says.  No guest, no download: a fake os-release, a fake apt-cache, and
+"""Host checks of the set-up and delivery (issue 15): the set-up refuses
+a system it does not support with one line, resolves the pinned versions
+with a fallback to the newest of the same series, chooses the
+accelerator as the README says; the Linux patch applies and is clean.  No guest, no download: a fake os-release, a fake apt-cache, and
 the real archive's index through apt-cache and --print-uris.
 """
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -282,3 +283,42 @@ def suite_setup_accel(r):
     got = choice("hvf")
     r.ok(got.startswith("error"), "setup: DMM_ACCEL=hvf is an error, "
          "not a silent TCG", got)
+
+
+
+# Files with no SPDX line of their own: the licence texts and their index
+# (COPYING), and QEMU patches, which carry the licence of the QEMU files
+# they change.
+SPDX_EXEMPT = re.compile(r"^(COPYING|LICENSES/.*|qemu-device/patches/.*"
+                         r"\.patch)$")
+
+
+@suite
+def suite_licences(r):
+    """Every file has an SPDX line; LICENSES/ has the text of each."""
+    files = subprocess.run(["git", "-C", TOP, "ls-files"], text=True,
+                           stdout=subprocess.PIPE, check=True).stdout.split()
+    known = {}
+    for name in os.listdir(os.path.join(TOP, "LICENSES")):
+        with open(os.path.join(TOP, "LICENSES", name)) as f:
+            for m in re.finditer(r"^Valid-License-Identifier: (\S+)$",
+                                 f.read(), re.M):
+                known[m.group(1)] = name
+    missing, unknown = [], []
+    for path in files:
+        if SPDX_EXEMPT.match(path):
+            continue
+        with open(os.path.join(TOP, path), errors="replace") as f:
+            lines = f.read().splitlines()
+        # where the kernel puts it, or at the end of a plain-text README
+        m = re.search(r"SPDX-License-Identifier: ([\w.+-]+)",
+                      "\n".join(lines[:5] + lines[-3:]))
+        if not m:
+            missing.append(path)
+        elif m.group(1) not in known:
+            unknown.append("%s: %s" % (path, m.group(1)))
+    r.ok(not missing, "licences: every file has an SPDX line (%d files)"
+         % len(files), "\n".join(missing))
+    r.ok(not unknown, "licences: every SPDX licence has its text in "
+         "LICENSES/ (%s)" % ", ".join(sorted(set(known.values()))),
+         "\n".join(unknown))

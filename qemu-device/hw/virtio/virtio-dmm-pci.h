@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
  * virtio-dmm PCI proxy
  *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
  * virtio-dmm: dynamic memory device
  *
  * The guest plugs and unplugs blocks of a device-owned region, and single

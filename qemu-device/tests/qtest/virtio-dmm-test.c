@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
  * QTest for virtio-dmm: requests straight into the virtqueue
  *
  * Valid requests are answered, invalid ones get ERROR or NACK and change

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
  * libqos driver for virtio-dmm-pci
  *
  * The device is a memory device: the machine gets room for it (slots,

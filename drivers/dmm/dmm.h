@@ -19,6 +19,9 @@
 #ifndef _DRIVERS_DMM_DMM_H
 #define _DRIVERS_DMM_DMM_H
 
+/* The driver's version: MODULE_VERSION, and the DKMS package's. */
+#define DMM_VERSION		"0.1.0"
+
 #include <linux/balloon_compaction.h>
 #include <linux/bitmap.h>
 #include <linux/atomic.h>

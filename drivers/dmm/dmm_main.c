@@ -10,6 +10,7 @@
  */
 #include <linux/module.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 
 #include "dmm.h"
 
@@ -482,3 +483,4 @@ module_exit(dmm_exit);
 MODULE_DEVICE_TABLE(virtio, dmm_id_table);
 MODULE_DESCRIPTION("virtio-dmm dynamic memory driver");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(DMM_VERSION);

@@ -17,11 +17,12 @@ set -euo pipefail
 
 SOURCES=/etc/apt/sources.list.d/virtio-dmm.sources
 
-# Packages from bookworm itself.
+# Packages from bookworm itself (python3-ply and python3-git: the
+# kernel's spdxcheck.py, run by checkpatch on the Linux patch).
 BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
-	ca-certificates bc rsync python3-docutils"
+	ca-certificates bc rsync python3-docutils python3-ply python3-git"
 # libvirt: the libvirt suite runs a domain on the patched QEMU under a
 # session libvirtd; dmm-balancer links libvirt for libvirt:DOMAIN guests.
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients

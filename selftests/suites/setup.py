@@ -285,6 +285,17 @@ def suite_setup_accel(r):
          "not a silent TCG", got)
 
 
+@suite
+def suite_linux_patch(r):
+    """The Linux patch: git am onto 6.12, checkpatch --strict, it builds."""
+    rc, out, err = run([os.path.join(SCRIPTS, "export-linux-patch.sh"),
+                        "--check"], timeout=900)
+    for line in err.splitlines():
+        if line.startswith("total:") or "linux-patch:" in line:
+            r.diag("  " + line)
+    r.ok(rc == 0, "linux-patch: applies with git am, checkpatch --strict "
+         "reports nothing, builds from the tree", (out + err)[-4000:])
+
 
 # Files with no SPDX line of their own: the licence texts and their index
 # (COPYING), and QEMU patches, which carry the licence of the QEMU files

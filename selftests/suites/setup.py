@@ -333,3 +333,71 @@ def suite_licences(r):
     r.ok(not unknown, "licences: every SPDX licence has its text in "
          "LICENSES/ (%s)" % ", ".join(sorted(set(known.values()))),
          "\n".join(unknown))
+
+
+@suite
+def suite_setup_no_apt(r):
+    """QEMU_SRC, KDIR and GUEST_KERNEL: no apt, on any host."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # apt, apt-get and apt-cache that leave a trace if run at all
+        fake = os.path.join(tmp, "bin")
+        os.mkdir(fake)
+        for tool in ("apt", "apt-get", "apt-cache"):
+            path = os.path.join(fake, tool)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\necho \"$0 $*\" >>%s/apt-ran\nexit 1\n"
+                        % tmp)
+            os.chmod(path, 0o755)
+        osr = os.path.join(tmp, "os-release")
+        with open(osr, "w") as f:
+            f.write(OS_RELEASES["ubuntu-24.04"])
+        kdir = os.path.join(tmp, "linux")
+        os.makedirs(os.path.join(kdir, "include", "config"))
+        with open(os.path.join(kdir, "include", "config",
+                               "kernel.release"), "w") as f:
+            f.write("6.12.0-mine\n")
+        qsrc = os.path.join(tmp, "qemu")
+        os.mkdir(qsrc)
+        with open(os.path.join(qsrc, "VERSION"), "w") as f:
+            f.write("10.0.7\n")
+        bz = os.path.join(tmp, "bzImage")
+        open(bz, "w").close()
+        build = os.path.join(tmp, "build")
+        env = {"PATH": fake + ":" + os.environ["PATH"], "DMM_BUILD": build,
+               "DMM_OS_RELEASE": osr, "QEMU_SRC": qsrc, "KDIR": kdir,
+               "GUEST_KERNEL": bz}
+        out = ""
+        for script in ("setup-host.sh", "fetch-kernel.sh"):
+            rc, o, e = run([os.path.join(SCRIPTS, script)], env)
+            out += o + e
+            if rc:
+                break
+        ran = os.path.exists(os.path.join(tmp, "apt-ran"))
+        r.ok(rc == 0 and not ran, "setup: with the three variables set the "
+             "set-up and the kernel fetch run no apt, on Ubuntu",
+             out + (open(os.path.join(tmp, "apt-ran")).read() if ran
+                    else ""))
+        # later scripts, without the variables, use what was recorded
+        v = read_versions(build)
+        r.ok(v.get("KVER") == "6.12.0-mine" and v.get("KDIR") == kdir and
+             v.get("GUEST_KERNEL") == bz and v.get("QEMU_VER") == "10.0.7",
+             "setup: build/versions.env gives the later scripts the "
+             "user's kernel tree, bzImage and QEMU tree", str(v))
+        rc, o, e = run(["python3", "-c", "from dmmlib import dmmvm; "
+                        "print(dmmvm.KERNEL)"],
+                       {"DMM_BUILD": build, "PYTHONPATH": SCRIPTS})
+        r.ok(o.strip() == bz, "setup: the guests boot GUEST_KERNEL",
+             o + e)
+        # only a 10.0.x QEMU tree is taken
+        with open(os.path.join(qsrc, "VERSION"), "w") as f:
+            f.write("9.2.0\n")
+        rc, o, e = run([os.path.join(SCRIPTS, "build-qemu.sh")], env)
+        r.ok(rc != 0 and "not 10.0.x" in e and
+             not os.path.exists(os.path.join(build, "qemu-pristine")),
+             "setup: QEMU_SRC of another series is refused", o + e)
+        # one of KDIR and GUEST_KERNEL alone is refused
+        env2 = dict(env, DMM_BUILD=os.path.join(tmp, "b2"),
+                    DMM_OS_RELEASE="/etc/os-release", GUEST_KERNEL="")
+        rc, o, e = run([os.path.join(SCRIPTS, "resolve-versions.sh")], env2)
+        r.ok(rc != 0 and "set both or neither" in e,
+             "setup: KDIR without GUEST_KERNEL is refused", o + e)

@@ -225,15 +225,15 @@ int dmm_unplug_all(struct dmm_dev *d, unsigned int *changed)
 }
 
 /*
- * The grant policy: with auto-grant, grant up to max_size and every offer
- * back (a size at or below the guest's RAM now); without, forward.
+ * The grant policy: with auto-grant, grant up to grant_limit and every
+ * offer back (a size at or below the guest's RAM now); without, forward.
  */
 static enum dmm_ask_result dmm_policy(const struct dmm_dev *d,
 				      uint64_t size)
 {
 	if (!d->auto_grant)
 		return DMM_ASK_FORWARDED;
-	if (size > dmm_max_size(d) && size > dmm_current_size(d))
+	if (size > dmm_grant_limit(d) && size > dmm_current_size(d))
 		return DMM_ASK_REFUSED;
 	return DMM_ASK_GRANTED;
 }

@@ -282,12 +282,13 @@ void dmm_set_features(struct dmm_dev *d, uint64_t features)
 }
 
 int dmm_set_grant_policy(struct dmm_dev *d, bool auto_grant,
-			 uint64_t max_size, char *err, size_t errlen)
+			 uint64_t grant_limit, char *err, size_t errlen)
 {
-	if (max_size && dmm_check_requested_size(d, max_size, err, errlen))
+	if (grant_limit &&
+	    dmm_check_requested_size(d, grant_limit, err, errlen))
 		return -EINVAL;
 	d->auto_grant = auto_grant;
-	d->max_size = max_size;
+	d->grant_limit = grant_limit;
 	return 0;
 }
 
@@ -304,14 +305,14 @@ static int dmm_check_requested_pages(const struct dmm_dev *d, uint64_t size,
 	uint64_t max = p->boot_size + p->region_size;
 
 	if (size < min || size > max) {
-		dmm_err(err, errlen, "requested-size 0x%llx is outside "
-			"0x%llx..0x%llx", (unsigned long long)size,
+		dmm_err(err, errlen, "requested-guest-size 0x%llx is "
+			"outside 0x%llx..0x%llx", (unsigned long long)size,
 			(unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
 	}
 	if (size % p->page_size) {
-		dmm_err(err, errlen, "requested-size 0x%llx is not a multiple "
-			"of the page size 0x%llx", (unsigned long long)size,
+		dmm_err(err, errlen, "requested-guest-size 0x%llx is not a "
+			"multiple of the page size 0x%llx", (unsigned long long)size,
 			(unsigned long long)p->page_size);
 		return -EINVAL;
 	}
@@ -326,22 +327,22 @@ int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
 	if (p->page_size)
 		return dmm_check_requested_pages(d, size, err, errlen);
 	if (size < p->boot_size) {
-		dmm_err(err, errlen, "requested-size 0x%llx is below boot-size "
-			"0x%llx", (unsigned long long)size,
+		dmm_err(err, errlen, "requested-guest-size 0x%llx is below "
+			"boot-size 0x%llx", (unsigned long long)size,
 			(unsigned long long)p->boot_size);
 		return -EINVAL;
 	}
 	if (size - p->boot_size > p->region_size) {
-		dmm_err(err, errlen, "requested-size 0x%llx exceeds boot-size "
-			"0x%llx plus region size 0x%llx",
+		dmm_err(err, errlen, "requested-guest-size 0x%llx exceeds "
+			"boot-size 0x%llx plus region size 0x%llx",
 			(unsigned long long)size,
 			(unsigned long long)p->boot_size,
 			(unsigned long long)p->region_size);
 		return -EINVAL;
 	}
 	if ((size - p->boot_size) % d->sb_size) {
-		dmm_err(err, errlen, "requested-size 0x%llx is not boot-size "
-			"0x%llx plus a multiple of %s 0x%llx",
+		dmm_err(err, errlen, "requested-guest-size 0x%llx is not "
+			"boot-size 0x%llx plus a multiple of %s 0x%llx",
 			(unsigned long long)size,
 			(unsigned long long)p->boot_size,
 			p->sub_block_size ? "the sub-block size" : "block-size",
@@ -386,9 +387,10 @@ uint64_t dmm_sb_size(const struct dmm_dev *d)
 	return d->sb_size;
 }
 
-uint64_t dmm_max_size(const struct dmm_dev *d)
+uint64_t dmm_grant_limit(const struct dmm_dev *d)
 {
-	return d->max_size ? d->max_size : d->p.boot_size + d->p.region_size;
+	return d->grant_limit ? d->grant_limit :
+	       d->p.boot_size + d->p.region_size;
 }
 
 bool dmm_auto_grant(const struct dmm_dev *d)

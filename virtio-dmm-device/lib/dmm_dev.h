@@ -37,7 +37,7 @@ struct dmm_dev;
 /* What the policy made of a guest's request for memory (REQ_ASK). */
 enum dmm_ask_result {
 	DMM_ASK_GRANTED,	/* ACK: requested_size is now the size asked */
-	DMM_ASK_REFUSED,	/* NACK: above the policy's max_size */
+	DMM_ASK_REFUSED,	/* NACK: above the policy's grant_limit */
 	DMM_ASK_FORWARDED,	/* BUSY: left to the VMM's management layer */
 };
 
@@ -206,13 +206,13 @@ void dmm_set_features(struct dmm_dev *d, uint64_t features);
 
 /*
  * How the device answers the guest's requests for memory: with
- * @auto_grant it grants up to @max_size (0: boot_size + region_size),
+ * @auto_grant it grants up to @grant_limit (0: boot_size + region_size),
  * refuses more (offers back are always granted); without, it forwards
- * every request (BUSY) to the VMM's management layer.  @max_size must be
- * 0 or a valid requested_size: 0, or -EINVAL with a message.
+ * every request (BUSY) to the VMM's management layer.  @grant_limit must
+ * be 0 or a valid requested_size: 0, or -EINVAL with a message.
  */
 int dmm_set_grant_policy(struct dmm_dev *d, bool auto_grant,
-			 uint64_t max_size, char *err, size_t errlen);
+			 uint64_t grant_limit, char *err, size_t errlen);
 
 /*
  * Is @size a valid requested_size?  0, or -EINVAL with a message.  Without
@@ -282,8 +282,8 @@ uint64_t dmm_current_size(const struct dmm_dev *d);
 uint64_t dmm_partial_plugged_size(const struct dmm_dev *d);
 /* The unit of state: sub_block_size, or block_size without sub-blocks. */
 uint64_t dmm_sb_size(const struct dmm_dev *d);
-/* The most the grant policy grants (max_size, or boot + region). */
-uint64_t dmm_max_size(const struct dmm_dev *d);
+/* The most the grant policy grants (grant_limit, or boot + region). */
+uint64_t dmm_grant_limit(const struct dmm_dev *d);
 bool dmm_auto_grant(const struct dmm_dev *d);
 const struct dmm_counters *dmm_get_counters(const struct dmm_dev *d);
 /* Summary state of @block, from its sub-blocks. */

@@ -17,7 +17,7 @@ struct dmm_dev {
 	struct dmm_counters counters;
 	uint64_t features;		/* negotiated VIRTIO_DMM_F_* */
 	bool auto_grant;		/* dmm_set_grant_policy() */
-	uint64_t max_size;
+	uint64_t grant_limit;
 
 	/*
 	 * Sub-blocks: the unit of state.  sb_size is p.sub_block_size, or

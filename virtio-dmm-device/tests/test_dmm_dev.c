@@ -652,7 +652,7 @@ static void t_loaded_state(void)
 	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "plugged-size"));
 	img_put(I_PLUGGED, 2 * BS);
 	img_put(I_REQ, BOOT + 1);
-	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "requested-size"));
+	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "requested-guest-size"));
 	img_put(I_REQ, BOOT + 2 * BS);
 	img_put(I_UNPLUGGED, 4096ULL);
 	CHECK(IMG_LOAD() == -EINVAL && strstr(err, "without pages"));
@@ -1555,32 +1555,32 @@ static void t_ask(void)
 	      last_ask.reason == VIRTIO_DMM_ASK_PRESSURE &&
 	      last_ask.current == BOOT && last_ask.result == DMM_ASK_FORWARDED);
 	CHECK(dev.requested_size == BOOT);
-	/* auto-grant up to max-size; max-size is a valid requested_size */
+	/* auto-grant up to the grant limit, a valid requested_size */
 	CHECK(dmm_set_grant_policy(&dev, true, BOOT + 2 * BS + 1, err,
 				   sizeof(err)) == -EINVAL &&
 	      !dmm_auto_grant(&dev));
 	CHECK(!dmm_set_grant_policy(&dev, true, BOOT + 2 * BS, err,
 				    sizeof(err)));
-	CHECK(dmm_auto_grant(&dev) && dmm_max_size(&dev) == BOOT + 2 * BS);
+	CHECK(dmm_auto_grant(&dev) && dmm_grant_limit(&dev) == BOOT + 2 * BS);
 	CHECK(ask(BOOT + BS + 2 * MiB, VIRTIO_DMM_ASK_PRESSURE) ==
 	      VIRTIO_DMM_RESP_ACK && last_flags == DMM_CHANGED_REQUESTED);
 	CHECK(last_ask.result == DMM_ASK_GRANTED &&
 	      dev.requested_size == BOOT + BS + 2 * MiB);
-	/* above max-size: refused, nothing changes */
+	/* above the grant limit: refused, nothing changes */
 	CHECK(ask(BOOT + 2 * BS + 2 * MiB, VIRTIO_DMM_ASK_ADMIN) ==
 	      VIRTIO_DMM_RESP_NACK && last_flags == 0);
 	CHECK(last_ask.result == DMM_ASK_REFUSED &&
 	      dev.requested_size == BOOT + BS + 2 * MiB);
-	/* an offer back is granted even above max-size */
+	/* an offer back is granted even above the grant limit */
 	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, blk(0), 64) == VIRTIO_DMM_RESP_ACK);
 	CHECK(!dmm_set_grant_policy(&dev, true, BOOT + 2 * MiB, err,
 				    sizeof(err)));
 	CHECK(ask(BOOT + BS - 2 * MiB, VIRTIO_DMM_ASK_ADMIN) ==
 	      VIRTIO_DMM_RESP_ACK && last_ask.current == BOOT + BS);
 	CHECK(dev.requested_size == BOOT + BS - 2 * MiB);
-	/* max-size 0: boot + region */
+	/* grant limit 0: boot + region */
 	CHECK(!dmm_set_grant_policy(&dev, true, 0, err, sizeof(err)) &&
-	      dmm_max_size(&dev) == BOOT + REGION_SIZE);
+	      dmm_grant_limit(&dev) == BOOT + REGION_SIZE);
 	CHECK(ask(BOOT + REGION_SIZE, VIRTIO_DMM_ASK_ADMIN) ==
 	      VIRTIO_DMM_RESP_ACK);
 	CHECK(dev.counters.asks == 5 && dev.counters.asks_granted == 3);

@@ -45,7 +45,7 @@ def run(use_balancer):
         busy.run("dmm_grow -s %d -r 16 >/tmp/grow.log 2>&1 &" % (768 * MiB))
         t0, peak, out, samples = time.time(), 0, "", []
         while time.time() - t0 < 240:
-            sz = [g.dmm_info()["size"] for g in guests]
+            sz = [g.dmm_info()["guest-size"] for g in guests]
             samples.append((time.time() - t0, sz))
             peak = max(peak, sum(sz))
             out = busy.out("cat /tmp/grow.log")

@@ -53,10 +53,10 @@ class Dmm:
                      dev_opts="free-page-reporting=off")
 
     def size(self, g):
-        return g.qmp.cmd("qom-get", path="dmm0", property="size")
+        return g.qmp.cmd("qom-get", path="dmm0", property="guest-size")
 
     def resize(self, g, total):
-        g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+        g.qmp.cmd("qom-set", path="dmm0", property="requested-guest-size",
                   value=total)
         return poll(lambda: self.size(g), total)
 

@@ -9,7 +9,7 @@ Same QEMU binary, same guest kernel and initramfs, same guest command line
   exits, its memory is free) -> shrink to 512 MiB
 
 Times are taken on the host from the qom-set to the device reporting the
-target plugged size (virtio-dmm: plugged-size, virtio-mem: size), polled
+target plugged size (virtio-dmm and virtio-mem: size), polled
 over QMP every 5 ms.  virtio-mem runs twice: with its default block size
 (2 MiB: sub-block mode) and with 128 MiB blocks (whole memory blocks, like
 virtio-dmm's coarse mode).  Prints medians over --runs and the ratios
@@ -36,11 +36,11 @@ class Dmm:
         return Guest("bench-dmm", mem="512M", maxmem="4G", region="3G")
 
     def set(self, g, total):
-        g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+        g.qmp.cmd("qom-set", path="dmm0", property="requested-guest-size",
                   value=total)
 
     def plugged(self, g):
-        return g.qmp.cmd("qom-get", path="dmm0", property="plugged-size")
+        return g.qmp.cmd("qom-get", path="dmm0", property="size")
 
 
 class VirtioMem:

@@ -21,11 +21,12 @@ def show(g, label):
     info = g.dmm_info()
     mi = g.meminfo()
     print("%-28s guest MemTotal %5d MiB  MemFree %5d MiB | device: "
-          "requested %5d MiB = size %5d MiB (plugged %5d MiB, pages "
-          "unplugged %4d MiB) | host: QEMU RSS %5d MiB"
+          "requested-guest-size %5d MiB = guest-size %5d MiB (size: "
+          "plugged %5d MiB, pages unplugged %4d MiB) | host: QEMU RSS "
+          "%5d MiB"
           % (label, mi["MemTotal"] // MiB, mi["MemFree"] // MiB,
-             info["requested-size"] // MiB, info["size"] // MiB,
-             info["plugged-size"] // MiB, info["unplugged-size"] // MiB,
+             info["requested-guest-size"] // MiB, info["guest-size"] // MiB,
+             info["size"] // MiB, info["unplugged-size"] // MiB,
              g.rss() // MiB), flush=True)
 
 
@@ -46,7 +47,7 @@ def main():
         show(g, "boot:")
         print(g.out("free -m"))
 
-        banner("grow: qom-set dmm0 requested-size 2G")
+        banner("grow: qom-set dmm0 requested-guest-size 2G")
         secs = resize(g, 2 * GiB)
         show(g, "grown (%.2f s):" % secs)
         print(g.out("free -m"))
@@ -73,21 +74,21 @@ def main():
         print("guest reported %s bytes of free pages"
               % g.counter("reported_bytes"))
 
-        banner("shrink: qom-set dmm0 requested-size 512M")
+        banner("shrink: qom-set dmm0 requested-guest-size 512M")
         secs = resize(g, 512 * MiB)
         time.sleep(0.5)
         show(g, "shrunk (%.2f s):" % secs)
         print(g.out("free -m"))
         print(g.qmp.hmp("info memory-devices").rstrip())
 
-        banner("below the boot size: qom-set dmm0 requested-size 300M "
-               "(the guest gives back 212 MiB of boot memory as pages)")
+        banner("below the boot size: qom-set dmm0 requested-guest-size "
+               "300M (the guest gives back 212 MiB of boot memory as pages)")
         secs = resize(g, 300 * MiB)
         show(g, "shrunk (%.2f s):" % secs)
         print(g.out("free -m; grep balloon /proc/vmstat"))
 
-        banner("between blocks: qom-set dmm0 requested-size 1001M (the "
-               "pages come back, then 3 blocks, 53 sub-blocks of 2 MiB, "
+        banner("between blocks: qom-set dmm0 requested-guest-size 1001M "
+               "(the pages come back, then 3 blocks, 53 sub-blocks of 2 MiB, "
                "and 1 MiB given back as pages to land exactly)")
         secs = resize(g, 1001 * MiB)
         show(g, "grown (%.2f s):" % secs)
@@ -95,10 +96,10 @@ def main():
 
         banner("a bad value is refused and changes nothing")
         try:
-            g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
-                      value=1001 * MiB + 1)
+            g.qmp.cmd("qom-set", path="dmm0",
+                      property="requested-guest-size", value=1001 * MiB + 1)
         except Exception as e:              # QMPError: the point of the demo
-            print("qom-set requested-size 1001M + 1 byte -> %s" % e)
+            print("qom-set requested-guest-size 1001M + 1 byte -> %s" % e)
         show(g, "unchanged:")
     demo_balancer()
     print("\ndemo done")
@@ -106,7 +107,7 @@ def main():
 
 def sizes_line(t, guests):
     return "%5.0f s  " % t + "  ".join(
-        "%s %4d MiB" % (g.name[5:], g.dmm_info()["size"] // MiB)
+        "%s %4d MiB" % (g.name[5:], g.dmm_info()["guest-size"] // MiB)
         for g in guests)
 
 

@@ -41,8 +41,8 @@ LEAKLOG=$RUN_DIR/leak-check.log
 REACHLOG=$RUN_DIR/reach.log
 
 # q35 with its RAM in a memory backend (hints need that) and the device with
-# a 1 GiB region at 4 GiB, requested-size above boot size (so plugs can
-# succeed) and every feature on.  generic-fuzz adds "-machine accel=qtest
+# a 1 GiB region at 4 GiB, requested-guest-size above boot size (so plugs
+# can succeed) and every feature on.  generic-fuzz adds "-machine accel=qtest
 # -m 512M".  No reserve=off: pristine QEMU leaks a few bytes for it at
 # start-up (lsan-suppressions.txt), which a leak check unwinding fast
 # cannot tell from others.
@@ -51,8 +51,8 @@ export QEMU_FUZZ_ARGS="-nodefaults -machine q35,memory-backend=ram0
  -object memory-backend-ram,id=ram0,size=512M
  -object memory-backend-ram,id=mem0,size=1G
  -device virtio-dmm-pci,id=dmm0,memdev=mem0,addr=04.0,block-size=128M
-,requested-size=1G,free-page-reporting=on,pages=on,sub-blocks=on,hints=on
-,dup-hints=on,stats=on,auto-grant=on"
+,requested-guest-size=1G,free-page-reporting=on,pages=on,sub-blocks=on
+,hints=on,dup-hints=on,stats=on,auto-grant=on"
 QEMU_FUZZ_ARGS=${QEMU_FUZZ_ARGS//$'\n'/}
 # QOM type names (virtio-dmm-pci, virtio-dmm): every MemoryRegion under them.
 export QEMU_FUZZ_OBJECTS="virtio-dmm*"

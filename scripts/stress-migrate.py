@@ -10,10 +10,10 @@ before each rewrite (a lost write shows as a page a generation behind),
 zero pages it holds (for zero hints), and chunks it allocates, fills,
 verifies and frees in a loop, resting between them so that free page
 reporting reports the freed pages and the device discards them.  Between
-and during the migrations requested-size changes: above the boot size (whole
-blocks, 2 MiB sub-blocks and pages) and below it (pages of boot RAM).  Free
-page reporting is on, hints on (the device's default, auto).  By default
-the host is loaded too (CPU hogs, one per core).
+and during the migrations requested-guest-size changes: above the boot
+size (whole blocks, 2 MiB sub-blocks and pages) and below it (pages of
+boot RAM).  Free page reporting is on, hints on (the device's default,
+auto).  By default the host is loaded too (CPU hogs, one per core).
 
 At the end it prints, and exits non-zero on any crash or corruption:
 
@@ -249,7 +249,7 @@ class Stress:
         t0 = time.time()
         cur = None
         while time.time() - t0 < wait:
-            cur = self.info(g, "size")
+            cur = self.info(g, "guest-size")
             if cur == size:
                 self.resizes_reached += 1
                 log("%s: %s to %.1f MiB in %.1f s" % (

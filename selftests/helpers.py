@@ -27,9 +27,10 @@ def gtap(r, g, cmd, timeout=TIMEOUT):
     return rc
 
 
-DMM_STATE = ("requested-size", "plugged-size", "sub-block-plugged-size",
-             "unplugged-size", "size", "memaddr", "region-size", "boot-size",
-             "block-size", "sub-block-size", "node", "memdev")
+DMM_STATE = ("requested-size", "size", "max-size", "requested-guest-size",
+             "guest-size", "sub-block-plugged-size", "unplugged-size",
+             "memaddr", "boot-size", "block-size", "sub-block-size", "node",
+             "memdev")
 
 
 def dmm_state(g):
@@ -40,7 +41,7 @@ def dmm_state(g):
 
 
 def grow(r, g, total, label):
-    """Set requested-size to @total and wait; returns seconds."""
+    """Set requested-guest-size to @total and wait; returns seconds."""
     plugged = total - g.mem
     g.set_requested(total)
     try:
@@ -51,9 +52,10 @@ def grow(r, g, total, label):
         return None
     r.ok(True, "%s: plugged size reaches %d MiB" % (label, plugged // MiB))
     info = g.dmm_info()
-    r.ok(info["plugged-size"] == plugged and info["requested-size"] == total,
-         "%s: QMP reports plugged %d MiB, requested %d MiB"
-         % (label, plugged // MiB, total // MiB), info)
+    r.ok(info["size"] == plugged and info["requested-size"] == plugged and
+         info["requested-guest-size"] == total,
+         "%s: QMP reports plugged %d MiB, requested %d MiB of %d MiB"
+         % (label, plugged // MiB, plugged // MiB, total // MiB), info)
     r.ok(int(g.sysfs("requested_size")) == total,
          "%s: sysfs requested_size is %d" % (label, total))
     gtap(r, g, "dmm_state_check %d" % plugged)
@@ -71,8 +73,9 @@ def wait_guest_file(g, path, text, timeout=120):
 
 
 def resize(r, g, total, label, timeout=120):
-    """Set requested-size to @total; wait until the guest has exactly that
-    much RAM and is idle.  Returns seconds, or None after a failed check."""
+    """Set requested-guest-size to @total; wait until the guest has exactly
+    that much RAM and is idle.  Returns seconds, or None after a failed
+    check."""
     g.set_requested(total)
     try:
         secs = g.wait_current(total, timeout)
@@ -92,28 +95,29 @@ def check_sizes(r, g, total, mt0, label):
     info = g.dmm_info()
     mt = g.meminfo()["MemTotal"]
     cur = int(g.sysfs("current_size"))
-    r.ok(info["size"] == total and info["requested-size"] == total and
+    r.ok(info["guest-size"] == total and
+         info["requested-guest-size"] == total and
          cur == total and g.counter("gap_size") == "0" and
-         info["boot-size"] + info["plugged-size"] -
+         info["boot-size"] + info["size"] -
          info["unplugged-size"] == total,
          "%s: QMP and sysfs agree the guest has %d MiB (plugged %d MiB, "
          "unplugged pages %d MiB)" % (label, total // MiB,
-                                      info["plugged-size"] // MiB,
+                                      info["size"] // MiB,
                                       info["unplugged-size"] // MiB),
          "QMP %s\nsysfs current_size %d gap %s" % (info, cur,
                                                    g.counter("gap_size")))
-    want = mt0 + info["plugged-size"] - info["unplugged-size"]
-    r.ok(want - info["plugged-size"] * 0.03 - MiB <= mt <= want + MiB,
+    want = mt0 + info["size"] - info["unplugged-size"]
+    r.ok(want - info["size"] * 0.03 - MiB <= mt <= want + MiB,
          "%s: MemTotal %d MiB matches (boot %d MiB %+d MiB)"
          % (label, mt // MiB, mt0 // MiB, (want - mt0) // MiB),
          "MemTotal %d, expected about %d" % (mt, want))
     r.ok(int(g.sysfs("unplugged_size")) == info["unplugged-size"] and
-         int(g.sysfs("plugged_size")) == info["plugged-size"] and
+         int(g.sysfs("plugged_size")) == info["size"] and
          int(g.counter("sub_block_plugged_size")) ==
          info["sub-block-plugged-size"],
          "%s: guest and device agree per granularity: blocks %d MiB, "
          "sub-blocks %d MiB plugged, pages %d KiB unplugged"
-         % (label, (info["plugged-size"] -
+         % (label, (info["size"] -
                     info["sub-block-plugged-size"]) // MiB,
             info["sub-block-plugged-size"] // MiB,
             info["unplugged-size"] // 1024))
@@ -179,6 +183,19 @@ def last_ask(g):
     """The driver's last request for memory, "SIZE RESULT" (debugfs)."""
     c = g.counters()
     return "%s %s" % (c["last_ask_size"], c["last_ask_result"])
+
+
+def dmm_size_events(g, guest_size, wait=3.0):
+    """VIRTIO_DMM_SIZE_CHANGE data for dmm0, waiting up to @wait seconds
+    for one with @guest_size (the monitor sends the latest within 1 s)."""
+    deadline = time.time() + wait
+    while True:
+        evs = [e["data"] for e in g.qmp.poll_events(0.2)
+                if e.get("event") == "VIRTIO_DMM_SIZE_CHANGE" and
+                e["data"].get("id") == "dmm0"]
+        if (evs and evs[-1]["guest-size"] == guest_size) or \
+                time.time() > deadline:
+            return evs
 
 
 def ask_events(g, wait=0.5):

@@ -308,7 +308,7 @@ class Guest:
             dev = "virtio-dmm-pci,id=dmm0,memdev=dmm-mem,block-size=%d" % \
                 self.block_size
             if self.requested is not None:
-                dev += ",requested-size=%d" % parse_size(self.requested)
+                dev += ",requested-guest-size=%d" % parse_size(self.requested)
             if not self.pages:
                 dev += ",pages=off"
             if self.dev_opts:
@@ -408,7 +408,8 @@ class Guest:
         raise RuntimeError("no virtio-dmm in query-memory-devices")
 
     def set_requested(self, size):
-        return self.qmp.cmd("qom-set", path="dmm0", property="requested-size",
+        return self.qmp.cmd("qom-set", path="dmm0",
+                            property="requested-guest-size",
                             value=parse_size(size))
 
     # --- what the guest sees ---

@@ -6,7 +6,7 @@
  * to a page wraps to 0, just above boot size plus region) and garbage must
  * fail with EINVAL and change nothing: the value reads back the same and,
  * for ask_size, no request reaches the device (asks_sent and last_ask stay
- * as they were).  The runner checks the host side: requested-size
+ * as they were).  The runner checks the host side: requested-guest-size
  * unchanged, no VIRTIO_DMM_ASK event.
  */
 #include <inttypes.h>

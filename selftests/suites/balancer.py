@@ -13,7 +13,7 @@ TOP = dmmvm.TOP
 
 
 def sizes(guests):
-    return [g.dmm_info()["size"] for g in guests]
+    return [g.dmm_info()["guest-size"] for g in guests]
 
 
 @suite
@@ -123,12 +123,12 @@ def suite_balancer_admit(r):
         st = bal.command("status")
         r.ok(st.startswith("budget %d committed %d" % (budget, budget)),
              "the budget is full: three guests of 512 MiB", st)
-        before = [g.dmm_info()["requested-size"] for g in guests]
+        before = [g.dmm_info()["requested-guest-size"] for g in guests]
         t0 = time.time()
         ans = bal.command("admit 4G")
         time.sleep(2)
         r.ok(ans.startswith("no") and
-             [g.dmm_info()["requested-size"] for g in guests] == before,
+             [g.dmm_info()["requested-guest-size"] for g in guests] == before,
              "admit 4G: refused, nothing changed (%s)" % ans)
         ans = bal.command("admit 384M")
         secs = time.time() - t0
@@ -218,9 +218,9 @@ def suite_balancer_faults(r):
         # the survivor is idle: the balancer still shrinks it to its min
         t0 = time.time()
         while time.time() - t0 < 60 and \
-                guests[0].dmm_info()["size"] > 320 * MiB:
+                guests[0].dmm_info()["guest-size"] > 320 * MiB:
             time.sleep(1)
-        size = guests[0].dmm_info()["size"]
+        size = guests[0].dmm_info()["guest-size"]
         st = bal.command("status")
         txt = bal.text()
         r.ok(bal.alive(), "the balancer is still running")

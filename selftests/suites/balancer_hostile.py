@@ -3,8 +3,8 @@
 
 Host-only: no guest is booted.  The guests are fake QMP peers (FakeQemu)
 that claim a virtio-dmm device with whatever sizes and statistics a test
-wants, follow (or not) the requested-size the balancer sets, and record
-every qom-set.  World sums what the peers may hold (max of size and
+wants, follow (or not) the requested-guest-size the balancer sets, and
+record every qom-set.  World sums what the peers may hold (max of size and
 requested) after every change: that sum must stay within the budget.
 """
 
@@ -51,7 +51,7 @@ class World:
 class FakeQemu:
     """A unix socket that speaks enough QMP to look like a QEMU with
     virtio-dmm devices.  @stubborn: its size does not follow a lower
-    requested-size; @hang_after: stop answering after that many
+    requested-guest-size; @hang_after: stop answering after that many
     query-memory-devices (a hung QEMU); @raw_stats: text put as is
     in the stats of the first device."""
 
@@ -97,13 +97,15 @@ class FakeQemu:
         out = []
         for d in self.devices:
             data = {"id": d["id"], "memaddr": 4 * GiB,
-                    "requested-size": d["requested"], "size": d["size"],
+                    "requested-guest-size": d["requested"],
+                    "guest-size": d["size"],
                     "boot-size": d.get("boot", GiB),
-                    "region-size": d.get("region", 7 * GiB),
-                    "block-size": 128 * MiB, "plugged-size": 0,
+                    "max-size": d.get("region", 7 * GiB),
+                    "block-size": 128 * MiB, "size": 0, "requested-size": 0,
                     "auto-grant": d.get("auto_grant", False),
-                    "max-size": d.get("max_size", d.get("boot", GiB) +
-                                      d.get("region", 7 * GiB)),
+                    "auto-grant-limit": d.get("max_size",
+                                              d.get("boot", GiB) +
+                                              d.get("region", 7 * GiB)),
                     "stats-interval": 1000,
                     "stats": dict({"seq": 1, "age-ms": 100,
                                    "available": d.get("available", 0),
@@ -145,7 +147,7 @@ class FakeQemu:
     def qom_set(self, args):
         with self.world.lock:
             d = [d for d in self.devices if d.get("id") == args["path"]]
-            if not d or args.get("property") != "requested-size":
+            if not d or args.get("property") != "requested-guest-size":
                 return {"error": {"class": "GenericError",
                                   "desc": "no such device"}}
             d, v = d[0], args["value"]
@@ -451,7 +453,8 @@ def suite_balancer_units(r):
              % (st["big"]["max"] // MiB, [v // MiB for _, v in big.sets]),
              bal.text()[-1500:])
         r.ok(st["ag"]["max"] == 6 * GiB,
-             "with auto-grant: its max-size (6144 MiB) is the max (%d MiB)"
+             "with auto-grant: its auto-grant-limit (6144 MiB) is the max "
+             "(%d MiB)"
              % (st["ag"]["max"] // MiB))
         r.ok(st["two"]["state"] == "alive" and
              st["two"]["size"] >= 5 * GiB and two.sets and
@@ -596,8 +599,8 @@ class HostileQemu(FakeQemu):
             return self.rng.choice(seq)
 
     def odd_number(self, size_field):
-        """A number a guest (or a broken QEMU) could send; for size and
-        requested-size only ones that cannot be read as a size."""
+        """A number a guest (or a broken QEMU) could send; for guest-size
+        and requested-guest-size only ones that cannot be read as a size."""
         big = [HUGE, 1 << 64, 1 << 70, 10 ** 30, -(1 << 63) - 1, -1]
         if size_field:
             return self.pick(big)
@@ -610,7 +613,8 @@ class HostileQemu(FakeQemu):
                 self.lie(v)
             elif isinstance(v, (int, float)) and not isinstance(v, bool) \
                     and self.chance(0.5):
-                data[k] = self.odd_number(k in ("size", "requested-size"))
+                data[k] = self.odd_number(
+                    k in ("guest-size", "requested-guest-size"))
 
     def random_stats(self, data):
         with self.rlock:
@@ -639,9 +643,9 @@ class HostileQemu(FakeQemu):
                 b'{"foo": "' + b"a" * 70000 + b'"}\n',
                 b"[" * 5000 + b"]" * 5000 + b"\n",
                 b'{"return": [], "return": {}}\n',
-                b'{"event": "VIRTIO_DMM_ASK", "data": {"size": '
+                b'{"event": "VIRTIO_DMM_ASK", "data": {"asked-guest-size": '
                 b'99999999999999999999999}}\n' + text,
-                b'{"event": "VIRTIO_DMM_ASK", "data": {"size": '
+                b'{"event": "VIRTIO_DMM_ASK", "data": {"asked-guest-size": '
                 b'4611686018427387904, "result": 7}}\n' + text,
                 b'{"event": 5}\n' + text])
         elif self.mode == "stall" and self.chance(0.3):
@@ -651,7 +655,8 @@ class HostileQemu(FakeQemu):
             return False
         elif self.mode == "liar" and self.chance(0.2):
             ev = {"event": "VIRTIO_DMM_ASK", "data": {
-                "size": self.odd_number(False), "result": "queued"}}
+                "asked-guest-size": self.odd_number(False),
+                "result": "queued"}}
             text = json.dumps(ev).encode() + b"\n" + text
         f.write(text)
         return True

@@ -11,7 +11,7 @@ from helpers import (DEBUGFS_DMM, dmm_state, grow, gtap, resize,
 
 
 def bad_requested_sizes(g):
-    """(value, why) pairs that QMP must refuse."""
+    """(value, why) pairs of requested-guest-size that QMP must refuse."""
     boot, region = g.mem, g.region
     return [
         (boot + MiB, "not a multiple of the block size above boot size"),
@@ -29,23 +29,30 @@ def check_bad_qmp_values(r, g):
     sysfs_before = g.sysfs("requested_size")
     for value, why in bad_requested_sizes(g):
         try:
-            g.qmp.cmd("qom-set", path="dmm0", property="requested-size",
-                      value=value)
-            r.ok(False, "qmp: requested-size %r (%s) refused" % (value, why),
-                 "qom-set succeeded")
+            g.qmp.cmd("qom-set", path="dmm0",
+                      property="requested-guest-size", value=value)
+            r.ok(False, "qmp: requested-guest-size %r (%s) refused"
+                 % (value, why), "qom-set succeeded")
             continue
         except QMPError as e:
             msg = e.desc
         after = dmm_state(g)
         r.ok(after == before and msg,
-             "qmp: requested-size %r (%s) refused, nothing changed"
+             "qmp: requested-guest-size %r (%s) refused, nothing changed"
              % (value, why), "error %r\nbefore %s\nafter %s"
              % (msg, before, after))
         r.diag("  -> %s" % msg)
     time.sleep(0.5)
-    out = g.qmp.hmp("qom-set dmm0 requested-size 513M")
+    out = g.qmp.hmp("qom-set dmm0 requested-guest-size 513M")
     r.ok("not boot-size" in out and dmm_state(g) == before,
-         "hmp: qom-set requested-size 513M refused, nothing changed", out)
+         "hmp: qom-set requested-guest-size 513M refused, nothing changed",
+         out)
+    # requested-size is virtio-mem's: region memory, at most the memdev
+    out = g.qmp.hmp("qom-set dmm0 requested-size %d"
+                    % (g.region + g.block_size))
+    r.ok("exceeds the memdev size" in out and dmm_state(g) == before,
+         "hmp: qom-set requested-size beyond the region refused, nothing "
+         "changed", out)
     r.ok(g.sysfs("requested_size") == sysfs_before,
          "qmp: guest saw no change after refused values")
 
@@ -69,13 +76,13 @@ def suite_coarse(r):
                pages=False, dev_opts="sub-blocks=off") as g:
         boot = g.mem
         info = g.dmm_info()
-        r.ok(info["plugged-size"] == 0 and info["boot-size"] == boot and
-             info["region-size"] == g.region and
+        r.ok(info["size"] == 0 and info["boot-size"] == boot and
+             info["max-size"] == g.region and
              info["block-size"] == g.block_size,
              "boot: QMP shows region %d MiB, boot %d MiB, nothing plugged"
              % (g.region // MiB, boot // MiB), info)
         r.ok(int(g.sysfs("region_addr"), 0) == info["memaddr"] and
-             int(g.sysfs("region_size")) == info["region-size"] and
+             int(g.sysfs("region_size")) == info["max-size"] and
              int(g.sysfs("boot_size")) == boot,
              "boot: guest sysfs agrees with QMP on region and boot size")
         gtap(r, g, "dmm_sysfs_test")
@@ -95,9 +102,14 @@ def suite_coarse(r):
              % ((m1 - m0) // MiB, added // MiB), "MemTotal %d -> %d"
              % (m0, m1))
         hmp = g.qmp.hmp("info memory-devices")
+        fields = dict((k.strip(), v.strip()) for k, v in
+                      (line.split(":", 1) for line in hmp.splitlines()
+                       if ":" in line))
         r.ok('Memory device [virtio-dmm]: "dmm0"' in hmp and
-             "plugged-size: %d" % added in hmp and
-             "requested-size: %d" % (2 * GiB) in hmp,
+             fields.get("size") == str(added) and
+             fields.get("requested-size") == str(added) and
+             fields.get("requested-guest-size") == str(2 * GiB) and
+             fields.get("guest-size") == str(2 * GiB),
              "grow to 2 GiB: HMP info memory-devices agrees", hmp)
         evs = size_events(g, added)
         r.ok(any(e["data"]["size"] == added for e in evs),
@@ -139,11 +151,11 @@ def suite_coarse(r):
         rc, out = rmmod_dmm(g, tries=1)
         if rc:
             r.diag("  rmmod refused: " + out.strip())
-            r.ok(g.dmm_info()["plugged-size"] == 512 * MiB and
+            r.ok(g.dmm_info()["size"] == 512 * MiB and
                  g.sysfs("status") == "idle",
                  "unload with memory plugged is refused, nothing changes")
         else:
-            r.ok(g.dmm_info()["plugged-size"] == 0,
+            r.ok(g.dmm_info()["size"] == 0,
                  "unload with memory plugged gives all memory back")
             g.run("insmod /lib/modules/virtio_dmm.ko", check=True)
             g.wait_plugged(512 * MiB)
@@ -213,7 +225,7 @@ def suite_busy_shrink(r):
         r.ok(g.sysfs("status") == "busy" and stops > 0,
              "shrink while held: status busy, the blocks that could not go "
              "counted (unplug_failures + floor_stops = %d)" % stops)
-        r.ok(g.dmm_info()["plugged-size"] == plugged,
+        r.ok(g.dmm_info()["size"] == plugged,
              "shrink while held: QMP agrees on what is still plugged")
 
         g.run("touch /tmp/go")

@@ -9,13 +9,13 @@ from dmmlib import dmmvm, wire
 from dmmlib.dmmvm import GiB, MiB, Guest, QMPError
 from harness import suite
 from helpers import (TEST_HOOKS, boot_memtotal, check_sizes,
-                     debugfs_and_pattern_pages, debugfs_write, dmm_state,
-                     grown_guest, gtap, resize, rmmod_dmm,
-                     wait_guest_file)
+                     debugfs_and_pattern_pages, debugfs_write,
+                     dmm_size_events, dmm_state, grown_guest, gtap, resize,
+                     rmmod_dmm, wait_guest_file)
 
 
 def bad_page_sizes(g):
-    """requested-size values QMP must refuse on a device with pages."""
+    """requested-guest-size values QMP must refuse on a device with pages."""
     return [
         (32 * MiB, "below the 64 MiB minimum"),
         (g.mem + g.region + 4096, "above boot size plus region"),
@@ -38,11 +38,18 @@ def suite_fine(r):
         gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
         rss0 = g.rss()
 
+        g.qmp.events.clear()
         secs = resize(r, g, 384 * MiB, "shrink below boot to 384 MiB")
         if secs is not None:
             r.figure("shrink 1 GiB -> 384 MiB (640 MiB of boot RAM as "
                      "pages)", "%.2f s" % secs)
         check_sizes(r, g, 384 * MiB, mt0, "384 MiB")
+        # a shrink in pages changes no plugged size, but is an event
+        evs = dmm_size_events(g, 384 * MiB)
+        r.ok(evs and evs[-1]["size"] == 0 and
+             evs[-1]["unplugged-size"] == 640 * MiB,
+             "384 MiB: VIRTIO_DMM_SIZE_CHANGE says guest-size 384 MiB, "
+             "size 0, unplugged-size 640 MiB", evs)
         time.sleep(0.5)
         rss1 = g.rss()
         r.figure("QEMU RSS at 1 GiB (memory dirtied) -> at 384 MiB",
@@ -55,9 +62,9 @@ def suite_fine(r):
              "384 MiB: the pages are balloon pages (%s)" % " ".join(vm))
         hmp = g.qmp.hmp("info memory-devices")
         r.ok("unplugged-size: %d" % (640 * MiB) in hmp and
-             "size: %d" % (384 * MiB) in hmp,
-             "384 MiB: HMP info memory-devices shows unplugged-size and size",
-             hmp)
+             "guest-size: %d" % (384 * MiB) in hmp,
+             "384 MiB: HMP info memory-devices shows unplugged-size and "
+             "guest-size", hmp)
 
         secs = resize(r, g, GiB, "grow back to 1 GiB")
         if secs is not None:
@@ -72,7 +79,7 @@ def suite_fine(r):
         resize(r, g, odd, "shrink to 1224 MiB + 12 KiB")
         check_sizes(r, g, odd, mt0, "1224 MiB + 12 KiB")
         info = g.dmm_info()
-        r.ok(info["plugged-size"] == 202 * MiB and
+        r.ok(info["size"] == 202 * MiB and
              info["unplugged-size"] == 2 * MiB - 3 * 4096,
              "1224 MiB + 12 KiB: whole blocks, then 2 MiB sub-blocks, the "
              "rest in pages (plugged 202 MiB, 2 MiB - 12 KiB of pages)",
@@ -85,11 +92,12 @@ def suite_fine(r):
         for value, why in bad_page_sizes(g):
             try:
                 g.set_requested(value)
-                r.ok(False, "qmp: requested-size %d (%s) refused"
+                r.ok(False, "qmp: requested-guest-size %d (%s) refused"
                      % (value, why))
             except QMPError as e:
                 r.ok(dmm_state(g) == before,
-                     "qmp: requested-size %d (%s) refused, nothing changed"
+                     "qmp: requested-guest-size %d (%s) refused, nothing "
+                     "changed"
                      % (value, why), e.desc)
                 r.diag("  -> %s" % e.desc)
 
@@ -98,7 +106,7 @@ def suite_fine(r):
         rc, out = rmmod_dmm(g)
         info = g.dmm_info()
         r.ok(rc == 0 and info["unplugged-size"] == 0 and
-             info["size"] == GiB,
+             info["guest-size"] == GiB,
              "unload with pages unplugged: the device has them back", out)
         r.ok(abs(g.meminfo()["MemTotal"] - mt0) <= MiB,
              "unload: MemTotal back to boot")
@@ -157,22 +165,22 @@ def suite_fine_load(r):
         info = g.dmm_info()
         r.diag("achieved %d MiB of %d MiB requested; plugged %d MiB, pages "
                "%d MiB, floor %s, status %s" % (
-                   cur // MiB, target // MiB, info["plugged-size"] // MiB,
+                   cur // MiB, target // MiB, info["size"] // MiB,
                    info["unplugged-size"] // MiB, g.counter("floor_size"),
                    g.sysfs("status")))
         r.figure("shrink 2 GiB -> 900 MiB with 1229 MiB held: achieved",
                  "%d MiB (plugged %d MiB + pages %d MiB off)"
-                 % (cur // MiB, info["plugged-size"] // MiB,
+                 % (cur // MiB, info["size"] // MiB,
                     info["unplugged-size"] // MiB))
         r.ok(target < cur < 2 * GiB - 256 * MiB,
              "under load: the shrink got %d MiB of the way, not all"
              % ((2 * GiB - cur) // MiB))
-        r.ok(info["plugged-size"] < GiB - 128 * MiB and
-             (info["plugged-size"] % (128 * MiB) or
+        r.ok(info["size"] < GiB - 128 * MiB and
+             (info["size"] % (128 * MiB) or
               info["unplugged-size"] > 0),
              "under load: whole blocks went first, then sub-blocks or "
              "pages", info)
-        r.ok(info["size"] == cur and
+        r.ok(info["guest-size"] == cur and
              int(g.counter("gap_size")) == target - cur and
              g.sysfs("status") == "busy",
              "under load: QMP size, sysfs current_size and gap_size report "
@@ -222,12 +230,12 @@ def suite_fine_frag(r):
         iomem = g.out("grep -c 'System RAM (virtio_dmm)' /proc/iomem; "
                       "cat /proc/iomem | grep virtio_dmm")
         r.diag("plugged %d MiB, pages %d MiB; iomem: %s" % (
-            info["plugged-size"] // MiB, info["unplugged-size"] // MiB,
+            info["size"] // MiB, info["unplugged-size"] // MiB,
             iomem.strip().replace("\n", "; ")))
-        r.ok(GiB - info["plugged-size"] <= 512 * MiB and
-             info["plugged-size"] < GiB and info["unplugged-size"] > 0,
+        r.ok(GiB - info["size"] <= 512 * MiB and
+             info["size"] < GiB and info["unplugged-size"] > 0,
              "fragmented: no block went; sub-blocks (%d MiB) and pages "
-             "(%d MiB) did" % ((GiB - info["plugged-size"]) // MiB,
+             "(%d MiB) did" % ((GiB - info["size"]) // MiB,
                                info["unplugged-size"] // MiB), info)
         gtap(r, g, "dmm_state_check")
         r.ok(int(g.counter("unplug_failures")) > fails0 and
@@ -246,7 +254,8 @@ def suite_fine_frag(r):
              % (moves, vmstat))
         info2 = g.dmm_info()
         r.ok(info2["unplugged-size"] == info["unplugged-size"] and
-             info2["size"] == 1280 * MiB and g.sysfs("status") == "idle",
+             info2["guest-size"] == 1280 * MiB and
+             g.sysfs("status") == "idle",
              "after compaction: the device counts the same pages unplugged",
              info2)
         gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
@@ -255,7 +264,7 @@ def suite_fine_frag(r):
         resize(r, g, 2 * GiB, "unpinned: grow back to 2 GiB")
         check_sizes(r, g, 2 * GiB, mt0, "2 GiB again")
         resize(r, g, 1024 * MiB, "unpinned: shrink to 1 GiB")
-        r.ok(g.dmm_info()["plugged-size"] == 0,
+        r.ok(g.dmm_info()["size"] == 0,
              "unpinned: blocks can go again", g.dmm_info())
 
 
@@ -301,7 +310,7 @@ def suite_fine_random(r):
         r.tap("dmm_memfill (checking through %d resizes)" % count, 0, out)
         r.ok("pattern intact" in out and " checks of the whole" in out,
              "%d random resizes: the checker saw no corruption" % count)
-        gtap(r, g, "dmm_state_check %d" % g.dmm_info()["plugged-size"])
+        gtap(r, g, "dmm_state_check %d" % g.dmm_info()["size"])
 
 
 @suite
@@ -322,7 +331,7 @@ def suite_callback_conflict(r):
         rc, _ = g.run("ls /sys/bus/virtio/drivers/virtio_dmm/virtio*")
         r.ok(rc != 0, "virtio_mem loaded first: virtio_dmm did not bind")
         time.sleep(1)
-        r.ok(g.dmm_info()["plugged-size"] == 0,
+        r.ok(g.dmm_info()["size"] == 0,
              "virtio_mem loaded first: nothing plugged", g.dmm_info())
     with Guest("cbconflict-off", mem="512M", maxmem="4G", region="1G",
                requested="768M", modules=["virtio_mem", "virtio_dmm"],
@@ -386,8 +395,9 @@ def suite_fine_bad_lists(r):
             plug, " ".join(x[2:] for x in off)))
         r.ok(len(off) == 2 and out.strip() == "nack" and
              dmm_state(g) == info,
-             "PLUG_PAGES beyond requested-size (2 of the guest's unplugged "
-             "pages, %s): NACK, nothing changed" % " ".join(off), out)
+             "PLUG_PAGES beyond requested-guest-size (2 of the guest's "
+             "unplugged pages, %s): NACK, nothing changed" % " ".join(off),
+             out)
         g.run("touch /tmp/go")
         out = wait_guest_file(g, "/tmp/fill.log", "# Totals", 300)
         r.tap("dmm_memfill (the pages named in the bad lists)", 0, out)

@@ -39,8 +39,8 @@ def suite_migrate(r):
         src.stop()
         r.ok(failures0 == 0, "source: no plug failure before the migration")
         info = dst.dmm_info()
-        r.ok(info["plugged-size"] == GiB and
-             info["requested-size"] == 1536 * MiB,
+        r.ok(info["size"] == GiB and
+             info["requested-guest-size"] == 1536 * MiB,
              "destination: QMP shows 1 GiB plugged of 1.5 GiB requested",
              info)
         r.ok(dst.sysfs("plugged_size") == str(GiB) and
@@ -71,7 +71,7 @@ def suite_migrate(r):
         while dst.qmp.cmd("query-migrate").get("status") == "active":
             busy_seen = busy_seen or int(dst.counter("plug_failures")) > 0
             time.sleep(0.2)
-        r.ok(busy_seen and dst.dmm_info()["plugged-size"] == 1536 * MiB,
+        r.ok(busy_seen and dst.dmm_info()["size"] == 1536 * MiB,
              "during migration: the device refused to plug (BUSY), nothing "
              "changed")
         dst.stop()
@@ -82,7 +82,7 @@ def suite_migrate(r):
         except dmmvm.AgentError as e:
             r.ok(False, "after migration: the driver retried and reached "
                  "3 GiB on the new destination", e)
-        r.ok(dst2.dmm_info()["plugged-size"] == 2560 * MiB,
+        r.ok(dst2.dmm_info()["size"] == 2560 * MiB,
              "new destination: QMP shows 2.5 GiB plugged")
         gtap(r, dst2, "dmm_state_check %d" % (2560 * MiB))
         dst2.stop()
@@ -103,7 +103,7 @@ def suite_fine_migrate(r):
         odd = GiB + 200 * MiB + 3 * 4096
         resize(r, src, odd, "source: shrink to 1224 MiB + 12 KiB")
         before = src.dmm_info()
-        r.ok(before["plugged-size"] % (128 * MiB) and
+        r.ok(before["size"] % (128 * MiB) and
              before["unplugged-size"],
              "source: a partially plugged block and unplugged pages",
              before)
@@ -119,7 +119,7 @@ def suite_fine_migrate(r):
              "destination: QMP shows the same blocks, sub-blocks and pages",
              "before %s\nafter %s" % (before, after))
         check_sizes(r, dst, odd, mt0, "destination")
-        gtap(r, dst, "dmm_state_check %d" % before["plugged-size"])
+        gtap(r, dst, "dmm_state_check %d" % before["size"])
         # the migrated bitmaps must let every request through
         resize(r, dst, 700 * MiB, "destination: shrink to 700 MiB")
         resize(r, dst, 1536 * MiB + 4096, "destination: grow to 1.5 GiB "

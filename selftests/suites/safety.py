@@ -30,7 +30,7 @@ def suite_bad_config(r):
         rc, out = g.run("grep -c virtio_dmm /proc/iomem")
         r.ok(out.strip() == "0", "bad block size: no memory was added", out)
         time.sleep(1)
-        r.ok(g.dmm_info()["plugged-size"] == 0,
+        r.ok(g.dmm_info()["size"] == 0,
              "bad block size: the device has nothing plugged")
 
 
@@ -119,7 +119,7 @@ def suite_sysfs_bad_values(r):
     """Security: huge and garbage values in every writable sysfs file fail
     with EINVAL and change nothing; ask_size sends no request."""
     # auto-grant: a bad ask_size that reached the device would be granted
-    # and show as a new requested-size
+    # and show as a new requested-guest-size
     with Guest("sysfs-bad", mem="512M", maxmem="2G", region="1G",
                dev_opts="auto-grant=on") as g:
         d = g.sysfs_dir()
@@ -129,8 +129,9 @@ def suite_sysfs_bad_values(r):
         evs = ask_events(g, 1)
         after = dmm_state(g)
         r.ok(after == before,
-             "bad sysfs values: QMP requested-size %d MiB and the device's "
-             "state unchanged" % (after["requested-size"] // MiB),
+             "bad sysfs values: QMP requested-guest-size %d MiB and the "
+             "device's state unchanged"
+             % (after["requested-guest-size"] // MiB),
              "before %s\nafter %s" % (before, after))
         r.ok(not evs, "bad sysfs values: no VIRTIO_DMM_ASK event (no "
              "request, neither for memory nor to shrink)", evs)
@@ -142,9 +143,10 @@ def suite_sysfs_bad_values(r):
         g.qmp.events.clear()
         rc, out = g.run("echo %d > %s/ask_size" % (top, d))
         evs = ask_events(g, 1)
-        r.ok(rc == 0 and len(evs) == 1 and evs[0]["size"] == top and
+        r.ok(rc == 0 and len(evs) == 1 and
+             evs[0]["asked-guest-size"] == top and
              evs[0]["result"] == "granted" and
-             g.dmm_info()["requested-size"] == top,
+             g.dmm_info()["requested-guest-size"] == top,
              "ask_size of boot size + region (%d MiB, the largest valid): "
              "granted as asked" % (top // MiB), "%s\n%s" % (out, evs))
         g.set_requested(g.mem)
@@ -203,7 +205,7 @@ def suite_remove_compaction(r):
                        " ".join("%s %s" % kv
                                 for kv in sorted(vmstat.items()))))
             r.ok(rc == 0 and info["unplugged-size"] == 0 and
-                 info["size"] == GiB,
+                 info["guest-size"] == GiB,
                  "%s during compaction: done, the device has every page "
                  "back" % label, "%s\n%s" % (out, info))
             r.ok(vmstat["balloon_inflate"] == vmstat["balloon_deflate"] and

@@ -49,6 +49,15 @@ def suite_stats(r):
         r.ok(s1["age-ms"] <= 600 and s1["total"] > 900 * MiB and
              0 < s1["available"] <= s1["total"] and s1["free"] > 0,
              "a report is fresh and sane: %s" % s1)
+        # pollable like virtio-balloon's guest-stats, on the PCI proxy
+        gs = g.qmp.cmd("qom-get", path="dmm0", property="guest-stats")
+        now = time.time()
+        r.ok(now - 3 <= gs["last-update"] <= now + 1 and
+             gs["stats"]["seq"] >= s1["seq"] and
+             gs["stats"]["total"] == s1["total"],
+             "qom-get dmm0 guest-stats: the latest report, updated %.1f s "
+             "ago (seq %d)" % (now - gs["last-update"], gs["stats"]["seq"]),
+             gs)
         ev = [e for e in g.qmp.poll_events(0.5)
               if e["event"] == "VIRTIO_DMM_STATS"]
         r.ok(ev and ev[-1]["data"]["stats"]["seq"] > s0["seq"] and
@@ -118,9 +127,9 @@ def suite_stats(r):
 @suite
 def suite_ask(r):
     """Issue 5: a guest under pressure asks for memory: granted up to
-    max-size with auto-grant, passed on as an event without."""
+    auto-grant-limit with auto-grant, passed on as an event without."""
     with Guest("ask", mem="512M", maxmem="3G", region="2G",
-               dev_opts="auto-grant=on,max-size=1536M") as g:
+               dev_opts="auto-grant=on,auto-grant-limit=1536M") as g:
         d = g.sysfs_dir()
         for attr, bad in (("ask_size", "abc"), ("ask_size", "0"),
                           ("ask_psi_above", "101"),
@@ -129,7 +138,7 @@ def suite_ask(r):
             rc, out = g.run("echo %s > %s/%s" % (bad, d, attr))
             r.ok(rc != 0 and "Invalid argument" in out,
                  "sysfs %s refuses %r" % (attr, bad), out)
-        r.ok(g.dmm_info()["requested-size"] == 512 * MiB,
+        r.ok(g.dmm_info()["requested-guest-size"] == 512 * MiB,
              "bad writes asked for nothing")
         g.qmp.cmd("qom-set", path="dmm0", property="stats-interval",
                   value=200)
@@ -142,7 +151,7 @@ def suite_ask(r):
         g.run("dmm_grow -s %d -r 24 -w /tmp/go >/tmp/grow.log 2>&1 &"
               % (900 * MiB))
         # sample QMP: when the guest fell below its threshold, when the
-        # host granted (requested-size rose), when the guest had it
+        # host granted (requested-guest-size rose), when the guest had it
         low = grant = None
         armed = True            # available was above the threshold
         lat, reached, psi_max = [], [], 0.0
@@ -156,12 +165,12 @@ def suite_ask(r):
             armed = armed or avail >= 192 * MiB
             if armed and low is None and avail < 160 * MiB:
                 low = now
-            if info["requested-size"] > last_req:
-                last_req, grant = info["requested-size"], now
+            if info["requested-guest-size"] > last_req:
+                last_req, grant = info["requested-guest-size"], now
                 if low is not None:
                     lat.append(now - low)
                 low, armed = None, False
-            if grant and info["size"] == last_req:
+            if grant and info["guest-size"] == last_req:
                 reached.append(now - grant)
                 grant = None
             if int(now * 10) % 10 == 0:
@@ -178,27 +187,28 @@ def suite_ask(r):
         r.tap("dmm_grow (900 MiB in a 512 MiB guest)", 0, out + "\n# Totals")
         r.ok("not ok" not in out and not g.kernel_problems(),
              "the program grew to 900 MiB with no OOM kill")
-        r.ok(info["requested-size"] > 512 * MiB and
-             info["requested-size"] <= 1536 * MiB and
+        r.ok(info["requested-guest-size"] > 512 * MiB and
+             info["requested-guest-size"] <= 1536 * MiB and
              int(g.counter("asks_granted")) >= 2,
-             "the guest asked %s times, %s granted: requested-size now "
-             "%d MiB (max-size 1536 MiB)" % (
+             "the guest asked %s times, %s granted: requested-guest-size "
+             "now %d MiB (auto-grant-limit 1536 MiB)" % (
                  g.counter("asks_sent"), g.counter("asks_granted"),
-                 info["requested-size"] // MiB))
+                 info["requested-guest-size"] // MiB))
         r.ok(evs and all(e["result"] == "granted" and e["pressure"]
                          for e in evs),
              "VIRTIO_DMM_ASK events say granted, for pressure", evs)
         r.figure("ask: 900 MiB program in a 512 MiB guest with auto-grant",
-                 "done in %.1f s; %s asks granted; requested-size %d MiB"
-                 % (secs, g.counter("asks_granted"),
-                    info["requested-size"] // MiB))
-        # beyond max-size: refused, shown in sysfs
+                 "done in %.1f s; %s asks granted; requested-guest-size "
+                 "%d MiB" % (secs, g.counter("asks_granted"),
+                    info["requested-guest-size"] // MiB))
+        # beyond auto-grant-limit: refused, shown in sysfs
         rc, out = g.run("echo %d > %s/ask_size" % (2560 * MiB, d))
         r.ok(rc != 0 and "No space left" in out and
              last_ask(g).endswith("refused") and
-             g.dmm_info()["requested-size"] == info["requested-size"],
-             "asking beyond max-size: refused, the guest's sysfs says so, "
-             "requested-size unchanged", out)
+             g.dmm_info()["requested-guest-size"] ==
+             info["requested-guest-size"],
+             "asking beyond auto-grant-limit: refused, the guest's sysfs says "
+             "so, requested-guest-size unchanged", out)
         g.run("touch /tmp/go")
     with Guest("ask-off", mem="512M", maxmem="3G", region="2G") as g:
         d = g.sysfs_dir()
@@ -209,15 +219,15 @@ def suite_ask(r):
         evs = ask_events(g, 2)
         r.ok(rc != 0 and "Resource temporarily unavailable" in out and
              last_ask(g) == "%d forwarded" % (1024 * MiB) and
-             g.dmm_info()["requested-size"] == 512 * MiB,
+             g.dmm_info()["requested-guest-size"] == 512 * MiB,
              "without auto-grant the request is passed on; nothing changes",
              out)
         r.ok(len(evs) == 1 and evs[0]["result"] == "forwarded" and
-             evs[0]["size"] == 1024 * MiB and not evs[0]["pressure"] and
-             evs[0]["current-size"] == 512 * MiB,
+             evs[0]["asked-guest-size"] == 1024 * MiB and
+             not evs[0]["pressure"] and evs[0]["guest-size"] == 512 * MiB,
              "QMP event VIRTIO_DMM_ASK: 1 GiB asked by the admin, forwarded",
              evs)
         # the management layer grants it
         g.set_requested(1024 * MiB)
         g.wait_current(1024 * MiB)
-        r.ok(True, "the management layer granted it with requested-size")
+        r.ok(True, "the management layer granted it with requested-guest-size")

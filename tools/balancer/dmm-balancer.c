@@ -50,22 +50,25 @@ static const char usage[] =
 "    ahead, plus headroom, plus a boost while its PSI says it is under\n"
 "    pressure, plus what it asked for), shares the budget among the guests\n"
 "    (each gets its min, the rest goes by weight up to its max) and sets\n"
-"    their requested-size.  Changes below the hysteresis are not made;\n"
-"    guests grow only with memory others have given back, so together they\n"
-"    never hold more than the budget.  A guest that hangs or sends garbage\n"
-"    is skipped and reconnected later; the others are served on.  It keeps\n"
-"    counting at what it may hold (max of its last size and requested size,\n"
-"    or its max if it never answered) until its QEMU is gone (its socket\n"
-"    refuses connections or no longer exists).  A number in a QMP answer\n"
-"    beyond 64 bits is ignored (read as absent), not the whole answer.\n"
+"    their requested-guest-size (the guest's target total RAM).  Changes\n"
+"    below the hysteresis are not made; guests grow only with memory\n"
+"    others have given back, so together they never hold more than the\n"
+"    budget.  A guest that hangs or sends garbage is skipped and\n"
+"    reconnected later; the others are served on.  It keeps counting at\n"
+"    what it may hold (max of its last guest-size and requested guest\n"
+"    size, or its max if it never answered) until its QEMU is gone (its\n"
+"    socket refuses connections or no longer exists).  A number in a QMP\n"
+"    answer beyond 64 bits is ignored (read as absent), not the whole\n"
+"    answer.\n"
 "\n"
 "    GUEST is NAME=QMP_SOCKET[,min=SIZE][,max=SIZE][,weight=N][,dev=ID]\n"
 "    or NAME=libvirt:DOMAIN[,...]: the libvirt domain of that name, through\n"
 "    libvirt's API (--libvirt), with no second monitor socket\n"
 "    (defaults: min 256M, weight 1, dev dmm0; max: the device's limit,\n"
-"    max-size with auto-grant, else boot-size + region-size, and the whole\n"
-"    budget until the device has answered).  dev= is the id of the\n"
-"    virtio-dmm device; a guest without a device of that id is skipped.\n"
+"    auto-grant-limit with auto-grant, else boot-size + max-size (the\n"
+"    region), and the whole budget until the device has answered).  dev=\n"
+"    is the id of the virtio-dmm device; a guest without a device of that\n"
+"    id is skipped.\n"
 "    SIZE is a number and a unit: K, M, G or T (powers of 1024, any case,\n"
 "    optionally followed by B or iB); a number without a unit is refused.\n"
 "    The budget must hold the sum of the guests' mins.\n"
@@ -386,7 +389,7 @@ static void on_event(void *opaque, json_t *ev)
 
 	if (!name || strcmp(name, "VIRTIO_DMM_ASK") || !json_is_object(data))
 		return;
-	size = json_integer_value(json_object_get(data, "size"));
+	size = json_integer_value(json_object_get(data, "asked-guest-size"));
 	if (size <= 0)
 		return;
 	g->st.asked = (uint64_t)size;
@@ -487,20 +490,20 @@ static void poll_guest(struct guest *g)
 		return;
 	}
 	/* QEMU's own numbers: without both, nothing of the answer is used */
-	if (!jsize(d, "size") ||
-	    !json_is_integer(json_object_get(d, "requested-size")) ||
-	    json_integer_value(json_object_get(d, "requested-size")) < 0) {
+	if (!jsize(d, "guest-size") ||
+	    !json_is_integer(json_object_get(d, "requested-guest-size")) ||
+	    json_integer_value(json_object_get(d, "requested-guest-size")) < 0) {
 		json_decref(ret);
-		snprintf(why, sizeof(why), "device '%s' without a valid size and requested-size",
+		snprintf(why, sizeof(why), "device '%s' without a valid guest-size and requested-guest-size",
 			 g->dev);
 		drop(g, why, -EPROTO, false);
 		return;
 	}
 	/* its limit: what auto-grant may give it, else boot + region */
 	if (json_is_true(json_object_get(d, "auto-grant")))
-		limit = jsize(d, "max-size");
+		limit = jsize(d, "auto-grant-limit");
 	else
-		limit = jsize(d, "boot-size") + jsize(d, "region-size");
+		limit = jsize(d, "boot-size") + jsize(d, "max-size");
 	if (!g->max_set && (!limit || limit < g->st.min)) {
 		json_decref(ret);
 		snprintf(why, sizeof(why), "device '%s' limit %s, below min",
@@ -517,8 +520,8 @@ static void poll_guest(struct guest *g)
 	g->st.alive = true;
 	g->st.gone = false;
 	g->st.known = true;
-	g->st.size = jsize(d, "size");
-	g->st.requested = jsize(d, "requested-size");
+	g->st.size = jsize(d, "guest-size");
+	g->st.requested = jsize(d, "requested-guest-size");
 	st = json_object_get(d, "stats");
 	/* no report, or a stale one: assume it uses all it has */
 	g->answer_at = now_ms();
@@ -552,11 +555,11 @@ static void poll_guest(struct guest *g)
 static int set_requested(struct guest *g, uint64_t size)
 {
 	json_t *args = json_pack("{s:s,s:s,s:I}", "path", g->dev, "property",
-				 "requested-size", "value", (json_int_t)size);
+				 "requested-guest-size", "value", (json_int_t)size);
 	int rc = qmp_call(&g->q, "qom-set", args, QMP_TIMEOUT_MS, NULL);
 
 	if (rc == -EREMOTEIO) {
-		say("%s: requested-size %llu refused: %s", g->name,
+		say("%s: requested-guest-size %llu refused: %s", g->name,
 		    (unsigned long long)size, g->q.error);
 		return rc;
 	}

@@ -34,8 +34,8 @@ struct gstate {
 	bool alive;		/* answered this period */
 	bool gone;		/* its QEMU is gone: it holds nothing */
 	bool known;		/* size and requested were read once */
-	uint64_t size;		/* RAM now (QMP size) */
-	uint64_t requested;	/* requested-size now */
+	uint64_t size;		/* RAM now (QMP guest-size) */
+	uint64_t requested;	/* requested-guest-size now */
 	uint64_t available;	/* the guest's latest report */
 	double psi;		/* PSI some avg10, percent */
 	uint64_t asked;		/* a forwarded request for this much, or 0 */
@@ -59,8 +59,8 @@ bool policy_allocate(const struct policy *p, struct gstate *g, int n,
 		     uint64_t reserved);
 
 /*
- * The requested-size to set this period for guest @i, or 0 for "leave
- * it": changes below the hysteresis are skipped (unless the guest is
+ * The requested-guest-size to set this period for guest @i, or 0 for
+ * "leave it": changes below the hysteresis are skipped (unless the guest is
  * under pressure and would grow), and growth is limited so that the sum
  * of max(size, requested) over all guests never exceeds the budget.
  */

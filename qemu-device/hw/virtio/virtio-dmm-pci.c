@@ -52,8 +52,7 @@ static MemoryRegion *virtio_dmm_pci_get_memory_region(MemoryDeviceState *md,
 static uint64_t virtio_dmm_pci_get_plugged_size(const MemoryDeviceState *md,
                                                 Error **errp)
 {
-    return object_property_get_uint(OBJECT(md), VIRTIO_DMM_PLUGGED_SIZE_PROP,
-                                    errp);
+    return object_property_get_uint(OBJECT(md), VIRTIO_DMM_SIZE_PROP, errp);
 }
 
 static void virtio_dmm_pci_fill_device_info(const MemoryDeviceState *md,
@@ -113,16 +112,17 @@ static void virtio_dmm_pci_unplug_request_check(VirtIOMDPCI *vmd,
     VIRTIO_DMM_GET_CLASS(vdmm)->unplug_request_check(vdmm, errp);
 }
 
-static void virtio_dmm_pci_get_requested_size(Object *obj, Visitor *v,
-                                              const char *name, void *opaque,
-                                              Error **errp)
+/* requested-size and requested-guest-size, forwarded to the device */
+static void virtio_dmm_pci_get_requested(Object *obj, Visitor *v,
+                                         const char *name, void *opaque,
+                                         Error **errp)
 {
     object_property_get(OBJECT(&VIRTIO_DMM_PCI(obj)->vdev), name, v, errp);
 }
 
-static void virtio_dmm_pci_set_requested_size(Object *obj, Visitor *v,
-                                              const char *name, void *opaque,
-                                              Error **errp)
+static void virtio_dmm_pci_set_requested(Object *obj, Visitor *v,
+                                         const char *name, void *opaque,
+                                         Error **errp)
 {
     DeviceState *dev = DEVICE(obj);
 
@@ -172,9 +172,9 @@ static void virtio_dmm_pci_instance_init(Object *obj)
 {
     /* the device's dynamic properties the proxy shows as its own */
     static const char *const aliases[] = {
-        VIRTIO_DMM_PLUGGED_SIZE_PROP, VIRTIO_DMM_BOOT_SIZE_PROP,
-        VIRTIO_DMM_UNPLUGGED_SIZE_PROP, VIRTIO_DMM_SIZE_PROP,
-        VIRTIO_DMM_STATS_INTERVAL_PROP,
+        VIRTIO_DMM_SIZE_PROP, VIRTIO_DMM_GUEST_SIZE_PROP,
+        VIRTIO_DMM_BOOT_SIZE_PROP, VIRTIO_DMM_UNPLUGGED_SIZE_PROP,
+        VIRTIO_DMM_STATS_INTERVAL_PROP, VIRTIO_DMM_GUEST_STATS_PROP,
     };
     VirtIODMMPCI *dev = VIRTIO_DMM_PCI(obj);
     VirtIODMM *vdmm = &dev->vdev;
@@ -195,8 +195,11 @@ static void virtio_dmm_pci_instance_init(Object *obj)
         object_property_add_alias(obj, aliases[i], OBJECT(vdmm), aliases[i]);
     }
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
-                        virtio_dmm_pci_get_requested_size,
-                        virtio_dmm_pci_set_requested_size, NULL, NULL);
+                        virtio_dmm_pci_get_requested,
+                        virtio_dmm_pci_set_requested, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP, "size",
+                        virtio_dmm_pci_get_requested,
+                        virtio_dmm_pci_set_requested, NULL, NULL);
 }
 
 static const VirtioPCIDeviceTypeInfo virtio_dmm_pci_info = {

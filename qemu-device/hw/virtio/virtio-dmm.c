@@ -35,6 +35,7 @@
 #include "migration/misc.h"
 #include "migration/vmstate.h"
 #include "qapi/qapi-events-machine.h"
+#include "qapi/qapi-visit-machine.h"
 #include "qemu/timer.h"
 #include "hw/boards.h"
 #include "hw/qdev-properties.h"
@@ -86,6 +87,23 @@ static int virtio_dmm_discard(void *opaque, uint64_t offset, uint64_t len)
 static uint64_t virtio_dmm_region_size(VirtIODMM *vdmm)
 {
     return memory_region_size(&vdmm->memdev->mr);
+}
+
+/* The machine's RAM (-m): guest RAM outside the region. */
+static uint64_t virtio_dmm_boot_size(void)
+{
+    return MACHINE(qdev_get_machine())->ram_size;
+}
+
+/*
+ * The region memory the guest is asked to plug (virtio-mem's
+ * requested-size): the target total beyond the boot size, 0 below it.
+ */
+static uint64_t virtio_dmm_requested_region_size(const struct dmm_dev *d)
+{
+    uint64_t target = dmm_requested_size(d), boot = virtio_dmm_boot_size();
+
+    return target > boot ? target - boot : 0;
 }
 
 /* The container the machine maps; created on first use (pre-plug). */
@@ -331,8 +349,36 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
 };
 
 /*
+ * The guest's memory changed (plugged or unplugged, in blocks, sub-blocks
+ * or pages): VIRTIO_DMM_SIZE_CHANGE with both sizes, if they are not what
+ * the last one said.  The monitor rate-limits it per device and always
+ * delivers the latest.
+ */
+static void virtio_dmm_send_size_change(VirtIODMM *vdmm)
+{
+    uint64_t plugged = dmm_plugged_size(vdmm->dmm);
+    uint64_t unplugged = dmm_unplugged_size(vdmm->dmm);
+    DeviceState *proxy;
+    g_autofree char *path = NULL;
+
+    if (plugged == vdmm->event_plugged_size &&
+        unplugged == vdmm->event_unplugged_size) {
+        return;
+    }
+    vdmm->event_plugged_size = plugged;
+    vdmm->event_unplugged_size = unplugged;
+    proxy = virtio_dmm_proxy(vdmm);
+    path = object_get_canonical_path(OBJECT(proxy));
+    qapi_event_send_virtio_dmm_size_change(proxy->id, path, plugged,
+                                           dmm_current_size(vdmm->dmm),
+                                           unplugged);
+}
+
+/*
  * What a call to the library changed: the guest hears of a new
- * requested-size, the memory-device layer of a new plugged size.
+ * requested size, the memory-device layer of a new plugged size
+ * (MEMORY_DEVICE_SIZE_CHANGE, as virtio-mem), the monitor of any change
+ * of the guest's memory (VIRTIO_DMM_SIZE_CHANGE).
  */
 static void virtio_dmm_changed(VirtIODMM *vdmm, unsigned int changed)
 {
@@ -340,6 +386,9 @@ static void virtio_dmm_changed(VirtIODMM *vdmm, unsigned int changed)
 
     if (changed & DMM_CHANGED_PLUGGED) {
         notifier_list_notify(&vdmm->size_change_notifiers, &plugged);
+    }
+    if (changed & (DMM_CHANGED_PLUGGED | DMM_CHANGED_UNPLUGGED)) {
+        virtio_dmm_send_size_change(vdmm);
     }
     if (changed & DMM_CHANGED_REQUESTED) {
         trace_virtio_dmm_requested_size(dmm_requested_size(vdmm->dmm));
@@ -580,6 +629,7 @@ static void virtio_dmm_handle_stats(VirtIODevice *vdev, VirtQueue *vq)
             vdmm->prev_stats_ms = vdmm->last_stats_ms;
             vdmm->last_stats = st;
             vdmm->last_stats_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            vdmm->last_stats_wall = g_get_real_time() / G_USEC_PER_SEC;
             vdmm->have_stats = true;
             /* QAPI event senders do not take ownership of their data. */
             event_stats = virtio_dmm_get_stats(vdmm);
@@ -823,7 +873,9 @@ static struct dmm_dev *virtio_dmm_new_dev(VirtIODMM *vdmm, Error **errp)
         .hints = vdmm->hints,
     };
     struct dmm_dev *d;
+    const char *prop;
     char err[256];
+    uint64_t size;
 
     d = dmm_dev_new(&p, &virtio_dmm_backend, vdmm, err, sizeof(err));
     if (!d) {
@@ -832,16 +884,37 @@ static struct dmm_dev *virtio_dmm_new_dev(VirtIODMM *vdmm, Error **errp)
                    VIRTIO_DMM_ADDR_PROP);
         return NULL;
     }
-    if (dmm_set_grant_policy(d, vdmm->auto_grant, vdmm->max_size, err,
-                             sizeof(err))) {
-        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_MAX_SIZE_PROP, err);
+    if (dmm_set_grant_policy(d, vdmm->auto_grant, vdmm->auto_grant_limit,
+                             err, sizeof(err))) {
+        error_setg(errp, "'%s' property: %s",
+                   VIRTIO_DMM_AUTO_GRANT_LIMIT_PROP, err);
         goto fail;
     }
-    if (dmm_set_requested_size(d, vdmm->initial_requested_size ?
-                               vdmm->initial_requested_size : p.boot_size,
-                               err, sizeof(err))) {
-        error_setg(errp, "'%s' property: %s", VIRTIO_DMM_REQUESTED_SIZE_PROP,
-                   err);
+    if (vdmm->initial_requested_guest_size != UINT64_MAX &&
+        vdmm->initial_requested_size != UINT64_MAX) {
+        error_setg(errp, "'%s' and '%s' are two ways to say one size: set"
+                   " one", VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP,
+                   VIRTIO_DMM_REQUESTED_SIZE_PROP);
+        goto fail;
+    }
+    if (vdmm->initial_requested_size != UINT64_MAX) {
+        prop = VIRTIO_DMM_REQUESTED_SIZE_PROP;
+        if (vdmm->initial_requested_size > p.region_size) {
+            error_setg(errp, "'%s' property 0x%" PRIx64 " exceeds the memdev"
+                       " size 0x%" PRIx64, prop, vdmm->initial_requested_size,
+                       p.region_size);
+            goto fail;
+        }
+        size = p.boot_size + vdmm->initial_requested_size;
+    } else if (vdmm->initial_requested_guest_size != UINT64_MAX) {
+        prop = VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP;
+        size = vdmm->initial_requested_guest_size;
+    } else {
+        prop = VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP;
+        size = p.boot_size;
+    }
+    if (dmm_set_requested_size(d, size, err, sizeof(err))) {
+        error_setg(errp, "'%s' property: %s", prop, err);
         goto fail;
     }
     return d;
@@ -1057,6 +1130,9 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
         return -EINVAL;
     }
     vdmm->stats_interval = vdmm->mig_stats_interval;
+    /* the sizes the source's events said */
+    vdmm->event_plugged_size = dmm_plugged_size(vdmm->dmm);
+    vdmm->event_unplugged_size = dmm_unplugged_size(vdmm->dmm);
     if (migrate_ram_is_ignored(virtio_dmm_rb(vdmm))) {
         return 0;
     }
@@ -1155,10 +1231,12 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
 
     vi->memaddr = vdmm->addr;
     vi->node = vdmm->node;
-    vi->requested_size = dmm_requested_size(d);
-    vi->plugged_size = dmm_plugged_size(d);
-    vi->region_size = virtio_dmm_region_size((VirtIODMM *)vdmm);
-    vi->boot_size = MACHINE(qdev_get_machine())->ram_size;
+    vi->requested_size = virtio_dmm_requested_region_size(d);
+    vi->size = dmm_plugged_size(d);
+    vi->max_size = virtio_dmm_region_size((VirtIODMM *)vdmm);
+    vi->requested_guest_size = dmm_requested_size(d);
+    vi->guest_size = dmm_current_size(d);
+    vi->boot_size = virtio_dmm_boot_size();
     vi->block_size = vdmm->block_size;
     vi->unplugged_size = dmm_unplugged_size(d);
     vi->reported_size = st->reported_bytes;
@@ -1173,10 +1251,9 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
     vi->stats = virtio_dmm_get_stats((VirtIODMM *)vdmm);
     vi->stats_interval = vdmm->stats ? vdmm->stats_interval : 0;
     vi->auto_grant = dmm_auto_grant(d);
-    vi->max_size = dmm_max_size(d);
+    vi->auto_grant_limit = dmm_grant_limit(d);
     vi->sub_block_plugged_size = dmm_partial_plugged_size(d);
     vi->sub_block_size = dmm_sb_size(d);
-    vi->size = dmm_current_size(d);
     vi->memdev = object_get_canonical_path(OBJECT(vdmm->memdev));
 }
 
@@ -1235,7 +1312,7 @@ static void virtio_dmm_unplug_request_check(VirtIODMM *vdmm, Error **errp)
                       dmm_unplugged_size(vdmm->dmm))) {
         error_setg(errp, "virtio-dmm cannot be unplugged while the guest has"
                    " 0x%" PRIx64 " bytes of its region plugged and 0x%" PRIx64
-                   " bytes of pages unplugged: set '%s' to boot-size first",
+                   " bytes of pages unplugged: set '%s' to 0 first",
                    dmm_plugged_size(vdmm->dmm), dmm_unplugged_size(vdmm->dmm),
                    VIRTIO_DMM_REQUESTED_SIZE_PROP);
     }
@@ -1244,35 +1321,110 @@ static void virtio_dmm_unplug_request_check(VirtIODMM *vdmm, Error **errp)
 /*
  * --- properties ---
  *
- * QOM holds the configuration, requested-size (the one thing set at run
- * time besides stats-interval) and the sizes; counters and the guest's
- * reports are read through query-memory-devices only
- * (virtio_dmm_fill_device_info()).
+ * QOM holds the configuration, the requested size (the one thing set at
+ * run time besides stats-interval), the sizes and the guest's latest
+ * report (guest-stats); counters are read through query-memory-devices
+ * only (virtio_dmm_fill_device_info()).
+ *
+ * Names virtio-mem has mean what they mean there: size is the plugged
+ * memory of the region, requested-size the region memory the guest is
+ * asked to plug.  The guest's total RAM has its own names: guest-size
+ * (now) and requested-guest-size (the target, which may be below the boot
+ * size); requested-size is requested-guest-size - boot-size, or 0 below
+ * the boot size.
  */
 
+/* The guest's target total RAM, also before realize. */
+static uint64_t virtio_dmm_requested_guest_size(VirtIODMM *vdmm)
+{
+    if (vdmm->dmm) {
+        return dmm_requested_size(vdmm->dmm);
+    }
+    if (vdmm->initial_requested_size != UINT64_MAX) {
+        return virtio_dmm_boot_size() + vdmm->initial_requested_size;
+    }
+    if (vdmm->initial_requested_guest_size != UINT64_MAX) {
+        return vdmm->initial_requested_guest_size;
+    }
+    return virtio_dmm_boot_size();
+}
+
+static void virtio_dmm_get_requested_guest_size(Object *obj, Visitor *v,
+                                                const char *name,
+                                                void *opaque, Error **errp)
+{
+    uint64_t value = virtio_dmm_requested_guest_size(VIRTIO_DMM(obj));
+
+    visit_type_size(v, name, &value, errp);
+}
+
+/* The region memory the guest is asked to plug (virtio-mem's meaning). */
 static void virtio_dmm_get_requested_size(Object *obj, Visitor *v,
                                           const char *name, void *opaque,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value = vdmm->dmm ? dmm_requested_size(vdmm->dmm) :
-                     vdmm->initial_requested_size;
+    uint64_t value, boot = virtio_dmm_boot_size();
 
+    if (vdmm->dmm) {
+        value = virtio_dmm_requested_region_size(vdmm->dmm);
+    } else if (vdmm->initial_requested_size != UINT64_MAX) {
+        value = vdmm->initial_requested_size;
+    } else {
+        value = virtio_dmm_requested_guest_size(vdmm);
+        value = value > boot ? value - boot : 0;
+    }
     visit_type_size(v, name, &value, errp);
 }
 
 /*
- * Before realize the value is only stored (realize checks it against the
- * memdev and boot size); afterwards the library checks it and nothing
- * changes on error.  The guest is notified even of an unchanged value.
+ * A new target for the guest's total RAM: the library checks it and
+ * nothing changes on error.  The guest is notified even of an unchanged
+ * value.
  */
+static bool virtio_dmm_set_target(VirtIODMM *vdmm, uint64_t value,
+                                  Error **errp)
+{
+    char err[256];
+
+    if (dmm_set_requested_size(vdmm->dmm, value, err, sizeof(err))) {
+        error_setg(errp, "%s", err);
+        return false;
+    }
+    trace_virtio_dmm_requested_size(value);
+    virtio_notify_config(VIRTIO_DEVICE(vdmm));
+    return true;
+}
+
+/*
+ * Before realize the value is only stored (realize checks it against the
+ * memdev and boot size); afterwards it is the new target.
+ */
+static void virtio_dmm_set_requested_guest_size(Object *obj, Visitor *v,
+                                                const char *name,
+                                                void *opaque, Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value;
+
+    if (!visit_type_size(v, name, &value, errp)) {
+        return;
+    }
+    if (!DEVICE(obj)->realized) {
+        vdmm->initial_requested_guest_size = value;
+        return;
+    }
+    virtio_dmm_set_target(vdmm, value, errp);
+}
+
+/* As virtio-mem: the region memory to plug; the target is boot + it. */
 static void virtio_dmm_set_requested_size(Object *obj, Visitor *v,
                                           const char *name, void *opaque,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    char err[256];
-    uint64_t value;
+    uint64_t value, region_size;
+    Error *err = NULL;
 
     if (!visit_type_size(v, name, &value, errp)) {
         return;
@@ -1281,17 +1433,21 @@ static void virtio_dmm_set_requested_size(Object *obj, Visitor *v,
         vdmm->initial_requested_size = value;
         return;
     }
-    if (dmm_set_requested_size(vdmm->dmm, value, err, sizeof(err))) {
-        error_setg(errp, "%s", err);
+    region_size = virtio_dmm_region_size(vdmm);
+    if (value > region_size) {
+        error_setg(errp, "'%s' 0x%" PRIx64 " exceeds the memdev size 0x%"
+                   PRIx64, name, value, region_size);
         return;
     }
-    trace_virtio_dmm_requested_size(value);
-    virtio_notify_config(VIRTIO_DEVICE(vdmm));
+    if (!virtio_dmm_set_target(vdmm, virtio_dmm_boot_size() + value, &err)) {
+        error_propagate_prepend(errp, err, "'%s' 0x%" PRIx64 ": ", name,
+                                value);
+    }
 }
 
-static void virtio_dmm_get_plugged_size(Object *obj, Visitor *v,
-                                        const char *name, void *opaque,
-                                        Error **errp)
+/* The plugged memory of the region (virtio-mem's size). */
+static void virtio_dmm_get_size(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
     uint64_t value = vdmm->dmm ? dmm_plugged_size(vdmm->dmm) : 0;
@@ -1310,12 +1466,13 @@ static void virtio_dmm_get_unplugged_size(Object *obj, Visitor *v,
 }
 
 /* The guest's RAM now: boot + plugged - unplugged pages. */
-static void virtio_dmm_get_size(Object *obj, Visitor *v, const char *name,
-                                void *opaque, Error **errp)
+static void virtio_dmm_get_guest_size(Object *obj, Visitor *v,
+                                      const char *name, void *opaque,
+                                      Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
     uint64_t value = vdmm->dmm ? dmm_current_size(vdmm->dmm) :
-                     MACHINE(qdev_get_machine())->ram_size;
+                     virtio_dmm_boot_size();
 
     visit_type_size(v, name, &value, errp);
 }
@@ -1324,9 +1481,32 @@ static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
 {
-    uint64_t value = MACHINE(qdev_get_machine())->ram_size;
+    uint64_t value = virtio_dmm_boot_size();
 
     visit_type_size(v, name, &value, errp);
+}
+
+/*
+ * The guest's latest report and when it arrived, like virtio-balloon's
+ * guest-stats: { "last-update": seconds since the epoch, "stats": ... }.
+ * An error before the first report.
+ */
+static void virtio_dmm_get_guest_stats(Object *obj, Visitor *v,
+                                       const char *name, void *opaque,
+                                       Error **errp)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    VirtioDMMGuestStats *gs;
+
+    if (!vdmm->have_stats) {
+        error_setg(errp, "the guest has not sent a report yet");
+        return;
+    }
+    gs = g_new0(VirtioDMMGuestStats, 1);
+    gs->last_update = vdmm->last_stats_wall;
+    gs->stats = virtio_dmm_get_stats(vdmm);
+    visit_type_VirtioDMMGuestStats(v, name, &gs, errp);
+    qapi_free_VirtioDMMGuestStats(gs);
 }
 
 static void virtio_dmm_get_stats_interval(Object *obj, Visitor *v,
@@ -1377,7 +1557,8 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_STATS_PROP, VirtIODMM, stats, true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_AUTO_GRANT_PROP, VirtIODMM, auto_grant,
                      false),
-    DEFINE_PROP_SIZE(VIRTIO_DMM_MAX_SIZE_PROP, VirtIODMM, max_size, 0),
+    DEFINE_PROP_SIZE(VIRTIO_DMM_AUTO_GRANT_LIMIT_PROP, VirtIODMM,
+                     auto_grant_limit, 0),
     /* for comparisons only: the whole region mapped, all the time */
     DEFINE_PROP_BOOL("x-dynamic-memslots", VirtIODMM, x_dynamic_memslots,
                      true),
@@ -1389,20 +1570,28 @@ static void virtio_dmm_instance_init(Object *obj)
 
     notifier_list_init(&vdmm->size_change_notifiers);
     vdmm->stats_interval = VIRTIO_DMM_STATS_DEFAULT_MS;
+    vdmm->initial_requested_guest_size = UINT64_MAX;
+    vdmm->initial_requested_size = UINT64_MAX;
     object_property_add(obj, VIRTIO_DMM_STATS_INTERVAL_PROP, "uint32",
                         virtio_dmm_get_stats_interval,
                         virtio_dmm_set_stats_interval, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_REQUESTED_SIZE_PROP, "size",
                         virtio_dmm_get_requested_size,
                         virtio_dmm_set_requested_size, NULL, NULL);
-    object_property_add(obj, VIRTIO_DMM_PLUGGED_SIZE_PROP, "size",
-                        virtio_dmm_get_plugged_size, NULL, NULL, NULL);
-    object_property_add(obj, VIRTIO_DMM_UNPLUGGED_SIZE_PROP, "size",
-                        virtio_dmm_get_unplugged_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP, "size",
+                        virtio_dmm_get_requested_guest_size,
+                        virtio_dmm_set_requested_guest_size, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_SIZE_PROP, "size",
                         virtio_dmm_get_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_UNPLUGGED_SIZE_PROP, "size",
+                        virtio_dmm_get_unplugged_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_GUEST_SIZE_PROP, "size",
+                        virtio_dmm_get_guest_size, NULL, NULL, NULL);
     object_property_add(obj, VIRTIO_DMM_BOOT_SIZE_PROP, "size",
                         virtio_dmm_get_boot_size, NULL, NULL, NULL);
+    object_property_add(obj, VIRTIO_DMM_GUEST_STATS_PROP,
+                        "VirtioDMMGuestStats", virtio_dmm_get_guest_stats,
+                        NULL, NULL, NULL);
 }
 
 /*

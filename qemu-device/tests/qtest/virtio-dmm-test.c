@@ -139,14 +139,26 @@ static uint64_t dmm_qom_size(DMMTest *t, const char *prop)
     return v;
 }
 
-static void dmm_set_requested(DMMTest *t, uint64_t size)
+/* qom-set @prop to @size; NULL, or the error QMP answered with. */
+static char *dmm_qom_set(DMMTest *t, const char *prop, uint64_t size)
 {
     QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-set', 'arguments':"
-                           " { 'path': 'dmm0', 'property': 'requested-size',"
-                           " 'value': %" PRIu64 " } }", size);
+                           " { 'path': 'dmm0', 'property': %s,"
+                           " 'value': %" PRIu64 " } }", prop, size);
+    char *desc = NULL;
 
-    g_assert(qdict_haskey(rsp, "return"));
+    if (!qdict_haskey(rsp, "return")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                      "desc"));
+    }
     qobject_unref(rsp);
+    return desc;
+}
+
+/* The guest's target total RAM. */
+static void dmm_set_requested(DMMTest *t, uint64_t size)
+{
+    g_assert_null(dmm_qom_set(t, "requested-guest-size", size));
 }
 
 /*
@@ -304,17 +316,17 @@ static void test_plug_unplug(DMMTest *t)
     dmm_set_requested(t, BOOT_SIZE + 2 * BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 2), ==,
                      VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 2 * BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 2 * BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, t->region, 2), ==,
                      VIRTIO_DMM_STATE_PLUGGED);
     g_assert_cmpuint(dmm_state(t, t->region, 3), ==, VIRTIO_DMM_STATE_MIXED);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG,
                                t->region + BLOCK_SIZE, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0), ==,
                      VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 0);
     g_assert_cmpuint(dmm_state(t, t->region, 8), ==,
                      VIRTIO_DMM_STATE_UNPLUGGED);
 }
@@ -354,7 +366,7 @@ static void test_bad_requests(DMMTest *t)
     req.u.plug.addr = cpu_to_le64(r);
     req.u.plug.nb_blocks = cpu_to_le64(1);
     g_assert_cmpuint(dmm_send(t, &req, &resp), ==, VIRTIO_DMM_RESP_ERROR);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 0);
 
     /* plugged twice, unplugged with an unplugged neighbour */
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
@@ -363,7 +375,7 @@ static void test_bad_requests(DMMTest *t)
                      VIRTIO_DMM_RESP_ERROR);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG, r, 2), ==,
                      VIRTIO_DMM_RESP_ERROR);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, r, 1), ==, VIRTIO_DMM_STATE_PLUGGED);
 }
 
@@ -392,8 +404,8 @@ static void test_machine_reset(DMMTest *t)
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     qtest_qmp_eventwait(t->qts, "RESET");
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
-    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==,
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==,
                      BOOT_SIZE + 2 * BLOCK_SIZE);
 }
 
@@ -438,7 +450,7 @@ static void test_free_page_reports(DMMTest *t)
     g_assert_cmpuint(dmm_counter(t, "reported-size"), ==,
                      2 * 1024 * 1024 + 2 * 4096);
     /* nothing about the blocks changed */
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
     g_assert_cmpuint(dmm_state(t, t->region, 2), ==, VIRTIO_DMM_STATE_MIXED);
 }
 
@@ -472,7 +484,7 @@ static void test_sub_blocks(DMMTest *t)
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB,
                                r + BLOCK_SIZE + 4 * SUB_BLOCK, 3), ==,
                      VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 3 * SUB_BLOCK);
     g_assert_cmpuint(dmm_state(t, r + BLOCK_SIZE, 1), ==,
                      VIRTIO_DMM_STATE_MIXED);
     /* beyond requested, unaligned, past the end, whole-block rules */
@@ -489,11 +501,11 @@ static void test_sub_blocks(DMMTest *t)
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
                                r + BLOCK_SIZE + 3 * SUB_BLOCK, 2), ==,
                      VIRTIO_DMM_RESP_ERROR);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 3 * SUB_BLOCK);
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
                                r + BLOCK_SIZE + 5 * SUB_BLOCK, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 2 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 2 * SUB_BLOCK);
 }
 
 /* --- page requests --- */
@@ -549,7 +561,8 @@ static void test_pages(DMMTest *t)
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0),
                                BOOT_PAGE(7)), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
-    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE - 2 * PAGE);
+    g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==,
+                     BOOT_SIZE - 2 * PAGE);
     g_assert_cmphex(qvirtio_config_readq(d,
                     offsetof(struct virtio_dmm_config, unplugged_size)), ==,
                     2 * PAGE);
@@ -562,8 +575,141 @@ static void test_pages(DMMTest *t)
     dmm_set_requested(t, BOOT_SIZE);
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(0),
                                BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
-    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==, BOOT_SIZE);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+}
+
+/*
+ * The names virtio-mem has mean what they mean there (the region's
+ * memory); the guest's total RAM has names of its own.
+ */
+static void test_size_names(DMMTest *t)
+{
+    QDict *info;
+    char *err;
+
+    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==, BOOT_SIZE);
+    /* requested-size is the region memory to plug: boot size + it */
+    g_assert_null(dmm_qom_set(t, "requested-size", BLOCK_SIZE));
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmphex(qvirtio_config_readq(t->vdev,
+                    offsetof(struct virtio_dmm_config, requested_size)), ==,
+                    BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    info = dmm_info(t->qts);
+    g_assert_cmpuint(qdict_get_int(info, "requested-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(qdict_get_int(info, "size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(qdict_get_int(info, "max-size"), ==, REGION_SIZE);
+    g_assert_cmpuint(qdict_get_int(info, "requested-guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(qdict_get_int(info, "guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(qdict_get_int(info, "auto-grant-limit"), ==,
+                     BOOT_SIZE + REGION_SIZE);
+    g_assert(!qdict_haskey(info, "plugged-size"));
+    g_assert(!qdict_haskey(info, "region-size"));
+    qobject_unref(info);
+    /* beyond the region, or not a page multiple: refused, nothing changes */
+    err = dmm_qom_set(t, "requested-size", REGION_SIZE + BLOCK_SIZE);
+    g_assert(err && strstr(err, "exceeds the memdev size"));
+    g_free(err);
+    err = dmm_qom_set(t, "requested-size", UINT64_MAX);
+    g_assert(err && strstr(err, "exceeds the memdev size"));
+    g_free(err);
+    err = dmm_qom_set(t, "requested-size", BLOCK_SIZE + 512);
+    g_assert(err && strstr(err, "'requested-size' 0x8000200: "));
+    g_free(err);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    /* below the boot size no region memory is asked for */
+    dmm_set_requested(t, BOOT_SIZE - 4 * PAGE);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, 0);
+    g_assert_null(dmm_qom_set(t, "requested-size", 0));
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==, BOOT_SIZE);
+}
+
+/* requested-size=128M on the command line: the target is boot + 128M. */
+static void test_size_names_cmdline(DMMTest *t)
+{
+    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+}
+
+/* @field of the data of event @ev, which must be there. */
+static uint64_t dmm_event_size(QDict *ev, const char *field)
+{
+    QDict *data;
+
+    g_assert(ev);
+    data = qdict_get_qdict(ev, "data");
+    g_assert(qdict_haskey(data, field));
+    return qdict_get_int(data, field);
+}
+
+/*
+ * Every change of what the guest has is an event with both sizes, a
+ * shrink in pages too (MEMORY_DEVICE_SIZE_CHANGE stays virtio-mem's: the
+ * plugged size, which pages do not change).  The first event of a second
+ * is sent at once, a later one when the second is over.
+ */
+static void test_size_change_pages(DMMTest *t)
+{
+    QDict *ev;
+
+    dmm_set_requested(t, BOOT_SIZE - 2 * PAGE);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0),
+                               BOOT_PAGE(7)), ==, VIRTIO_DMM_RESP_ACK);
+    /* a QMP round trip: what the device sent is read by then */
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
+    ev = qtest_qmp_event_ref(t->qts, "VIRTIO_DMM_SIZE_CHANGE");
+    g_assert_cmpuint(dmm_event_size(ev, "size"), ==, 0);
+    g_assert_cmpuint(dmm_event_size(ev, "guest-size"), ==,
+                     BOOT_SIZE - 2 * PAGE);
+    g_assert_cmpuint(dmm_event_size(ev, "unplugged-size"), ==, 2 * PAGE);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "qom-path"),
+                    ==, "/machine/peripheral/dmm0");
+    qobject_unref(ev);
+    /* and back: the latest sizes arrive when the second is over */
+    dmm_set_requested(t, BOOT_SIZE);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(0)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(7)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_null(qtest_qmp_event_ref(t->qts, "VIRTIO_DMM_SIZE_CHANGE"));
+    /* the monitor's rate limit runs on the virtual clock under qtest */
+    qtest_clock_step(t->qts, 1100 * 1000 * 1000LL);
+    ev = qtest_qmp_eventwait_ref(t->qts, "VIRTIO_DMM_SIZE_CHANGE");
+    g_assert_cmpuint(dmm_event_size(ev, "guest-size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_event_size(ev, "unplugged-size"), ==, 0);
+    qobject_unref(ev);
+}
+
+/* A plug changes both sizes: both events. */
+static void test_size_change_blocks(DMMTest *t)
+{
+    QDict *ev;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, t->region, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
+    /* in the order they were sent */
+    ev = qtest_qmp_event_ref(t->qts, "MEMORY_DEVICE_SIZE_CHANGE");
+    g_assert_cmpuint(dmm_event_size(ev, "size"), ==, BLOCK_SIZE);
+    qobject_unref(ev);
+    ev = qtest_qmp_event_ref(t->qts, "VIRTIO_DMM_SIZE_CHANGE");
+    g_assert_cmpuint(dmm_event_size(ev, "size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_event_size(ev, "guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
+    qobject_unref(ev);
 }
 
 /*
@@ -653,12 +799,12 @@ static void test_bad_page_lists(DMMTest *t)
                      VIRTIO_DMM_RESP_ERROR);
     g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 4,
                                    8 + 3 * 8), ==, VIRTIO_DMM_RESP_ERROR);
-    /* plugging back beyond requested-size: NACK */
+    /* plugging back beyond requested-guest-size: NACK */
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE - 2 * PAGE);
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(1),
                                r + PAGE), ==, VIRTIO_DMM_RESP_NACK);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * PAGE);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BLOCK_SIZE);
     g_assert(!(d->bus->get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET));
     /* and the well-formed version of the rejected requests still works */
     g_assert_cmpuint(dmm_pages_len(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, many, 4,
@@ -774,7 +920,8 @@ static void test_hints(DMMTest *t)
                     HINT_WORD);
     g_assert_cmphex(qtest_readq(t->qts, r + PAGE + 4088), ==,
                     HINT_WORD);
-    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, BOOT_SIZE + BLOCK_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==,
+                     BOOT_SIZE + BLOCK_SIZE);
 }
 
 /* Block 0 is plugged, boot page 5 unplugged. */
@@ -1052,7 +1199,7 @@ static uint64_t dmm_load_stream_field(const char *file, const char *opts,
 static uint64_t dmm_load_stream(const char *file, const char *opts,
                                 const char *want)
 {
-    return dmm_load_stream_field(file, opts, want, "plugged-size");
+    return dmm_load_stream_field(file, opts, want, "size");
 }
 
 /* Overwrite the big-endian u32 that follows subsection @name's version. */
@@ -1180,6 +1327,37 @@ static void test_stats(DMMTest *t)
     qtest_qmp_eventwait(t->qts, "VIRTIO_DMM_STATS");
 }
 
+/* guest-stats, as virtio-balloon's: the latest report and when it came. */
+static void test_guest_stats(DMMTest *t)
+{
+    struct virtio_dmm_stats st = {
+        .seq = cpu_to_le64(7),
+        .available = cpu_to_le64(200 << 20),
+        .major_faults = cpu_to_le64(5),
+    };
+    int64_t before = g_get_real_time() / G_USEC_PER_SEC;
+    QDict *rsp, *ret, *stats;
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-get', 'arguments':"
+                    " { 'path': 'dmm0', 'property': 'guest-stats' } }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    g_assert_cmpuint(dmm_send_stats(t, &st, sizeof(st)), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-get', 'arguments':"
+                    " { 'path': 'dmm0', 'property': 'guest-stats' } }");
+    ret = qdict_get_qdict(rsp, "return");
+    g_assert(ret);
+    g_assert_cmpint(qdict_get_int(ret, "last-update"), >=, before);
+    g_assert_cmpint(qdict_get_int(ret, "last-update"), <=,
+                    g_get_real_time() / G_USEC_PER_SEC);
+    stats = qdict_get_qdict(ret, "stats");
+    g_assert_cmpuint(qdict_get_int(stats, "seq"), ==, 7);
+    g_assert_cmpuint(qdict_get_int(stats, "available"), ==, 200 << 20);
+    g_assert_cmpuint(qdict_get_int(stats, "major-faults"), ==, 5);
+    qobject_unref(rsp);
+}
+
 static uint16_t dmm_ask(DMMTest *t, uint64_t size, uint64_t reason)
 {
     struct virtio_dmm_req req = {
@@ -1206,7 +1384,7 @@ static void test_ask(DMMTest *t)
                              VIRTIO_DMM_ASK_PRESSURE), ==,
                      VIRTIO_DMM_RESP_BUSY);
     qtest_qmp_eventwait(t->qts, "VIRTIO_DMM_ASK");
-    g_assert_cmpuint(dmm_qom_size(t, "requested-size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "requested-guest-size"), ==, BOOT_SIZE);
 }
 
 /* --- protocol violations --- */
@@ -1256,7 +1434,7 @@ static void test_violation(DMMTest *t)
     dmm_post_vq(t, vqs[v->vq], buf, v->req_len, v->resp_len, &resp_addr);
     status = dmm_wait_status(t, VIRTIO_CONFIG_S_NEEDS_RESET);
     g_assert(status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    g_assert_cmpuint(dmm_qom_size(t, "plugged-size"), ==, 0);
+    g_assert_cmpuint(dmm_qom_size(t, "size"), ==, 0);
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
     g_assert_cmpuint(dmm_counter(t, "hint-zero-accepted"), ==, 0);
 }
@@ -1293,6 +1471,11 @@ static const DMMTestCase dmm_tests[] = {
     { "report-outside-ram", test_report_outside_ram, DMM_FPR },
     { "sub-blocks", test_sub_blocks, DMM_SUB_BLOCKS },
     { "pages", test_pages, DMM_PAGES },
+    { "size-names", test_size_names, DMM_PAGES },
+    { "size-names-cmdline", test_size_names_cmdline, 0,
+      "requested-size=128M" },
+    { "size-change-pages", test_size_change_pages, DMM_PAGES },
+    { "size-change-blocks", test_size_change_blocks },
     { "bad-page-lists", test_bad_page_lists, DMM_PAGES },
     { "pages-reset", test_pages_reset, DMM_PAGES },
     { "short-page-request", test_violation, DMM_PAGES,
@@ -1310,6 +1493,7 @@ static const DMMTestCase dmm_tests[] = {
     { "migration-checks", test_migration_checks },
     { "migration-hints", test_migration_hints, DMM_HINTS },
     { "stats", test_stats, DMM_STATS },
+    { "guest-stats", test_guest_stats, DMM_STATS },
     { "ask", test_ask, DMM_STATS },
 };
 

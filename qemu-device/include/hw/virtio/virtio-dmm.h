@@ -26,19 +26,25 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_NODE_PROP            "node"
 #define VIRTIO_DMM_ADDR_PROP            "memaddr"
 #define VIRTIO_DMM_BLOCK_SIZE_PROP      "block-size"
+/*
+ * Names virtio-mem has mean what they mean there: the device's share, the
+ * memory of its region.  The guest's total RAM has names of its own.
+ */
+#define VIRTIO_DMM_SIZE_PROP            "size"
 #define VIRTIO_DMM_REQUESTED_SIZE_PROP  "requested-size"
-#define VIRTIO_DMM_PLUGGED_SIZE_PROP    "plugged-size"
+#define VIRTIO_DMM_GUEST_SIZE_PROP      "guest-size"
+#define VIRTIO_DMM_REQUESTED_GUEST_SIZE_PROP "requested-guest-size"
 #define VIRTIO_DMM_BOOT_SIZE_PROP       "boot-size"
 #define VIRTIO_DMM_FPR_PROP             "free-page-reporting"
 #define VIRTIO_DMM_PAGES_PROP           "pages"
 #define VIRTIO_DMM_SUB_BLOCKS_PROP      "sub-blocks"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
-#define VIRTIO_DMM_SIZE_PROP            "size"
 #define VIRTIO_DMM_HINTS_PROP           "hints"
 #define VIRTIO_DMM_STATS_PROP           "stats"
 #define VIRTIO_DMM_STATS_INTERVAL_PROP  "stats-interval"
 #define VIRTIO_DMM_AUTO_GRANT_PROP      "auto-grant"
-#define VIRTIO_DMM_MAX_SIZE_PROP        "max-size"
+#define VIRTIO_DMM_AUTO_GRANT_LIMIT_PROP "auto-grant-limit"
+#define VIRTIO_DMM_GUEST_STATS_PROP     "guest-stats"
 #define VIRTIO_DMM_DUP_HINTS_PROP       "dup-hints"
 
 #define TYPE_VIRTIO_DMM_SYSTEM_RESET "virtio-dmm-system-reset"
@@ -78,13 +84,15 @@ struct VirtIODMM {
     bool stats;
     /* ms between the guest's reports (0: off); QOM read-write, migrated */
     uint32_t stats_interval;
-    /* the grant policy, the library's once realized: up to max_size */
+    /* the grant policy, the library's once realized: up to the limit */
     bool auto_grant;
-    uint64_t max_size;
+    uint64_t auto_grant_limit;
     /* the latest two reports, as the guest sent them, and when */
     bool have_stats;
     struct virtio_dmm_stats last_stats, prev_stats;
     int64_t last_stats_ms, prev_stats_ms;
+    /* when the latest report arrived, in seconds since the epoch */
+    int64_t last_stats_wall;
 
     /* the region's backend; set by the user, mapped while realized */
     HostMemoryBackend *memdev;
@@ -94,7 +102,12 @@ struct VirtIODMM {
     uint64_t addr;
     /* unit of plug and unplug */
     uint64_t block_size;
-    /* requested-size given on the command line, before realize */
+    /*
+     * The guest's target total RAM given on the command line, before
+     * realize, as requested-guest-size or as requested-size (then boot
+     * size + the value); UINT64_MAX: not given.
+     */
+    uint64_t initial_requested_guest_size;
     uint64_t initial_requested_size;
 
     /*
@@ -127,6 +140,9 @@ struct VirtIODMM {
 
     /* notified with a uint64_t * of the new plugged size */
     NotifierList size_change_notifiers;
+    /* the plugged and unplugged sizes the last size event said */
+    uint64_t event_plugged_size;
+    uint64_t event_unplugged_size;
 };
 
 struct VirtIODMMClass {

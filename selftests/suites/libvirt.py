@@ -89,7 +89,7 @@ def wait_size(s, size, limit):
     """Wait until the device's guest size is @size; the seconds, or None."""
     t0 = time.time()
     while time.time() - t0 < limit:
-        if s.dmm()["size"] == size:
+        if s.dmm()["guest-size"] == size:
             return time.time() - t0
         time.sleep(0.25)
     return None
@@ -117,8 +117,8 @@ def check_balancer(r, s, agent):
         # idle guest needs (at least its min), at most 1 GiB
         t0, d = time.time(), s.dmm()
         while time.time() - t0 < 120 and not (
-                d["size"] <= 1024 * MiB and
-                d["size"] == d["requested-size"]):
+                d["guest-size"] <= 1024 * MiB and
+                d["guest-size"] == d["requested-guest-size"]):
             time.sleep(0.25)
             d = s.dmm()
         t = time.time() - t0
@@ -126,12 +126,13 @@ def check_balancer(r, s, agent):
         if os.path.exists(ctl):
             st = json.loads(balancer_command(ctl, "status json"))
         g = st and st["guests"][0]
-        r.ok(d["size"] <= 1024 * MiB and g and g["state"] == "alive" and
-             g["requested"] == d["requested-size"] and
+        r.ok(d["guest-size"] <= 1024 * MiB and g and
+             g["state"] == "alive" and
+             g["requested"] == d["requested-guest-size"] and
              st["committed"] <= st["budget"],
              "the balancer manages the domain by name: shrunk from 1536 "
              "to %d MiB under its 1 GiB budget in %.1f s"
-             % (d["size"] // MiB, t), st)
+             % (d["guest-size"] // MiB, t), st)
         # a request for memory from the guest: an event libvirt passes on
         d = agent.run("echo /sys/bus/virtio/drivers/virtio_dmm/virtio*/dmm"
                       )[1].strip()
@@ -202,21 +203,22 @@ def suite_libvirt(r):
         agent = Agent(s.agent, 120)
         d = s.dmm()
         r.ok(d["id"] == "dmm0" and d["boot-size"] == 512 * MiB and
-             d["region-size"] == 3 * 1024 * MiB,
+             d["max-size"] == 3 * 1024 * MiB,
              "query-memory-devices through virsh shows the device", d)
         before = memtotal(agent)
-        s.qmp("qom-set", path="dmm0", property="requested-size",
+        s.qmp("qom-set", path="dmm0", property="requested-guest-size",
               value=1536 * MiB)
         t = wait_size(s, 1536 * MiB, 60)
         grown = memtotal(agent)
         r.ok(t is not None and grown - before >= 1024 * MiB,
-             "virsh qemu-monitor-command qom-set requested-size 1.5G: the "
+             "virsh qemu-monitor-command qom-set requested-guest-size "
+             "1.5G: the "
              "guest grows by 1 GiB (MemTotal %d -> %d MiB)"
              % (before // MiB, grown // MiB))
         p = s.virsh("qemu-monitor-command", DOMAIN, "--hmp",
                     "info memory-devices")
         r.ok(p.returncode == 0 and "virtio-dmm" in p.stdout and
-             "requested-size: %d" % (1536 * MiB) in p.stdout,
+             "requested-guest-size: %d" % (1536 * MiB) in p.stdout,
              "virsh qemu-monitor-command --hmp info memory-devices",
              p.stdout + p.stderr)
         check_balancer(r, s, agent)

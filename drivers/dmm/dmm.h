@@ -37,6 +37,8 @@
 #include <linux/workqueue.h>
 #include <linux/virtio_dmm.h>
 
+#include "dmm_compat.h"
+
 /* What the control loop is doing, as shown in sysfs. */
 enum dmm_status {
 	DMM_STATUS_IDLE,	/* plugged size matches the target */

@@ -59,7 +59,7 @@ int dmm_find_vqs(struct virtio_dmm *vm)
 			    report ? 2 : 1;
 	int rc;
 
-	rc = virtio_find_vqs(vm->vdev, nvqs, vqs, info, NULL);
+	rc = dmm_virtio_find_vqs(vm->vdev, nvqs, vqs, info);
 	if (rc) {
 		dev_err(&vm->vdev->dev, "finding %u virtqueues failed: %d\n",
 			nvqs, rc);

@@ -13,11 +13,13 @@
  * balloon_page_*() (movable_operations since 6.0, no inode), memory groups
  * and add_memory_driver_managed() (5.16+), the folio tests of dmm_hints.c.
  * The driver uses no shrinker (shrinker_alloc() is 6.7+).
+ * Checked by booting both: selftests/suites/kernels.py.
  */
 #ifndef _DRIVERS_DMM_DMM_COMPAT_H
 #define _DRIVERS_DMM_DMM_COMPAT_H
 
 #include <linux/mmzone.h>
+#include <linux/page-flags.h>
 #include <linux/version.h>
 #include <linux/virtio_config.h>
 
@@ -76,5 +78,33 @@ static inline int dmm_virtio_find_vqs(struct virtio_device *vdev,
 	return virtio_find_vqs(vdev, nvqs, vqs, info, NULL);
 }
 #endif
+
+/*
+ * Pages of hotplugged memory that the online_page callback keeps from the
+ * buddy ("never onlined").  Since 6.11 Linux initialises their memory map
+ * PageOffline, and generic_online_page() clears PageOffline itself.
+ * Before, they start PageReserved, and offlining refuses a reserved page:
+ * they must be made PageOffline (not reserved) here, and PageOffline must
+ * be cleared before generic_online_page() (6.1's virtio_mem does both).
+ * PageDirty marks them on every version: they go to the buddy through
+ * generic_online_page(), not free_contig_range().
+ */
+static inline void dmm_set_never_onlined(struct page *page)
+{
+#if DMM_LINUX_BEFORE(6, 11)
+	__SetPageOffline(page);
+	ClearPageReserved(page);
+#endif
+	SetPageDirty(page);
+}
+
+/* Undo dmm_set_never_onlined(): @page goes to generic_online_page(). */
+static inline void dmm_clear_never_onlined(struct page *page)
+{
+	ClearPageDirty(page);
+#if DMM_LINUX_BEFORE(6, 11)
+	__ClearPageOffline(page);
+#endif
+}
 
 #endif /* _DRIVERS_DMM_DMM_COMPAT_H */

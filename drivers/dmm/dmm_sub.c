@@ -87,8 +87,8 @@ void dmm_sb_mark_block(struct virtio_dmm *vm, unsigned long id, bool plugged)
 
 /*
  * Mark pages fake-offline.  Pages never onlined (kept from the buddy by the
- * online_page callback) are PageOffline already; PageDirty remembers that
- * they have to go through generic_online_page() later.
+ * online_page callback) are marked by dmm_set_never_onlined(): they have
+ * to go through generic_online_page() later (dmm_compat.h).
  */
 static void dmm_set_fake_offline(unsigned long pfn, unsigned long nr,
 				 bool onlined)
@@ -100,7 +100,7 @@ static void dmm_set_fake_offline(unsigned long pfn, unsigned long nr,
 		if (onlined)
 			__SetPageOffline(page);
 		else
-			SetPageDirty(page);
+			dmm_set_never_onlined(page);
 	}
 	page_offline_end();
 }
@@ -119,7 +119,7 @@ static void dmm_fake_online(unsigned long pfn, unsigned long nr)
 		/* all pages of a sub-block came the same way */
 		if (PageDirty(page)) {
 			for (j = 0; j < 1UL << order; j++)
-				ClearPageDirty(page + j);
+				dmm_clear_never_onlined(page + j);
 			generic_online_page(page, order);
 		} else {
 			for (j = 0; j < 1UL << order; j++)

@@ -2,15 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the guest driver against the guest kernel's headers (KDIR:
-# /lib/modules/$KVER/build of build/versions.env's kernel, or the user's).
+# /lib/modules/$GUEST_KVER/build, the kernel of build/versions.env or
+# DMM_GUEST_KVER's (scripts/lib.sh), or the user's KDIR=).
 # Linux 6.12 writes objects next to the sources (no MO=), so the sources the
 # root Kbuild needs are mirrored into build/kmod first; the tree stays clean.
 #   scripts/build-module.sh [extra make arguments, e.g. C=2]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-KMOD=$BUILD/kmod
-KMOD_TEST=$BUILD/kmod-test
+KMOD=$GUEST_BUILD/kmod
+KMOD_TEST=$GUEST_BUILD/kmod-test
 
 main() {
 	[ -d "$KDIR" ] || die "$KDIR missing: run scripts/setup-host.sh (or set KDIR=)"

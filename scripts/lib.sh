@@ -41,12 +41,29 @@ if [ -f "$VERSIONS" ]; then
 	# shellcheck source=/dev/null
 	. "$VERSIONS"
 fi
-KERNEL_DIR=$BUILD/kernel
+
+# Debian 12's stock kernels (bookworm-security), the other guest kernels
+# the module supports: scripts/build-guest-kernel.sh fetches and builds
+# for them, the suites "kernels" and "dkms" boot them.
+STOCK_KVERS="6.1.0-57-amd64 6.1.0-57-cloud-amd64"
+STOCK_KPKG_VER=6.1.192-3
+
+# The guest kernel the module, initramfs and image scripts work for:
+# DMM_GUEST_KVER=V (one of STOCK_KVERS) puts them under build/kernels/V/
+# instead of build/.
+GUEST_KVER=${DMM_GUEST_KVER:-$KVER}
+GUEST_KPKG_VER=$KPKG_VER
+GUEST_BUILD=$BUILD
+if [ "$GUEST_KVER" != "$KVER" ]; then
+	GUEST_KPKG_VER=$STOCK_KPKG_VER
+	GUEST_BUILD=$BUILD/kernels/$GUEST_KVER
+fi
+KERNEL_DIR=$GUEST_BUILD/kernel
 QEMU_SRC=${USER_QEMU_SRC:-$QEMU_SRC}
 # The user's bzImage (then KDIR is the user's too), or empty.
 GIVEN_KERNEL=${USER_GUEST_KERNEL:-$GUEST_KERNEL}
-KDIR=${USER_KDIR:-${KDIR:-/lib/modules/$KVER/build}}
-GUEST_KERNEL=${USER_GUEST_KERNEL:-${GUEST_KERNEL:-$KERNEL_DIR/boot/vmlinuz-$KVER}}
+KDIR=${USER_KDIR:-${KDIR:-/lib/modules/$GUEST_KVER/build}}
+GUEST_KERNEL=${USER_GUEST_KERNEL:-${GUEST_KERNEL:-$KERNEL_DIR/boot/vmlinuz-$GUEST_KVER}}
 
 # The QEMU tree virtio-dmm is applied onto and built from (a copy of the
 # pristine source: the Debian tarball's or $QEMU_SRC).

@@ -22,7 +22,7 @@ SOURCES=/etc/apt/sources.list.d/virtio-dmm.sources
 BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
-	ca-certificates bc rsync python3-docutils python3-ply python3-git"
+	ca-certificates bc rsync python3-docutils python3-ply python3-git dkms"
 # libvirt: the libvirt suite runs a domain on the patched QEMU under a
 # session libvirtd; dmm-balancer links libvirt for libvirt:DOMAIN guests.
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
@@ -156,6 +156,9 @@ main() {
 	# build/ by scripts/fetch-kernel.sh.
 	kernel_pkgs=
 	[ -n "$USER_KDIR" ] || kernel_pkgs="linux-headers-$KVER"
+	# headers of the stock kernels the module also builds for (lib.sh)
+	[ -n "$USER_KDIR" ] || kernel_pkgs+=$(printf \
+		' linux-headers-%s='"$STOCK_KPKG_VER" $STOCK_KVERS)
 	[ -z "$KPKG_VER" ] ||
 		kernel_pkgs="$kernel_pkgs linux-source-$KSERIES=$KPKG_VER"
 	# shellcheck disable=SC2086

@@ -36,6 +36,16 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
+def _lib_var(name):
+    """Read a pinned value from scripts/lib.sh (one source for versions)."""
+    with open(os.path.join(TOP, "scripts", "lib.sh")) as f:
+        for line in f:
+            m = re.match(r'^%s=(?:"([^"]*)"|(\S+))' % name, line)
+            if m:
+                return m.group(1) if m.group(1) is not None else m.group(2)
+    raise KeyError(name)
+
+
 def _versions():
     """build/versions.env, the versions and files the set-up chose
     (scripts/resolve-versions.sh; the shell scripts read it through
@@ -61,6 +71,24 @@ QEMU = os.environ.get("DMM_QEMU",
 KERNEL = os.environ.get("GUEST_KERNEL") or VERSIONS.get("GUEST_KERNEL") or \
     os.path.join(BUILD, "kernel", "boot", "vmlinuz-" + KVER)
 INITRD = os.path.join(BUILD, "initramfs.cpio.gz")
+# Debian 12's stock kernels, also supported: scripts/build-guest-kernel.sh
+STOCK_KVERS = _lib_var("STOCK_KVERS").split()
+
+
+def kernel_files(kver=None):
+    """(vmlinuz, initramfs) of guest kernel @kver: by default $DMM_KERNEL
+    or else the pinned KVER (build/); a stock kernel's are under
+    build/kernels/V/ (scripts/build-guest-kernel.sh)."""
+    kver = kver or os.environ.get("DMM_KERNEL") or KVER
+    if kver == KVER:
+        return KERNEL, INITRD
+    if kver in STOCK_KVERS:
+        top = os.path.join(BUILD, "kernels", kver)
+    else:
+        raise ValueError("guest kernel %s: not %s nor one of %s"
+                         % (kver, KVER, " ".join(STOCK_KVERS)))
+    return (os.path.join(top, "kernel", "boot", "vmlinuz-" + kver),
+            os.path.join(top, "initramfs.cpio.gz"))
 
 
 def parse_size(s):
@@ -244,7 +272,7 @@ class Guest:
                  block_size="128M", requested=None, smp=2, dmm=True,
                  extra_args=(), append="", modules=None, timeout=900,
                  boot_timeout=120, incoming=None, pages=True, dev_opts="",
-                 mem_merge=False):
+                 mem_merge=False, kernel=None, initrd=None):
         self.name = name
         self.mem = parse_size(mem)
         self.maxmem = parse_size(maxmem)
@@ -267,6 +295,10 @@ class Guest:
         # QEMU's mem-merge: all guest RAM mergeable (KSM).  Off: only what
         # shared-page hints make mergeable.
         self.mem_merge = mem_merge
+        # the guest kernel (a KVER, see kernel_files()) and, to boot it
+        # with another initramfs, that initramfs
+        self.kernel, initramfs = kernel_files(kernel)
+        self.initrd = initrd or initramfs
         self.proc = None
         self.qmp = None
         self.agent = None
@@ -296,7 +328,8 @@ class Guest:
                                                   self.maxmem // MiB),
                 "-nodefaults", "-nographic", "-no-user-config",
                 "-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
-                "-kernel", KERNEL, "-initrd", INITRD, "-append", append,
+                "-kernel", self.kernel, "-initrd", self.initrd,
+                "-append", append,
                 "-serial", "file:" + self.console_log,
                 "-chardev", "socket,id=agent,path=%s,server=on,wait=off"
                 % self.agent_path,

@@ -15,14 +15,15 @@ in alphabetical order; within a module, the order of definition.
   stats     pressure reports, requests for memory (issue 5)
   balancer  the host balancer (issue 5)
   safety    bad configurations, test hooks, hostile guests, removal
+  kernels   the other supported guest kernels (Debian 12's 6.1), DKMS
 """
 
 import importlib
 import os
 import pkgutil
 
-AREAS = ("host", "setup", "coarse", "migrate", "fine", "hints", "stats", "balancer",
-         "safety")
+AREAS = ("host", "setup", "coarse", "migrate", "fine", "hints", "stats",
+         "balancer", "safety", "kernels")
 
 
 def modules():

@@ -107,4 +107,19 @@ static inline void dmm_clear_never_onlined(struct page *page)
 #endif
 }
 
+/*
+ * Offlining a memory block takes its pages off the managed page count.
+ * Since 6.11 it skips PageOffline pages (ours, never counted); before, it
+ * takes all of them, so the memory notifier must first add the
+ * fake-offline pages it releases (@nr at @page), and take them off again
+ * if offlining is cancelled (as 6.1's virtio_mem does).
+ */
+static inline void dmm_offline_managed(struct page *page, unsigned long nr,
+				       bool going_offline)
+{
+#if DMM_LINUX_BEFORE(6, 11)
+	adjust_managed_page_count(page, going_offline ? nr : -(long)nr);
+#endif
+}
+
 #endif /* _DRIVERS_DMM_DMM_COMPAT_H */

@@ -443,6 +443,9 @@ void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
 	for (sb = first; sb < end; sb++) {
 		if (test_bit(sb, vm->blocks.sb_plugged))
 			continue;
+		if (drop)
+			dmm_offline_managed(pfn_to_page(dmm_sb_pfn(vm, sb)),
+					    dmm_sb_nr_pages(vm), true);
 		for (i = 0; i < dmm_sb_nr_pages(vm); i++) {
 			struct page *page = pfn_to_page(dmm_sb_pfn(vm, sb) + i);
 
@@ -451,6 +454,9 @@ void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
 			else if (WARN_ON(!page_ref_dec_and_test(page)))
 				dump_page(page, "fake-offline page referenced");
 		}
+		if (!drop)
+			dmm_offline_managed(pfn_to_page(dmm_sb_pfn(vm, sb)),
+					    dmm_sb_nr_pages(vm), false);
 	}
 }
 

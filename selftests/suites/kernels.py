@@ -54,7 +54,7 @@ def check_features(r, g, kver):
     resize(r, g, GiB, "%s: grow back to 1 GiB" % kver)
     check_sizes(r, g, GiB, mt0, "%s: back at 1 GiB" % kver)
     # a sub-block busy at the shrink may stay plugged, pages given instead
-    gtap(r, g, "dmm_state_check %d" % g.dmm_info()["plugged-size"])
+    gtap(r, g, "dmm_state_check %d" % g.dmm_info()["size"])
 
     # free page reporting: freed memory leaves the host without a resize
     g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &" % (512 * MiB))

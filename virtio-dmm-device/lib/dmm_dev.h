@@ -36,134 +36,134 @@ struct dmm_dev;
 
 /* What the policy made of a guest's request for memory (REQ_ASK). */
 enum dmm_ask_result {
-	DMM_ASK_GRANTED,	/* ACK: requested_size is now the size asked */
-	DMM_ASK_REFUSED,	/* NACK: above the policy's grant_limit */
-	DMM_ASK_FORWARDED,	/* BUSY: left to the VMM's management layer */
+    DMM_ASK_GRANTED,   /* ACK: requested_size is now the size asked */
+    DMM_ASK_REFUSED,   /* NACK: above the policy's grant_limit */
+    DMM_ASK_FORWARDED, /* BUSY: left to the VMM's management layer */
 };
 
 struct dmm_ask {
-	uint64_t size;		/* total RAM asked for, a valid requested_size */
-	uint64_t current;	/* the guest's RAM when it asked */
-	uint64_t reason;	/* VIRTIO_DMM_ASK_* */
-	enum dmm_ask_result result;
+    uint64_t size;    /* total RAM asked for, a valid requested_size */
+    uint64_t current; /* the guest's RAM when it asked */
+    uint64_t reason;  /* VIRTIO_DMM_ASK_* */
+    enum dmm_ask_result result;
 };
 
 /* What the library needs from its VMM: all offsets relative to the region. */
 struct dmm_backend_ops {
-	/* Back [offset, offset + len) with memory, or prepare to; 0 or -errno. */
-	int (*populate)(void *opaque, uint64_t offset, uint64_t len);
-	/* Give host memory behind [offset, offset + len) back; 0 or -errno. */
-	int (*discard)(void *opaque, uint64_t offset, uint64_t len);
-	/*
-	 * Sub-blocks in [offset, offset + len) were plugged or unplugged (the
-	 * state is already updated): a VMM that maps only plugged memory
-	 * into the guest maps or unmaps it now, before the guest hears of
-	 * the change.  May be NULL.
-	 */
-	void (*state_changed)(void *opaque, uint64_t offset, uint64_t len);
-	/*
-	 * Pages and hints only.  Is guest-physical @gpa boot RAM?  Then
-	 * 0 and *offset is its offset in [0, boot_size); else -1.
-	 */
-	int (*boot_page)(void *opaque, uint64_t gpa, uint64_t *offset);
-	/* Give host memory behind boot RAM [offset, offset + len) back. */
-	int (*discard_boot)(void *opaque, uint64_t offset, uint64_t len);
-	/*
-	 * Hints only.  The host mapping of the VIRTIO_DMM_HINT_PAGE_SIZE page
-	 * at @offset of boot RAM (@boot) or of the region, or NULL.  Read
-	 * while the guest runs: the content may change under the reader.
-	 */
-	const void *(*page_ptr)(void *opaque, bool boot, uint64_t offset);
-	/*
-	 * Hints only.  Let the host share the memory of [offset, offset +
-	 * len) of boot RAM (@boot) or of the region with identical pages,
-	 * safely against concurrent writes (copy on write); 0 or -errno.
-	 * Called once per hint chunk (VIRTIO_DMM_HINT_RANGE_SIZE, the last
-	 * one of boot RAM or the region may be shorter).
-	 */
-	int (*share)(void *opaque, bool boot, uint64_t offset, uint64_t len);
-	/*
-	 * May blocks and sub-blocks change state now?  false: PLUG*, UNPLUG*
-	 * and UNPLUG_ALL are answered BUSY (e.g. while migrating).  NULL:
-	 * always.
-	 */
-	bool (*may_change_state)(void *opaque);
-	/*
-	 * May guest memory be discarded now?  false: page requests only
-	 * record pages as unplugged, free page reports are refused.  NULL:
-	 * always.
-	 */
-	bool (*may_discard)(void *opaque);
-	/* May memory be shared now?  false: hints are answered NACK.  NULL: yes. */
-	bool (*may_share)(void *opaque);
-	/*
-	 * A valid request for memory and what the grant policy decided,
-	 * before the guest hears of it (a grant already set requested_size):
-	 * the VMM reports it (QEMU: the VIRTIO_DMM_ASK event).  NULL: the VMM
-	 * takes no requests for memory, they are answered ERROR.
-	 */
-	void (*grant)(void *opaque, const struct dmm_ask *ask);
+    /* Back [offset, offset + len) with memory, or prepare to; 0 or -errno. */
+    int (*populate)(void *opaque, uint64_t offset, uint64_t len);
+    /* Give host memory behind [offset, offset + len) back; 0 or -errno. */
+    int (*discard)(void *opaque, uint64_t offset, uint64_t len);
+    /*
+     * Sub-blocks in [offset, offset + len) were plugged or unplugged (the
+     * state is already updated): a VMM that maps only plugged memory
+     * into the guest maps or unmaps it now, before the guest hears of
+     * the change.  May be NULL.
+     */
+    void (*state_changed)(void *opaque, uint64_t offset, uint64_t len);
+    /*
+     * Pages and hints only.  Is guest-physical @gpa boot RAM?  Then
+     * 0 and *offset is its offset in [0, boot_size); else -1.
+     */
+    int (*boot_page)(void *opaque, uint64_t gpa, uint64_t *offset);
+    /* Give host memory behind boot RAM [offset, offset + len) back. */
+    int (*discard_boot)(void *opaque, uint64_t offset, uint64_t len);
+    /*
+     * Hints only.  The host mapping of the VIRTIO_DMM_HINT_PAGE_SIZE page
+     * at @offset of boot RAM (@boot) or of the region, or NULL.  Read
+     * while the guest runs: the content may change under the reader.
+     */
+    const void *(*page_ptr)(void *opaque, bool boot, uint64_t offset);
+    /*
+     * Hints only.  Let the host share the memory of [offset, offset +
+     * len) of boot RAM (@boot) or of the region with identical pages,
+     * safely against concurrent writes (copy on write); 0 or -errno.
+     * Called once per hint chunk (VIRTIO_DMM_HINT_RANGE_SIZE, the last
+     * one of boot RAM or the region may be shorter).
+     */
+    int (*share)(void *opaque, bool boot, uint64_t offset, uint64_t len);
+    /*
+     * May blocks and sub-blocks change state now?  false: PLUG*, UNPLUG*
+     * and UNPLUG_ALL are answered BUSY (e.g. while migrating).  NULL:
+     * always.
+     */
+    bool (*may_change_state)(void *opaque);
+    /*
+     * May guest memory be discarded now?  false: page requests only
+     * record pages as unplugged, free page reports are refused.  NULL:
+     * always.
+     */
+    bool (*may_discard)(void *opaque);
+    /* May memory be shared now?  false: hints are answered NACK.  NULL: yes. */
+    bool (*may_share)(void *opaque);
+    /*
+     * A valid request for memory and what the grant policy decided,
+     * before the guest hears of it (a grant already set requested_size):
+     * the VMM reports it (QEMU: the VIRTIO_DMM_ASK event).  NULL: the VMM
+     * takes no requests for memory, they are answered ERROR.
+     */
+    void (*grant)(void *opaque, const struct dmm_ask *ask);
 };
 
 /* Fixed parameters of a device, checked by dmm_dev_new(). */
 struct dmm_params {
-	uint64_t block_size;	/* dmm_check_block_size() */
-	uint64_t region_addr;	/* guest-physical, block_size aligned */
-	uint64_t region_size;	/* multiple of block_size, > 0 */
-	uint64_t boot_size;	/* guest RAM outside the region */
-	/* 0: no page requests; else their page size, a power of two */
-	uint64_t page_size;
-	/* 0: no sub-block requests; else their size, dividing block_size */
-	uint64_t sub_block_size;
-	/* hints offered: needs ops boot_page, page_ptr and share */
-	bool hints;
+    uint64_t block_size;  /* dmm_check_block_size() */
+    uint64_t region_addr; /* guest-physical, block_size aligned */
+    uint64_t region_size; /* multiple of block_size, > 0 */
+    uint64_t boot_size;   /* guest RAM outside the region */
+    /* 0: no page requests; else their page size, a power of two */
+    uint64_t page_size;
+    /* 0: no sub-block requests; else their size, dividing block_size */
+    uint64_t sub_block_size;
+    /* hints offered: needs ops boot_page, page_ptr and share */
+    bool hints;
 };
 
 /* Counters of what the guest asked and what came of it. */
 struct dmm_counters {
-	uint64_t requests;	/* every request processed */
-	uint64_t plugs;		/* PLUG answered ACK */
-	uint64_t unplugs;	/* UNPLUG or UNPLUG_ALL answered ACK */
-	uint64_t nacks;		/* NACK responses */
-	uint64_t busy;		/* BUSY responses */
-	uint64_t errors;	/* ERROR responses */
-	uint64_t backend_errors; /* populate, discard or share failed */
-	uint64_t page_requests;	/* page requests processed */
-	uint64_t pages_unplugged; /* pages unplugged (UNPLUG_PAGES, MOVE) */
-	uint64_t pages_plugged;	/* pages plugged back (PLUG_PAGES, MOVE) */
-	uint64_t hint_requests;	/* hint requests processed */
-	uint64_t hint_zero_accepted;	/* zero hints whose page was zero */
-	uint64_t hint_dup_accepted;	/* duplicate hints whose hash matched */
-	uint64_t hint_rejected; /* content not as stated, or not processed */
-	uint64_t hint_errors;	/* hint requests answered ERROR */
-	uint64_t mergeable_bytes; /* bytes of hint chunks passed to share */
-	uint64_t asks;		/* valid REQ_ASK requests */
-	uint64_t asks_granted;	/* answered ACK */
-	uint64_t reported_bytes; /* bytes of free page reports discarded */
-	uint64_t refused_reports; /* free page report ranges ignored */
+    uint64_t requests;           /* every request processed */
+    uint64_t plugs;              /* PLUG answered ACK */
+    uint64_t unplugs;            /* UNPLUG or UNPLUG_ALL answered ACK */
+    uint64_t nacks;              /* NACK responses */
+    uint64_t busy;               /* BUSY responses */
+    uint64_t errors;             /* ERROR responses */
+    uint64_t backend_errors;     /* populate, discard or share failed */
+    uint64_t page_requests;      /* page requests processed */
+    uint64_t pages_unplugged;    /* pages unplugged (UNPLUG_PAGES, MOVE) */
+    uint64_t pages_plugged;      /* pages plugged back (PLUG_PAGES, MOVE) */
+    uint64_t hint_requests;      /* hint requests processed */
+    uint64_t hint_zero_accepted; /* zero hints whose page was zero */
+    uint64_t hint_dup_accepted;  /* duplicate hints whose hash matched */
+    uint64_t hint_rejected;      /* content not as stated, or not processed */
+    uint64_t hint_errors;        /* hint requests answered ERROR */
+    uint64_t mergeable_bytes;    /* bytes of hint chunks passed to share */
+    uint64_t asks;               /* valid REQ_ASK requests */
+    uint64_t asks_granted;       /* answered ACK */
+    uint64_t reported_bytes;     /* bytes of free page reports discarded */
+    uint64_t refused_reports;    /* free page report ranges ignored */
 };
 
 /* Block states, as dmm_block_state() summarises a block's sub-blocks. */
 enum dmm_block_state {
-	DMM_BLOCK_UNPLUGGED = 0,	/* not backed; the guest must not touch */
-	DMM_BLOCK_PLUGGED = 1,		/* backed on demand, guest's memory */
-	DMM_BLOCK_PARTIAL = 2,		/* some of its sub-blocks plugged */
+    DMM_BLOCK_UNPLUGGED = 0, /* not backed; the guest must not touch */
+    DMM_BLOCK_PLUGGED = 1,   /* backed on demand, guest's memory */
+    DMM_BLOCK_PARTIAL = 2,   /* some of its sub-blocks plugged */
 };
 
 /* What a call changed (a mask of these; 0: nothing the VMM shows). */
-#define DMM_CHANGED_REQUESTED	(1u << 0)	/* requested_size: tell the guest */
-#define DMM_CHANGED_PLUGGED	(1u << 1)	/* plugged_size */
-#define DMM_CHANGED_UNPLUGGED	(1u << 2)	/* unplugged_size */
+#define DMM_CHANGED_REQUESTED (1u << 0) /* requested_size: tell the guest */
+#define DMM_CHANGED_PLUGGED   (1u << 1) /* plugged_size */
+#define DMM_CHANGED_UNPLUGGED (1u << 2) /* unplugged_size */
 
-#define DMM_MIN_BLOCK_SIZE	(4096ULL)
+#define DMM_MIN_BLOCK_SIZE     (4096ULL)
 /* Refuse regions with more blocks than this (keeps the state array small). */
-#define DMM_MAX_BLOCKS		(1ULL << 24)
+#define DMM_MAX_BLOCKS         (1ULL << 24)
 /* Keeps a block's sub-block states in one 64-bit word of a driver. */
-#define DMM_MAX_SBS_PER_BLOCK	4096
+#define DMM_MAX_SBS_PER_BLOCK  4096
 /* The most addresses in one page request (max_pages in the config). */
-#define DMM_MAX_PAGES_PER_REQ	1024
+#define DMM_MAX_PAGES_PER_REQ  1024
 /* With pages, requested_size may go down to this (or boot_size if less). */
-#define DMM_MIN_REQUESTED_SIZE	(64ULL << 20)
+#define DMM_MIN_REQUESTED_SIZE (64ULL << 20)
 /*
  * Hints make host memory mergeable in chunks of the specification's hint
  * range (2 MiB): every share may split a host mapping, and a process has
@@ -171,8 +171,8 @@ enum dmm_block_state {
  * At most this many separate runs of shared chunks in boot RAM and in the
  * region each; a hint that would start another is rejected.
  */
-#define DMM_HINT_CHUNK		((uint64_t)VIRTIO_DMM_HINT_RANGE_SIZE)
-#define DMM_MAX_HINT_RUNS	1024
+#define DMM_HINT_CHUNK         ((uint64_t)VIRTIO_DMM_HINT_RANGE_SIZE)
+#define DMM_MAX_HINT_RUNS      1024
 
 /*
  * Check @p and allocate a device with every block unplugged and
@@ -180,8 +180,8 @@ enum dmm_block_state {
  * naming the bad value in @err (NUL-terminated, may be NULL).
  */
 struct dmm_dev *dmm_dev_new(const struct dmm_params *p,
-			    const struct dmm_backend_ops *ops, void *opaque,
-			    char *err, size_t errlen);
+                            const struct dmm_backend_ops *ops, void *opaque,
+                            char *err, size_t errlen);
 void dmm_dev_free(struct dmm_dev *d);
 
 /*
@@ -212,7 +212,7 @@ void dmm_set_features(struct dmm_dev *d, uint64_t features);
  * be 0 or a valid requested_size: 0, or -EINVAL with a message.
  */
 int dmm_set_grant_policy(struct dmm_dev *d, bool auto_grant,
-			 uint64_t grant_limit, char *err, size_t errlen);
+                         uint64_t grant_limit, char *err, size_t errlen);
 
 /*
  * Is @size a valid requested_size?  0, or -EINVAL with a message.  Without
@@ -221,11 +221,11 @@ int dmm_set_grant_policy(struct dmm_dev *d, bool auto_grant,
  * a multiple of page_size between min(boot_size, DMM_MIN_REQUESTED_SIZE)
  * and boot_size + region_size.
  */
-int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size,
-			     char *err, size_t errlen);
+int dmm_check_requested_size(const struct dmm_dev *d, uint64_t size, char *err,
+                             size_t errlen);
 /* Check and set; changes nothing on failure. */
-int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
-			   char *err, size_t errlen);
+int dmm_set_requested_size(struct dmm_dev *d, uint64_t size, char *err,
+                           size_t errlen);
 
 /*
  * Process one request of the request virtqueue.  @req points at @req_len
@@ -236,11 +236,11 @@ int dmm_set_requested_size(struct dmm_dev *d, uint64_t size,
  * (QEMU: virtio_error()).
  */
 int dmm_handle_request(struct dmm_dev *d, const void *req, size_t req_len,
-		       struct virtio_dmm_resp *resp);
+                       struct virtio_dmm_resp *resp);
 
 /* Process one page request (page virtqueue), as dmm_handle_request(). */
-int dmm_handle_page_request(struct dmm_dev *d, const void *req,
-			    size_t req_len, struct virtio_dmm_resp *resp);
+int dmm_handle_page_request(struct dmm_dev *d, const void *req, size_t req_len,
+                            struct virtio_dmm_resp *resp);
 
 /*
  * Process one hint request (hint virtqueue), as dmm_handle_request(): every
@@ -248,14 +248,14 @@ int dmm_handle_page_request(struct dmm_dev *d, const void *req,
  * compared with the hint (zero, or the XXH64 hash) and only the chunks of
  * pages found as stated are passed to ops->share.
  */
-int dmm_handle_hint_request(struct dmm_dev *d, const void *req,
-			    size_t req_len, struct virtio_dmm_resp *resp);
+int dmm_handle_hint_request(struct dmm_dev *d, const void *req, size_t req_len,
+                            struct virtio_dmm_resp *resp);
 
 /* Where a range of a free page report lies. */
 enum dmm_ram {
-	DMM_RAM_NONE,		/* not guest RAM (device memory, ROM, ...) */
-	DMM_RAM_BOOT,		/* boot RAM, offset in [0, boot_size) */
-	DMM_RAM_REGION,		/* the region, offset in [0, region_size) */
+    DMM_RAM_NONE,   /* not guest RAM (device memory, ROM, ...) */
+    DMM_RAM_BOOT,   /* boot RAM, offset in [0, boot_size) */
+    DMM_RAM_REGION, /* the region, offset in [0, region_size) */
 };
 
 /*
@@ -265,7 +265,7 @@ enum dmm_ram {
  * sub-blocks of the region.  0, or -EINVAL (ignored, counted as refused).
  */
 int dmm_report_free(struct dmm_dev *d, enum dmm_ram ram, uint64_t offset,
-		    uint64_t len, uint64_t align);
+                    uint64_t len, uint64_t align);
 
 /* XXH64 of @len bytes at @data with @seed (the hash of DUP hints). */
 uint64_t dmm_xxh64(const void *data, size_t len, uint64_t seed);
@@ -298,7 +298,7 @@ bool dmm_range_in_use(const struct dmm_dev *d, uint64_t offset, uint64_t len);
  * plugged sub-blocks?
  */
 bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
-			  uint64_t len);
+                          uint64_t len);
 
 /*
  * Machine reset: discard the region and mark every block unplugged and
@@ -310,13 +310,13 @@ int dmm_unplug_all(struct dmm_dev *d, unsigned int *changed);
 
 /* Fill @cfg as the guest sees it (little-endian; not stats_interval_ms). */
 void dmm_fill_config(const struct dmm_dev *d, uint16_t node_id,
-		     struct virtio_dmm_config *cfg);
+                     struct virtio_dmm_config *cfg);
 
 /* --- migration --- */
 
 /* Bytes of dmm_save()'s image of @d: fixed for a device's parameters. */
 size_t dmm_state_size(const struct dmm_dev *d);
-/* Write the device's state into @buf (dmm_state_size() bytes, little-endian). */
+/* Write the device's state into @buf (dmm_state_size() bytes, LE). */
 void dmm_save(const struct dmm_dev *d, uint8_t *buf);
 /*
  * Take the state another device saved, after checking all of it: its
@@ -326,8 +326,8 @@ void dmm_save(const struct dmm_dev *d, uint8_t *buf);
  * message, and nothing changed (a share that fails after the state was
  * taken: -EIO).
  */
-int dmm_load(struct dmm_dev *d, const uint8_t *buf, size_t len,
-	     char *err, size_t errlen);
+int dmm_load(struct dmm_dev *d, const uint8_t *buf, size_t len, char *err,
+             size_t errlen);
 /*
  * After a load: discard every unplugged sub-block (they arrived as zero
  * pages).  0 or the first -errno of ops->discard.

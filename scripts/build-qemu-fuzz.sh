@@ -8,12 +8,13 @@
 #   qemu-system-x86_64 and         the virtio-dmm qtest under ASan/LSan/UBSan
 #   tests/qtest/virtio-dmm-test    (runner.py suite qtest-asan)
 # The source tree is its own (build/qemu-fuzz-src: a copy of the pristine
-# tree build-qemu.sh unpacked, with qemu-device/ applied), so this build never
-# races the main one.  Configure runs once; ninja rebuilds what changed.
+# tree build-qemu.sh unpacked, with the same series applied by
+# apply-qemu-series.sh), so this build never races the main one.  Configure
+# runs once; ninja rebuilds what changed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PRISTINE=$BUILD/qemu-pristine
+PRISTINE=$QEMU_PRISTINE
 
 # A copy of the pristine tree, made again (with a new build) when
 # build-qemu.sh unpacked a new one.
@@ -78,7 +79,7 @@ main() {
 	command -v clang >/dev/null ||
 		die "clang missing: run scripts/setup-host.sh"
 	copy_source
-	"$TOP/qemu-device/apply.sh" "$PRISTINE" "$QEMU_FUZZ_SRC"
+	"$TOP/scripts/apply-qemu-series.sh" "$QEMU_FUZZ_SRC"
 	configure
 	link_firmware "$QEMU_FUZZ_BUILD"
 	write_lsan_suppressions

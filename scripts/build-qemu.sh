@@ -4,12 +4,14 @@
 # Build qemu-system-x86_64 with virtio-dmm into build/qemu-build.
 # The QEMU source (the Debian tarball of build/versions.env, fetched and
 # sha256-checked once, or the user's QEMU_SRC tree) is unpacked or copied
-# once (build/qemu-pristine), copied to build/qemu-src, and qemu-device/ applied
-# onto it; configure runs once; ninja rebuilds what changed.
+# once (build/qemu-pristine) and copied to build/qemu-src; the series
+# exported from qemu-device/ is applied with git am (apply-qemu-series.sh)
+# and what it changed synced into build/qemu-src; configure runs once;
+# ninja rebuilds what changed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PRISTINE=$BUILD/qemu-pristine
+PRISTINE=$QEMU_PRISTINE
 
 fetch() {
 	[ -n "$QEMU_SRC" ] && return 0
@@ -81,7 +83,7 @@ configure() {
 main() {
 	fetch
 	unpack
-	"$TOP/qemu-device/apply.sh" "$PRISTINE" "$QEMU_TREE"
+	"$TOP/scripts/apply-qemu-series.sh" "$QEMU_TREE"
 	configure
 	link_firmware "$QEMU_BUILD"
 	log "qemu: ninja qemu-system-x86_64 and the virtio-dmm qtest"

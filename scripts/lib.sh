@@ -78,6 +78,12 @@ QEMU_FUZZ_BUILD=$BUILD/qemu-fuzz
 QEMU_FUZZ_BIN=$QEMU_FUZZ_BUILD/qemu-system-x86_64
 QEMU_FUZZER=$QEMU_FUZZ_BUILD/qemu-fuzz-x86_64
 QEMU_LSAN_SUPP=$QEMU_FUZZ_BUILD/lsan-suppressions.txt
+# The pristine source unpacked (build-qemu.sh), the same as a git
+# repository (commit "pristine", the base of the series), and the series
+# scripts/export-qemu-series.sh makes of qemu-device/.
+QEMU_PRISTINE=$BUILD/qemu-pristine
+QEMU_GIT=$BUILD/qemu-git
+QEMU_SERIES_DIR=$BUILD/qemu-series
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -97,6 +103,48 @@ link_firmware() {
 		[ -e "$datadir/$(basename "$f")" ] ||
 			ln -s "$f" "$datadir/"
 	done
+}
+
+# git in $QEMU_GIT, as the identity that signs the series off, at a
+# fixed date: the same sources make the same commits, byte for byte.
+DMM_GIT_NAME="virtio-dmm developers"
+DMM_GIT_EMAIL=virtio-dmm@example.org
+DMM_GIT_DATE=2026-12-01T00:00:00Z
+qemu_git() {
+	GIT_AUTHOR_NAME=$DMM_GIT_NAME GIT_AUTHOR_EMAIL=$DMM_GIT_EMAIL \
+	GIT_COMMITTER_NAME=$DMM_GIT_NAME GIT_COMMITTER_EMAIL=$DMM_GIT_EMAIL \
+	GIT_AUTHOR_DATE=$DMM_GIT_DATE GIT_COMMITTER_DATE=$DMM_GIT_DATE \
+		git -C "$QEMU_GIT" -c core.autocrlf=false -c advice.detachedHead=false \
+		"$@"
+}
+
+# Make $QEMU_GIT, once per unpacked pristine tree: git init and one
+# commit, tagged pristine, of every file of $QEMU_PRISTINE (also those
+# QEMU's .gitignore names).  About a minute; callers hold qemu_git_lock.
+ensure_qemu_git() {
+	local tmp
+	[ -f "$QEMU_PRISTINE/.stamp" ] ||
+		die "$QEMU_PRISTINE missing: run scripts/build-qemu.sh"
+	[ "$QEMU_GIT/.git/dmm-pristine" -nt "$QEMU_PRISTINE/.stamp" ] &&
+		return 0
+	log "qemu: a git repository of the pristine source in $QEMU_GIT"
+	tmp=$(mktemp -d "$BUILD/qemu-git.XXXXXX")
+	cp -R --preserve=mode,timestamps,links "$QEMU_PRISTINE/." "$tmp/"
+	rm -f "$tmp/.stamp"
+	rm -rf "$QEMU_GIT"
+	mv "$tmp" "$QEMU_GIT"
+	qemu_git init -q
+	qemu_git add -A -f
+	qemu_git commit -q -m "QEMU $QEMU_VER ($QEMU_ORIG)"
+	qemu_git tag pristine
+	touch "$QEMU_GIT/.git/dmm-pristine"
+}
+
+# One user of $QEMU_GIT's working tree at a time (export, apply).
+qemu_git_lock() {
+	mkdir -p "$BUILD"
+	exec 9>"$BUILD/qemu-git.lock"
+	flock 9
 }
 
 LINUX_SOURCE=/usr/src/linux-source-6.12.tar.xz

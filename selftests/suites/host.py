@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 """Host checks: the device library's tests, static checks of the
-driver and of the QEMU files, QEMU's qtest (also under ASan/UBSan) and a
-fuzzing smoke run.  No guest.
+driver and of the QEMU series, QEMU's qtest (also under ASan/UBSan) and
+a fuzzing smoke run.  No guest.
 """
 
 import os
 import re
 import subprocess
+import time
 
 from dmmlib import dmmvm
 from harness import suite
@@ -48,9 +49,13 @@ def suite_driver_checks(r):
 
 @suite
 def suite_qemu_checks(r):
-    """QEMU's checkpatch.pl on the files qemu-device/ adds."""
+    """The QEMU series: git am onto the pristine source, checkpatch.pl."""
+    t0 = time.time()
     check_script(r, "check-qemu.sh",
-                 "qemu: checkpatch clean on the new QEMU files")
+                 "qemu: the series applies with git am, and QEMU's "
+                 "checkpatch.pl passes on every patch")
+    r.figure("qemu-checks: export, git am and checkpatch of the series",
+             "%.1f s" % (time.time() - t0))
 
 
 @suite

@@ -298,10 +298,12 @@ def suite_linux_patch(r):
 
 
 # Files with no SPDX line of their own: the licence texts and their index
-# (COPYING), and QEMU patches, which carry the licence of the QEMU files
-# they change.
-SPDX_EXEMPT = re.compile(r"^(COPYING|LICENSES/.*|qemu-device/patches/.*"
-                         r"\.patch)$")
+# (COPYING), and the QEMU series' changes to QEMU's files and commit
+# messages and the local QEMU patches, which carry the licence of the QEMU
+# files they change.
+SPDX_EXEMPT = re.compile(r"^(COPYING|LICENSES/.*|"
+                         r"qemu-device/series/[^/]*\.(diff|msg)|"
+                         r"qemu-device/local/[^/]*\.patch)$")
 
 
 @suite

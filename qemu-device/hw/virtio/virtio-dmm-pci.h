@@ -2,9 +2,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * virtio-dmm PCI proxy
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #ifndef QEMU_VIRTIO_DMM_PCI_H

@@ -11,9 +11,6 @@
  * virtqueues, what the library asks of its VMM (discards, sharing, whether
  * state may change now), memslots, reset, migration and the memory-device
  * hooks.  The library is opaque: this file only calls it.
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #include "qemu/osdep.h"

@@ -11,9 +11,6 @@
  * (libqos/virtio-dmm.c), each in a QEMU of its own: they count from a
  * device nothing touched yet.  DMM_TESTS lists them with the features
  * they negotiate and the options they need.
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #include "qemu/osdep.h"
@@ -26,7 +23,7 @@
 #include "libqos/qos_external.h"
 #include "libqos/virtio-dmm.h"
 #include "standard-headers/linux/virtio_config.h"
-#include <linux/virtio_dmm.h>
+#include "standard-headers/linux/virtio_dmm.h"
 
 #define DMM_TIMEOUT_US  (10 * 1000 * 1000)
 #define BOOT_SIZE       (512 * 1024 * 1024ULL)

@@ -2,9 +2,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * virtio-dmm: dynamic memory device
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #ifndef HW_VIRTIO_DMM_H
@@ -16,7 +13,7 @@
 #include "qapi/qapi-types-machine.h"
 #include "system/hostmem.h"
 #include "qom/object.h"
-#include <linux/virtio_dmm.h>
+#include "standard-headers/linux/virtio_dmm.h"
 
 #define TYPE_VIRTIO_DMM "virtio-dmm"
 

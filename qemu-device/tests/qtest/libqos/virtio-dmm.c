@@ -8,9 +8,6 @@
  * dmm0.  A test may add -m options (they merge with these) and device
  * options.  -nodefaults: no default NIC, whose option ROM a build without
  * firmware blobs lacks.
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #include "qemu/osdep.h"

@@ -2,9 +2,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * libqos driver for virtio-dmm-pci
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
  */
 
 #ifndef TESTS_LIBQOS_VIRTIO_DMM_H

@@ -86,8 +86,10 @@ main() {
 	"$TOP/scripts/apply-qemu-series.sh" "$QEMU_TREE"
 	configure
 	link_firmware "$QEMU_BUILD"
-	log "qemu: ninja qemu-system-x86_64 and the virtio-dmm qtest"
-	ninja -C "$QEMU_BUILD" qemu-system-x86_64 tests/qtest/virtio-dmm-test
+	log "qemu: ninja qemu-system-x86_64, the virtio-dmm qtest and" \
+		"QEMU's qom-test and device-introspect-test"
+	ninja -C "$QEMU_BUILD" qemu-system-x86_64 tests/qtest/virtio-dmm-test \
+		tests/qtest/qom-test tests/qtest/device-introspect-test
 	log "qemu: $QEMU_BIN"
 }
 

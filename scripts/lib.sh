@@ -93,12 +93,14 @@ as_root() {
 }
 
 # A QEMU run from its build tree BUILDDIR looks for data in qemu-bundle/
-# there; the +ds source has none.  Link Debian's (seabios,
-# qemu-system-data) in, so the binaries and their qtests need no -L.
+# there; the +ds source has none.  Link Debian's in (seabios,
+# qemu-system-data, and ipxe-qemu's NIC option ROMs, which a machine's
+# default NIC needs: efi-e1000e.rom for q35), so the binaries and their
+# qtests need no -L and start a default machine.
 link_firmware() {
 	local f datadir=$1/qemu-bundle/usr/local/share/qemu
 	mkdir -p "$datadir"
-	for f in /usr/share/seabios/* /usr/share/qemu/*; do
+	for f in /usr/share/seabios/* /usr/share/qemu/* /usr/lib/ipxe/qemu/*; do
 		[ -f "$f" ] || continue
 		[ -e "$datadir/$(basename "$f")" ] ||
 			ln -s "$f" "$datadir/"

@@ -22,7 +22,8 @@ SOURCES=/etc/apt/sources.list.d/virtio-dmm.sources
 BASE_PKGS="build-essential ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	python3 python3-venv flex bison pkg-config bzip2 xz-utils cpio
 	busybox-static sparse perl libjansson-dev gnuplot-nox dpkg-dev
-	ca-certificates bc rsync python3-docutils python3-ply python3-git dkms"
+	ca-certificates bc rsync python3-docutils python3-ply python3-git dkms
+	ipxe-qemu"
 # libvirt: the libvirt suite runs a domain on the patched QEMU under a
 # session libvirtd; dmm-balancer links libvirt for libvirt:DOMAIN guests.
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients

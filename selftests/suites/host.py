@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Host checks: the device library's tests, static checks of the
-driver and of the QEMU series, QEMU's qtest (also under ASan/UBSan) and
-a fuzzing smoke run.  No guest.
+driver and of the QEMU series, QEMU's qtest (also under ASan/UBSan),
+QEMU's own qom-test and device-introspect-test, and a fuzzing smoke run.
+No guest.
 """
 
 import os
@@ -67,6 +68,40 @@ def suite_qtest(r):
                         "--tap"], cwd=qbuild, env=env, text=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     r.tap("qtest", p.returncode, p.stdout)
+
+
+def qtest_env():
+    return dict(os.environ, QTEST_QEMU_BINARY="./qemu-system-x86_64")
+
+
+@suite
+def suite_qemu_default_machine(r):
+    """A user's default command line starts: q35 with its default NIC."""
+    qbuild = os.path.join(dmmvm.BUILD, "qemu-build")
+    qmp = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+    for machine in ("q35", "pc"):
+        p = subprocess.run(["timeout", "60", "./qemu-system-x86_64",
+                            "-machine", machine, "-accel", "tcg",
+                            "-display", "none", "-S", "-qmp", "stdio"],
+                           cwd=qbuild, input=qmp, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        r.ok(p.returncode == 0 and '"return"' in p.stdout,
+             "qemu: qemu-system-x86_64 -machine %s starts (default NIC and "
+             "its option ROM)" % machine, p.stdout[-2000:])
+
+
+@suite
+def suite_qemu_qtests(r):
+    """QEMU's own qom-test and device-introspect-test on the patched build."""
+    qbuild = os.path.join(dmmvm.BUILD, "qemu-build")
+    for test in ("device-introspect-test", "qom-test"):
+        t0 = time.time()
+        p = subprocess.run(["timeout", "900", "tests/qtest/" + test,
+                            "--tap"], cwd=qbuild, env=qtest_env(),
+                           text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        r.tap(test, p.returncode, p.stdout)
+        r.figure(test, "%.1f s" % (time.time() - t0))
 
 
 SANITIZER_ERRORS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",

@@ -19,11 +19,13 @@ Writes into --out (default build/bench):
   balancer.png   the balancer's guests over time (when it ran)
   bench.log      tracebacks of runs that failed
 
+--render writes results.md and the plots again from OUT/results.json.
+
 Times are taken on the host from the QMP command until QMP reports the
 target, polled every 5 ms.  Not a test: nothing is asserted.
 
   scripts/bench.py [--runs 3] [--quick] [--only SCENARIO ...] [--list]
-                   [--scale GIB ...] [--out DIR]
+                   [--scale GIB ...] [--out DIR] [--render]
 
 --quick: each scenario once at small sizes (a few minutes; CI runs it).
 """
@@ -117,16 +119,16 @@ def scaling_row(sc, per):
     anchor = medians(sc.anchors[0])
 
     def text(m):
-        return ", ".join("%d GiB %s (%s/GiB)" % (
-            k // GiB, fmt(v, "s"), fmt(v / (k // GiB), "s") if v else "—")
+        return ", ".join("%g GiB %s (%s/GiB)" % (
+            k / GiB, fmt(v, "s"), fmt(v * GiB / k, "s") if v else "—")
             for k, v in m.items()) or "not run"
     ratios = {k: ours[k] / anchor[k] for k in ours
               if ours[k] and anchor.get(k)}
     if len(ratios) < 2:
         return text(ours), text(anchor), "n/a", "n/a (no value)"
     lo, hi = min(ratios), max(ratios)
-    return text(ours), text(anchor), "%.2f at %d GiB, %.2f at %d GiB" % (
-        ratios[lo], lo // GiB, ratios[hi], hi // GiB), \
+    return text(ours), text(anchor), "%.2f at %g GiB, %.2f at %g GiB" % (
+        ratios[lo], lo / GiB, ratios[hi], hi / GiB), \
         "yes" if ratios[hi] <= ratios[lo] else "no"
 
 
@@ -159,12 +161,14 @@ def table(res):
             sc.name, sc.title, ours, anchors, na, ratio, sc.target_text,
             met))
     runs = res["args"]["runs"]
-    lines += ["", "%s of %d run%s per system (rss-1s: lowest); ratio = "
+    lines += ["", "%s per system (rss-1s: lowest)%s; ratio = "
               "virtio-dmm / best anchor (hints: per anchor), below 1 is "
               "faster for times.  Commit %s, %s, %d CPUs, load %s at the "
               "start, %s at the end; THP %s; %s; QEMU %s; guest %s." % (
-                  "median" if runs > 1 else "one", runs,
-                  "s" if runs > 1 else "", res["commit"],
+                  "median of %d runs" % runs if runs > 1 else "1 run",
+                  "; --quick: sizes smaller than the titles say (see "
+                  "results.json)" if res["args"]["quick"] else "",
+                  res["commit"],
                   res["host"]["cpu"], res["host"]["cpus"],
                   res["host"]["loadavg_start"].split()[0],
                   res["host"].get("loadavg_end", "?").split()[0],
@@ -185,6 +189,9 @@ def gnuplot(script):
         print("gnuplot failed: %s" % p.stdout, file=sys.stderr)
 
 
+COLOURS = (0xd62728, 0x1f77b4, 0x7f7f7f, 0x2ca02c)   # virtio-dmm, anchors
+
+
 def plot_times(res, png, tmp):
     data = os.path.join(tmp, "times.dat")
     n = 0
@@ -199,14 +206,16 @@ def plot_times(res, png, tmp):
                                                                     [])])
                 if v:
                     f.write('"%s %s" %f %d\n' % (sc.name, name, v,
-                                                 1 if i == 0 else 2 + i))
+                                                 COLOURS[min(i, 3)]))
                     n += 1
-    plot = ('plot "%s" using 0:2:3:xtic(1) with boxes lc variable '
+    plot = ('plot "%s" using 0:2:3:xtic(1) with boxes lc rgb variable '
             'notitle' % data) if n else \
         'set label "no times" at 0,0; plot [-1:1] [-1:1] NaN notitle'
-    gnuplot("""set terminal pngcairo size 1200,700 noenhanced
+    gnuplot("""set terminal pngcairo size 1300,750 noenhanced
 set output "%s"
-set title "virtio-dmm (red) against its anchors: median times"
+set bmargin 12
+set rmargin 12
+set title "virtio-dmm (red) against its anchors (blue, gray): median times"
 set ylabel "seconds (log)"
 set logscale y
 set style fill solid 0.8
@@ -234,7 +243,7 @@ def plot_scaling(res, png, tmp):
             path = os.path.join(tmp, "%s-%d.dat" % (name, len(series)))
             with open(path, "w") as f:
                 for size in sorted(pts):
-                    f.write("%d %f\n" % (size // GiB,
+                    f.write("%g %f\n" % (size / GiB,
                                          bench.aggregate(sc, pts[size])))
             series.append('"%s" using 1:2 with linespoints lw 2 title '
                           '"%s %s"' % (path, name[6:], system))
@@ -251,6 +260,17 @@ set grid
 """ % (png, plot))
 
 
+def render(res, out):
+    """results.md and the plots from @res (results.json)."""
+    md = table(res)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(md)
+    with tempfile.TemporaryDirectory() as tmp:
+        plot_times(res, os.path.join(out, "times.png"), tmp)
+        plot_scaling(res, os.path.join(out, "scaling.png"), tmp)
+    print("\n" + md)
+
+
 # --- the run -----------------------------------------------------------
 
 def main():
@@ -264,13 +284,20 @@ def main():
                     help="each scenario once, at small sizes")
     ap.add_argument("--only", nargs="+", metavar="SCENARIO", default=[])
     ap.add_argument("--list", action="store_true")
-    ap.add_argument("--scale", nargs="+", type=int, metavar="GIB",
+    ap.add_argument("--scale", nargs="+", type=float, metavar="GIB",
                     help="region sizes of the scaling runs (default %s, "
                     "--quick %s)" % (" ".join(map(str, bench.Scaling.SIZES)),
                                      " ".join(map(str,
                                                   bench.Scaling.QUICK_SIZES))))
     ap.add_argument("--out", default=os.path.join(dmmvm.BUILD, "bench"))
+    ap.add_argument("--render", action="store_true",
+                    help="only write results.md and the plots again from "
+                    "OUT/results.json")
     args = ap.parse_args()
+    if args.render:
+        with open(os.path.join(args.out, "results.json")) as f:
+            render(json.load(f), args.out)
+        return 0
     if args.list:
         for s in SCENARIOS:
             print("%-13s %s (%s)" % (s.name, s.title, ", ".join(s.systems)))
@@ -340,13 +367,7 @@ def main():
     with open(path + ".tmp", "w") as f:
         json.dump(res, f, indent=1)
     os.replace(path + ".tmp", path)
-    md = table(res)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(md)
-    with tempfile.TemporaryDirectory() as tmp:
-        plot_times(res, os.path.join(args.out, "times.png"), tmp)
-        plot_scaling(res, os.path.join(args.out, "scaling.png"), tmp)
-    print("\n" + md)
+    render(res, args.out)
     print("%.0f s; results in %s" % (res["seconds"], args.out))
     return 0
 

@@ -193,7 +193,7 @@ class Resize(Experiment):
             g.out("dmm_memfill -s %d" % touch, timeout=600)
             rss0 = g.rss()
             shrink = resize(sys, g, boot, 300)
-            pct, fell = rss_returned(g, rss0, 2 if self.quick else 4) \
+            pct, fell = rss_returned(g, rss0, 1 if self.quick else 4) \
                 if shrink else (None, 0)
         return {"grow": (grow, delta, ""),
                 "shrink": (shrink, delta, "%d MiB touched and freed first"
@@ -220,7 +220,7 @@ class BelowBoot(Experiment):
             time.sleep(1)
             thp0, rss0 = qemu_kib(g, "AnonHugePages"), g.rss()
             shrink = resize(sys, g, low, 300)
-            pct, fell = rss_returned(g, rss0, 2 if self.quick else 4) \
+            pct, fell = rss_returned(g, rss0, 1 if self.quick else 4) \
                 if shrink else (None, 0)
             grow = resize(sys, g, top, 300) if shrink else None
             thp = None
@@ -251,7 +251,7 @@ class Fragmented(Experiment):
         boot = 512 * MiB
         top = 768 * MiB if self.quick else 2560 * MiB
         delta = 256 * MiB if self.quick else GiB
-        quiet, limit = (3, 20) if self.quick else (5, 90)
+        quiet, limit = (3, 10) if self.quick else (5, 90)
         with sys.guest(tag, boot, top, start=top) as g:
             settle(sys, g, top)
             g.run("sleep 1")
@@ -295,7 +295,7 @@ class FreePageReporting(Experiment):
     def run(self, sys, tag):
         size = 256 * MiB if self.quick else GiB
         boot = size + 512 * MiB
-        limit = 20 if self.quick else 60
+        limit = 10 if self.quick else 60
         with sys.guest(tag, boot, boot, fpr=True) as g:
             g.run("sleep 2")
             g.run("dmm_memfill -s %d -w /tmp/free >/tmp/f.log 2>&1 &" % size)
@@ -326,13 +326,13 @@ class Scaling(Experiment):
     produces = ("scale-grow", "scale-shrink")
 
     SIZES = (8, 16, 32, 64)              # GiB; scripts/bench.py --scale
-    QUICK_SIZES = (1, 2)
+    QUICK_SIZES = (0.25, 0.5)
 
     def sizes(self):
         return self.QUICK_SIZES if self.quick else self.SIZES
 
     def run(self, sys, tag):
-        big = max(self.sizes()) * GiB
+        big = int(max(self.sizes()) * GiB)
         # the memmap of the largest region (64 B per 4 KiB page) comes
         # out of boot memory
         boot = 512 * MiB + big // 32
@@ -340,10 +340,11 @@ class Scaling(Experiment):
         with sys.guest(tag, boot, boot + big, timeout=3600) as g:
             g.run("sleep 1")
             for gib in self.sizes():
-                grow = resize(sys, g, boot + gib * GiB, 900)
+                size = int(gib * GiB)
+                grow = resize(sys, g, boot + size, 900)
                 shrink = resize(sys, g, boot, 900) if grow else None
-                out["scale-grow"].append((grow, gib * GiB, ""))
-                out["scale-shrink"].append((shrink, gib * GiB, ""))
+                out["scale-grow"].append((grow, size, ""))
+                out["scale-shrink"].append((shrink, size, ""))
         return out
 
 
@@ -392,14 +393,17 @@ class Hints(Experiment):
     def run(self, sys, tag):
         if not HostKSM.available():
             return {"hints": (None, 0, "no writable /sys/kernel/mm/ksm")}
-        seconds = 10 if self.quick else 120
+        seconds = 8 if self.quick else 120
         part = 32 * MiB if self.quick else 256 * MiB
+        # --quick: one guest (zero hints and freed memory, no sharing
+        # between guests), to keep CI short
+        nguests = 1 if self.quick else 2
         dmm = sys == "virtio-dmm"
         guests = []
         with HostKSM(**self.KSM[sys]) as ksm:
             ksm.write("run", 0)
             try:
-                for i in range(2):
+                for i in range(nguests):
                     guests.append(self.guest(sys, tag, i).start())
                 for g in guests:
                     self.prepare(g, dmm, part)
@@ -450,17 +454,21 @@ class BalancerRun(Experiment):
         use = sys == "dmm-balancer"
         grow = 128 * MiB if self.quick else 768 * MiB
         rate = 32 if self.quick else 16
+        # --quick: one idle guest instead of two, a budget of 1 GiB
+        names = ("busy", "idle1") if self.quick else ("busy", "idle1",
+                                                      "idle2")
+        budget = self.BUDGET * len(names) // 3
         guests, bal = [], None
         try:
-            for name in ("busy", "idle1", "idle2"):
+            for name in names:
                 guests.append(Guest("bench-%s-%s-%s" % (
                     tag, "bal" if use else "static", name), mem="512M",
                     maxmem="3G", region="2G").start())
             if use:
-                bal = Balancer("bench-balancer", self.BUDGET, [
-                    balancer_spec(guests[0], 384 * MiB, 1536 * MiB, 2),
-                    balancer_spec(guests[1], 256 * MiB, 1536 * MiB),
-                    balancer_spec(guests[2], 256 * MiB, 1536 * MiB)])
+                bal = Balancer("bench-balancer", budget, [
+                    balancer_spec(guests[0], 384 * MiB, 1536 * MiB, 2)] + [
+                    balancer_spec(g, 256 * MiB, 1536 * MiB)
+                    for g in guests[1:]])
             busy = guests[0]
             busy.run("dmm_grow -s %d -r %d >/tmp/grow.log 2>&1 &"
                      % (grow, rate))
@@ -480,7 +488,7 @@ class BalancerRun(Experiment):
                 png = os.path.join(self.out, "balancer.png")
                 os.system("%s %s %s %d >/dev/null" % (
                     os.path.join(dmmvm.TOP, "scripts", "plot-balancer.sh"),
-                    bal.csv, png, self.BUDGET // MiB))
+                    bal.csv, png, budget // MiB))
         finally:
             if bal:
                 bal.stop()
@@ -488,7 +496,7 @@ class BalancerRun(Experiment):
                 g.stop()
         note = "program of %d MiB, %d OOM kills, largest sum of sizes %d " \
             "MiB (budget %d)" % (grow // MiB, ooms, peak // MiB,
-                                 self.BUDGET // MiB)
+                                 budget // MiB)
         return {"balancer": (secs if "ok 1" in out else None, grow,
                              ("completed; " if "ok 1" in out else
                               "did not complete; ") + note)}

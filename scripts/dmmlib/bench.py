@@ -139,6 +139,17 @@ def resize(sys, g, total, limit):
     return None if t is None else time.monotonic() - t0
 
 
+def background(g, cmd, log, ready, limit=600):
+    """Start guest program @cmd in the background, its output in @log;
+    return when @log says @ready."""
+    g.run("%s >%s 2>&1 &" % (cmd, log))
+    t0 = time.monotonic()
+    while ready not in g.out("cat " + log):
+        if time.monotonic() - t0 > limit:
+            raise RuntimeError("%s: %s" % (cmd, g.out("cat " + log)))
+        time.sleep(0.5)
+
+
 def settle(sys, g, total, limit=300):
     """Wait until what the guest booted with is plugged."""
     if poll(lambda: sys.size(g), total, limit) is None:
@@ -256,13 +267,8 @@ class Fragmented(Experiment):
             settle(sys, g, top)
             g.run("sleep 1")
             hold = top * 6 // 10
-            g.run("dmm_scatter -h %d -w /tmp/stop >/tmp/s.log 2>&1 &" % hold)
-            t0 = time.monotonic()
-            while "scattered" not in g.out("cat /tmp/s.log"):
-                if time.monotonic() - t0 > 600:
-                    raise RuntimeError("dmm_scatter: " +
-                                       g.out("cat /tmp/s.log"))
-                time.sleep(0.5)
+            background(g, "dmm_scatter -h %d -w /tmp/stop" % hold,
+                       "/tmp/s.log", "scattered")
             t0 = time.monotonic()
             sys.set(g, top - delta)
             last, t_last = top, 0.0
@@ -298,13 +304,8 @@ class FreePageReporting(Experiment):
         limit = 10 if self.quick else 60
         with sys.guest(tag, boot, boot, fpr=True) as g:
             g.run("sleep 2")
-            g.run("dmm_memfill -s %d -w /tmp/free >/tmp/f.log 2>&1 &" % size)
-            t0 = time.monotonic()
-            while "waiting" not in g.out("cat /tmp/f.log"):
-                if time.monotonic() - t0 > 600:
-                    raise RuntimeError("dmm_memfill: " +
-                                       g.out("cat /tmp/f.log"))
-                time.sleep(0.5)
+            background(g, "dmm_memfill -s %d -w /tmp/free" % size,
+                       "/tmp/f.log", "waiting")
             time.sleep(1)
             rss0 = g.rss()
             want = size * 95 // 100
@@ -377,12 +378,10 @@ class Hints(Experiment):
         g.run("sleep 100000 </dev/vda >/dev/null 2>&1 &")
         g.out("dd if=/dev/vda of=/dev/null bs=1M count=%d 2>/dev/null"
               % (part // MiB), 600)
-        g.run("dmm_zerohold -s %d -w /tmp/never >/tmp/z.log 2>&1 &" % part)
-        g.run("dmm_memfill -s %d -w /tmp/free >/tmp/f.log 2>&1 &" % part)
-        for log, text in (("/tmp/z.log", "zeroed"), ("/tmp/f.log",
-                                                       "waiting")):
-            while text not in g.out("cat " + log):
-                time.sleep(0.5)
+        background(g, "dmm_zerohold -s %d -w /tmp/never" % part,
+                   "/tmp/z.log", "zeroed")
+        background(g, "dmm_memfill -s %d -w /tmp/free" % part, "/tmp/f.log",
+                   "waiting")
 
     @staticmethod
     def scan_seconds(guests, dmm):

@@ -317,7 +317,8 @@ class FreePageReporting(Experiment):
                                     % ((rss0 - g.rss()) // MiB, limit))}
                 time.sleep(0.05)
             t = time.monotonic() - t0
-        return {"fpr": (t, size, "until RSS fell by 95 %% (%d MiB)" % (want // MiB))}
+        return {"fpr": (t, size, "until RSS fell by 95 %% (%d MiB)"
+                        % (want // MiB))}
 
 
 class Scaling(Experiment):
@@ -635,8 +636,8 @@ SCENARIOS = [
              "smallest", None),
     Scenario("hints", "duplicate and zero hints: MiB shared per host "
              "CPU-second", "MiB/CPU-s", "virtio-dmm",
-             ["KSM defaults", "KSM fast"], "≥ 20× KSM defaults, ≥ 2× KSM "
-             "fast", each_ratio({"KSM defaults": 20, "KSM fast": 2}),
+             ["KSM defaults", "KSM fast"],
+             "≥ 20× KSM defaults, ≥ 2× KSM fast", each_ratio({"KSM defaults": 20, "KSM fast": 2}),
              lower=False),
     Scenario("balancer", "balancer: a program growing to 768 MiB in one "
              "of three guests sharing 1536 MiB, its run time", "s",

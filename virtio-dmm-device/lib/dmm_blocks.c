@@ -89,6 +89,41 @@ bool dmm_range_in_use(const struct dmm_dev *d, uint64_t offset, uint64_t len)
            dmm_count_sbs(d, first, count);
 }
 
+/*
+ * A RamDiscardManager replays a range as runs of one state and notifies
+ * its listeners run by run: walk the sub-blocks, clip each run to the
+ * range asked for.
+ */
+int dmm_for_each_range(const struct dmm_dev *d, uint64_t offset, uint64_t len,
+                       bool plugged, dmm_range_fn fn, void *opaque)
+{
+    uint64_t first, count, i, run, start, end;
+    int ret;
+
+    if (!dmm_sb_span(d, offset, len, &first, &count)) {
+        return 0;
+    }
+    for (i = first; i < first + count; i = run) {
+        if (dmm_bit_test(d->sb_plugged, i) != plugged) {
+            run = i + 1;
+            continue;
+        }
+        for (run = i + 1; run < first + count &&
+             dmm_bit_test(d->sb_plugged, run) == plugged; run++) {
+            /* extend the run */
+        }
+        start = i * d->sb_size;
+        end = run * d->sb_size;
+        start = start < offset ? offset : start;
+        end = end > offset + len ? offset + len : end;
+        ret = fn(opaque, start, end - start);
+        if (ret) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 bool dmm_range_has_unplugged_pages(const struct dmm_dev *d, uint64_t offset,
                                    uint64_t len)
 {

@@ -301,6 +301,16 @@ bool dmm_range_is_plugged(const struct dmm_dev *d, uint64_t offset,
                           uint64_t len);
 
 /*
+ * Call @fn for every run of sub-blocks that are all plugged (@plugged) or
+ * all unplugged in [offset, offset + len) of the region, each clipped to
+ * that range, in ascending order; stop at the first non-zero return of @fn
+ * and return it.  Nothing is called for a range outside the region.
+ */
+typedef int (*dmm_range_fn)(void *opaque, uint64_t offset, uint64_t len);
+int dmm_for_each_range(const struct dmm_dev *d, uint64_t offset, uint64_t len,
+                       bool plugged, dmm_range_fn fn, void *opaque);
+
+/*
  * Machine reset: discard the region and mark every block unplugged and
  * every page plugged, even if the discard fails (then -EIO).  *@changed
  * receives the DMM_CHANGED_* flags.  The UNPLUG_ALL request instead

@@ -1110,6 +1110,73 @@ static void t_sb_plug_unplug(void)
 	CHECK(!IMG_LOAD());
 }
 
+/* Runs dmm_for_each_range() gave, as a RamDiscardManager listener sees them. */
+static struct {
+	unsigned int n, stop_at;
+	uint64_t off[8], len[8];
+} runs;
+
+static int record_run(void *opaque, uint64_t offset, uint64_t len)
+{
+	CHECK(opaque == &runs);
+	if (runs.n < 8) {
+		runs.off[runs.n] = offset;
+		runs.len[runs.n] = len;
+	}
+	runs.n++;
+	return runs.n == runs.stop_at ? -EIO : 0;
+}
+
+static unsigned int for_each(uint64_t off, uint64_t len, bool plugged,
+			     unsigned int stop_at, int expect)
+{
+	memset(&runs, 0, sizeof(runs));
+	runs.stop_at = stop_at;
+	CHECK(dmm_for_each_range(&dev, off, len, plugged, record_run,
+				 &runs) == expect);
+	return runs.n;
+}
+
+#define RUN_IS(i, o, l) CHECK(runs.off[i] == (o) && runs.len[i] == (l))
+
+/*
+ * The replay a RamDiscardManager gives its listeners (migration, VFIO):
+ * maximal runs of one state, clipped to the section, nothing outside it.
+ */
+static void t_sb_for_each_range(void)
+{
+	setup_full(BOOT + 3 * BS, PS, SB);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(1), 1) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(2, 0), 2) == VIRTIO_DMM_RESP_ACK);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG_SB, SBA(2, 5), 1) == VIRTIO_DMM_RESP_ACK);
+	/* plugged: block 1 and the first two sub-blocks of 2 are one run */
+	CHECK(for_each(0, REGION_SIZE, true, 0, 0) == 2);
+	RUN_IS(0, BS, BS + 2 * SB);
+	RUN_IS(1, 2 * BS + 5 * SB, SB);
+	/* unplugged: the rest, to the region's end */
+	CHECK(for_each(0, REGION_SIZE, false, 0, 0) == 3);
+	RUN_IS(0, 0, BS);
+	RUN_IS(1, 2 * BS + 2 * SB, 3 * SB);
+	RUN_IS(2, 2 * BS + 6 * SB, REGION_SIZE - 2 * BS - 6 * SB);
+	/* clipped to a section that starts and ends inside sub-blocks */
+	CHECK(for_each(BS + 4096, BS + SB, true, 0, 0) == 1);
+	RUN_IS(0, BS + 4096, BS + SB);
+	CHECK(for_each(2 * BS + SB, 4 * SB + 8192, false, 0, 0) == 1);
+	RUN_IS(0, 2 * BS + 2 * SB, 3 * SB);
+	/* the first error stops the walk and is returned */
+	CHECK(for_each(0, REGION_SIZE, false, 2, -EIO) == 2);
+	/* nothing for a range outside the region */
+	CHECK(for_each(0, 0, true, 0, 0) == 0);
+	CHECK(for_each(REGION_SIZE, SB, false, 0, 0) == 0);
+	CHECK(for_each(BS, UINT64_MAX, true, 0, 0) == 0);
+	CHECK(for_each(UINT64_MAX - SB, 2 * SB, false, 0, 0) == 0);
+	/* everything unplugged: one run */
+	CHECK(req(VIRTIO_DMM_REQ_UNPLUG_ALL, 0, 0) == VIRTIO_DMM_RESP_ACK);
+	CHECK(for_each(0, REGION_SIZE, true, 0, 0) == 0);
+	CHECK(for_each(0, REGION_SIZE, false, 0, 0) == 1);
+	RUN_IS(0, 0, REGION_SIZE);
+}
+
 static void t_sb_malformed(void)
 {
 	setup_full(BOOT + BS, PS, SB);
@@ -1763,6 +1830,7 @@ int main(void)
 		{ "pages: config fields and loaded state", t_pages_config_and_loaded_state },
 		{ "sub-blocks: plug, unplug, partial blocks, whole-block rules", t_sb_plug_unplug },
 		{ "sub-blocks: malformed ranges; no requests without the feature", t_sb_malformed },
+		{ "sub-blocks: runs of one state, clipped (RamDiscardManager)", t_sb_for_each_range },
 		{ "sub-blocks: pages inside sub-blocks; loaded state", t_sb_and_pages },
 		{ "sub-blocks: init parameter rules", t_sb_init_rules },
 		{ "hints: XXH64 matches the reference vectors", t_xxh64 },

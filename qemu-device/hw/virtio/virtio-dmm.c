@@ -59,6 +59,270 @@ QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_page_req) != 8);
 QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_hint_req) != 8);
 QEMU_BUILD_BUG_ON(sizeof(struct virtio_dmm_hint) != 16);
 
+/* --- RamDiscardManager: listeners see plugged sub-blocks only --- */
+
+/* Clip @s to [offset, offset + len) of the region; false if none is left. */
+static bool virtio_dmm_intersect(MemoryRegionSection *s, uint64_t offset,
+                                 uint64_t len)
+{
+    uint64_t start = MAX(s->offset_within_region, offset);
+    uint64_t end = MIN(s->offset_within_region + int128_get64(s->size),
+                       offset + len);
+
+    if (end <= start) {
+        return false;
+    }
+    s->offset_within_address_space += start - s->offset_within_region;
+    s->offset_within_region = start;
+    s->size = int128_make64(end - start);
+    return true;
+}
+
+static void virtio_dmm_notify_discard(VirtIODMM *vdmm, uint64_t offset,
+                                      uint64_t len)
+{
+    RamDiscardListener *rdl;
+
+    QLIST_FOREACH(rdl, &vdmm->rdl_list, next) {
+        MemoryRegionSection s = *rdl->section;
+
+        if (virtio_dmm_intersect(&s, offset, len)) {
+            rdl->notify_discard(rdl, &s);
+        }
+    }
+}
+
+/*
+ * A listener may refuse (VFIO: the DMA mapping failed); then the ones told
+ * before it are told the range is gone again, and the plug fails.
+ */
+static int virtio_dmm_notify_populate(VirtIODMM *vdmm, uint64_t offset,
+                                      uint64_t len)
+{
+    RamDiscardListener *rdl, *told;
+    int ret = 0;
+
+    QLIST_FOREACH(rdl, &vdmm->rdl_list, next) {
+        MemoryRegionSection s = *rdl->section;
+
+        if (virtio_dmm_intersect(&s, offset, len)) {
+            ret = rdl->notify_populate(rdl, &s);
+            if (ret) {
+                break;
+            }
+        }
+    }
+    if (!ret) {
+        return 0;
+    }
+    QLIST_FOREACH(told, &vdmm->rdl_list, next) {
+        MemoryRegionSection s = *told->section;
+
+        if (told == rdl) {
+            break;
+        }
+        if (virtio_dmm_intersect(&s, offset, len)) {
+            told->notify_discard(told, &s);
+        }
+    }
+    return ret;
+}
+
+/* Unplugged now: tell listeners of what they were told is populated. */
+static int virtio_dmm_tell_discarded(void *opaque, uint64_t offset,
+                                     uint64_t len)
+{
+    VirtIODMM *vdmm = opaque;
+    uint64_t sbs = dmm_sb_size(vdmm->dmm);
+    unsigned long *told = vdmm->rdm_populated;
+    unsigned long end = (offset + len) / sbs, i, next;
+
+    for (i = find_next_bit(told, end, offset / sbs); i < end;
+         i = find_next_bit(told, end, next)) {
+        next = find_next_zero_bit(told, end, i);
+        virtio_dmm_notify_discard(vdmm, i * sbs, (next - i) * sbs);
+        bitmap_clear(told, i, next - i);
+    }
+    return 0;
+}
+
+/*
+ * Plugged now without a populate (an incoming migration's state): tell
+ * listeners.  Nothing can be undone here, so a refusal is reported.
+ */
+static int virtio_dmm_tell_populated(void *opaque, uint64_t offset,
+                                     uint64_t len)
+{
+    VirtIODMM *vdmm = opaque;
+    uint64_t sbs = dmm_sb_size(vdmm->dmm);
+    unsigned long *told = vdmm->rdm_populated;
+    unsigned long end = (offset + len) / sbs, i, next;
+    int ret;
+
+    for (i = find_next_zero_bit(told, end, offset / sbs); i < end;
+         i = find_next_zero_bit(told, end, next)) {
+        next = find_next_bit(told, end, i);
+        ret = virtio_dmm_notify_populate(vdmm, i * sbs, (next - i) * sbs);
+        if (ret) {
+            error_report("virtio-dmm: a RAM discard listener refused plugged"
+                         " memory at offset 0x%" PRIx64 ": %s",
+                         (uint64_t)i * sbs, strerror(-ret));
+        }
+        bitmap_set(told, i, next - i);
+    }
+    return 0;
+}
+
+/*
+ * The state of [offset, offset + len) changed: bring the listeners to it.
+ * Plugs were told by populate; unplugs, a reset and an incoming state are
+ * told here, after the library changed the state and before the memslots
+ * change (the listener of a memslot that is unmapped goes away, one of a
+ * newly mapped memslot replays the state when it registers).
+ */
+static void virtio_dmm_tell_listeners(VirtIODMM *vdmm, uint64_t offset,
+                                      uint64_t len)
+{
+    uint64_t sbs = dmm_sb_size(vdmm->dmm);
+    uint64_t start = QEMU_ALIGN_DOWN(offset, sbs);
+    uint64_t end = QEMU_ALIGN_UP(offset + len, sbs);
+
+    dmm_for_each_range(vdmm->dmm, start, end - start, false,
+                       virtio_dmm_tell_discarded, vdmm);
+    dmm_for_each_range(vdmm->dmm, start, end - start, true,
+                       virtio_dmm_tell_populated, vdmm);
+}
+
+struct VirtIODMMReplay {
+    const MemoryRegionSection *section;
+    ReplayRamPopulate populated;
+    ReplayRamDiscard discarded;
+    void *opaque;
+};
+
+static int virtio_dmm_replay_cb(void *opaque, uint64_t offset, uint64_t len)
+{
+    struct VirtIODMMReplay *r = opaque;
+    MemoryRegionSection s = *r->section;
+
+    if (!virtio_dmm_intersect(&s, offset, len)) {
+        return 0;
+    }
+    if (r->discarded) {
+        r->discarded(&s, r->opaque);
+        return 0;
+    }
+    return r->populated(&s, r->opaque);
+}
+
+/*
+ * Call @populated for each plugged part of @s, or @discarded for each
+ * unplugged part; the first error of @populated ends the walk.
+ */
+static int virtio_dmm_replay(const VirtIODMM *vdmm,
+                             const MemoryRegionSection *s,
+                             ReplayRamPopulate populated,
+                             ReplayRamDiscard discarded, void *opaque)
+{
+    struct VirtIODMMReplay r = {
+        .section = s,
+        .populated = populated,
+        .discarded = discarded,
+        .opaque = opaque,
+    };
+
+    g_assert(s->mr == &vdmm->memdev->mr);
+    return dmm_for_each_range(vdmm->dmm, s->offset_within_region,
+                              int128_get64(s->size), !discarded,
+                              virtio_dmm_replay_cb, &r);
+}
+
+static uint64_t virtio_dmm_rdm_get_min_granularity(const RamDiscardManager *rdm,
+                                                   const MemoryRegion *mr)
+{
+    const VirtIODMM *vdmm = VIRTIO_DMM(rdm);
+
+    g_assert(mr == &vdmm->memdev->mr);
+    return dmm_sb_size(vdmm->dmm);
+}
+
+static bool virtio_dmm_rdm_is_populated(const RamDiscardManager *rdm,
+                                        const MemoryRegionSection *s)
+{
+    const VirtIODMM *vdmm = VIRTIO_DMM(rdm);
+
+    g_assert(s->mr == &vdmm->memdev->mr);
+    return dmm_range_is_plugged(vdmm->dmm, s->offset_within_region,
+                                int128_get64(s->size));
+}
+
+static int virtio_dmm_rdm_replay_populated(const RamDiscardManager *rdm,
+                                           MemoryRegionSection *s,
+                                           ReplayRamPopulate replay_fn,
+                                           void *opaque)
+{
+    return virtio_dmm_replay(VIRTIO_DMM(rdm), s, replay_fn, NULL, opaque);
+}
+
+static void virtio_dmm_rdm_replay_discarded(const RamDiscardManager *rdm,
+                                            MemoryRegionSection *s,
+                                            ReplayRamDiscard replay_fn,
+                                            void *opaque)
+{
+    virtio_dmm_replay(VIRTIO_DMM(rdm), s, NULL, replay_fn, opaque);
+}
+
+static int virtio_dmm_listener_populate(MemoryRegionSection *s, void *opaque)
+{
+    RamDiscardListener *rdl = opaque;
+
+    return rdl->notify_populate(rdl, s);
+}
+
+static int virtio_dmm_listener_discard(MemoryRegionSection *s, void *opaque)
+{
+    RamDiscardListener *rdl = opaque;
+
+    rdl->notify_discard(rdl, s);
+    return 0;
+}
+
+static void virtio_dmm_rdm_register_listener(RamDiscardManager *rdm,
+                                             RamDiscardListener *rdl,
+                                             MemoryRegionSection *s)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(rdm);
+    int ret;
+
+    g_assert(s->mr == &vdmm->memdev->mr);
+    rdl->section = memory_region_section_new_copy(s);
+    QLIST_INSERT_HEAD(&vdmm->rdl_list, rdl, next);
+    ret = virtio_dmm_replay(vdmm, rdl->section,
+                            virtio_dmm_listener_populate, NULL, rdl);
+    if (ret) {
+        error_report("virtio-dmm: replaying plugged memory to a RAM discard"
+                     " listener failed: %s", strerror(-ret));
+    }
+}
+
+/* A listener that goes is told its plugged memory is gone (as virtio-mem). */
+static void virtio_dmm_rdm_unregister_listener(RamDiscardManager *rdm,
+                                               RamDiscardListener *rdl)
+{
+    VirtIODMM *vdmm = VIRTIO_DMM(rdm);
+
+    g_assert(rdl->section->mr == &vdmm->memdev->mr);
+    if (rdl->double_discard_supported) {
+        rdl->notify_discard(rdl, rdl->section);
+    } else {
+        virtio_dmm_replay(vdmm, rdl->section, virtio_dmm_listener_discard,
+                          NULL, rdl);
+    }
+    memory_region_section_free_copy(rdl->section);
+    rdl->section = NULL;
+    QLIST_REMOVE(rdl, next);
+}
+
 /* --- backend of the device library --- */
 
 static RAMBlock *virtio_dmm_rb(VirtIODMM *vdmm)
@@ -66,9 +330,22 @@ static RAMBlock *virtio_dmm_rb(VirtIODMM *vdmm)
     return vdmm->memdev->mr.ram_block;
 }
 
+/*
+ * Listeners learn of a plug before the guest does, and can fail it: the
+ * library asks us to populate before it marks the sub-blocks plugged.
+ * The memory itself is backed lazily, on the guest's first touch.
+ */
 static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
 {
-    /* Plugged memory is backed lazily, on the guest's first touch. */
+    VirtIODMM *vdmm = opaque;
+    uint64_t sbs = dmm_sb_size(vdmm->dmm);
+    int ret;
+
+    ret = virtio_dmm_notify_populate(vdmm, offset, len);
+    if (ret) {
+        return ret;
+    }
+    bitmap_set(vdmm->rdm_populated, offset / sbs, len / sbs);
     return 0;
 }
 
@@ -183,6 +460,7 @@ static void virtio_dmm_update_memslots(VirtIODMM *vdmm, uint64_t offset,
 static void virtio_dmm_state_changed(void *opaque, uint64_t offset,
                                      uint64_t len)
 {
+    virtio_dmm_tell_listeners(opaque, offset, len);
     virtio_dmm_update_memslots(opaque, offset, len);
 }
 
@@ -268,14 +546,14 @@ static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset,
 /*
  * Postcopy cannot handle concurrent discards, and blocks plugged during
  * precopy would reach the destination with stale content: no state changes
- * while a migration runs (the guest gets BUSY and retries).  Nor while
- * anything disabled discarding: realize holds discards required, so that
- * is only ever a safety net.
+ * while a migration runs (the guest gets BUSY and retries).  A device that
+ * disabled uncoordinated discards (VFIO, possible when realize only
+ * required coordinated ones) is no reason to refuse: it hears of every
+ * block change through our RamDiscardManager.
  */
 static bool virtio_dmm_may_change_state(void *opaque)
 {
-    return !migration_in_incoming_postcopy() && !migration_is_running() &&
-           !ram_block_discard_is_disabled();
+    return !migration_in_incoming_postcopy() && !migration_is_running();
 }
 
 /*
@@ -772,6 +1050,9 @@ static const char *virtio_dmm_hints_unsupported(VirtIODMM *vdmm)
         qemu_ram_pagesize(rb) != VIRTIO_DMM_HINT_PAGE_SIZE) {
         return "boot RAM or the memdev does not have 4 KiB pages";
     }
+    if (ram_block_discard_is_disabled()) {
+        return "a device pins guest memory (e.g. vfio)";
+    }
     return NULL;
 }
 
@@ -921,6 +1202,16 @@ fail:
     return NULL;
 }
 
+/* Take or drop the discard requirement realize chose. */
+static void virtio_dmm_discard_require(VirtIODMM *vdmm, bool state)
+{
+    if (vdmm->uncoordinated) {
+        ram_block_discard_require(state);
+    } else {
+        ram_block_coordinated_discard_require(state);
+    }
+}
+
 static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
 {
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
@@ -941,15 +1232,21 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     region_size = virtio_dmm_region_size(vdmm);
 
     /*
-     * Unplugs discard memory: refuse to run where anything disabled
-     * discarding (VFIO and other devices that pin guest memory for DMA,
-     * confidential guests), and keep such devices from being added later.
-     * The device does not coordinate its discards with them (no
-     * RamDiscardManager), so the plain, uncoordinated requirement.
+     * Unplugs discard memory.  Blocks and sub-blocks are discarded in
+     * coordination with the listeners of our RamDiscardManager (VFIO maps
+     * only plugged memory), but pages, free page reports and hints discard
+     * or share memory no listener hears of: with any of them on, refuse to
+     * run where anything disabled discarding (VFIO and other devices that
+     * pin guest memory for DMA), and keep such devices from being added.
      */
-    if (ram_block_discard_require(true)) {
+    vdmm->uncoordinated = vdmm->pages || vdmm->free_page_reporting ||
+                          vdmm->hints;
+    if (vdmm->uncoordinated ? ram_block_discard_require(true) :
+        ram_block_coordinated_discard_require(true)) {
         error_setg(errp, "virtio-dmm needs to discard RAM, but discarding is"
-                   " disabled (e.g. by vfio)");
+                   " disabled (e.g. by vfio)%s", vdmm->uncoordinated ?
+                   "; with pages=off, free-page-reporting=off and hints=off"
+                   " it can run next to vfio" : "");
         goto out_free;
     }
     /* A reused backend may hold memory: start with everything unplugged. */
@@ -967,6 +1264,7 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     }
     vdmm->mig_len = dmm_state_size(vdmm->dmm);
 
+    vdmm->rdm_populated = bitmap_new(region_size / dmm_sb_size(vdmm->dmm));
     if (!vdmm->mr) {
         virtio_dmm_prepare_mr(vdmm);
     }
@@ -989,10 +1287,14 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     vdmm->system_reset = VIRTIO_DMM_SYSTEM_RESET(obj);
     vdmm->system_reset->vdmm = vdmm;
     qemu_register_resettable(obj);
+
+    /* Before the machine maps the region and exposes it to listeners. */
+    memory_region_set_ram_discard_manager(&vdmm->memdev->mr,
+                                          RAM_DISCARD_MANAGER(vdmm));
     return;
 
 out_discard:
-    ram_block_discard_require(false);
+    virtio_dmm_discard_require(vdmm, false);
 out_free:
     g_clear_pointer(&vdmm->dmm, dmm_dev_free);
 }
@@ -1017,6 +1319,8 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     VirtIODMM *vdmm = VIRTIO_DMM(dev);
     int i;
 
+    /* The machine unmapped the region: no listener can find it now. */
+    memory_region_set_ram_discard_manager(&vdmm->memdev->mr, NULL);
     qemu_unregister_resettable(OBJECT(vdmm->system_reset));
     object_unref(OBJECT(vdmm->system_reset));
     vmstate_unregister_ram(&vdmm->memdev->mr, DEVICE(vdmm));
@@ -1027,8 +1331,9 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     virtio_cleanup(vdev);
     virtio_dmm_unmap_memslots(vdmm);
     g_clear_pointer(&vdmm->mig_buf, g_free);
+    g_clear_pointer(&vdmm->rdm_populated, g_free);
     g_clear_pointer(&vdmm->dmm, dmm_dev_free);
-    ram_block_discard_require(false);
+    virtio_dmm_discard_require(vdmm, false);
 }
 
 /* --- machine reset --- */
@@ -1566,6 +1871,7 @@ static void virtio_dmm_instance_init(Object *obj)
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
 
     notifier_list_init(&vdmm->size_change_notifiers);
+    QLIST_INIT(&vdmm->rdl_list);
     vdmm->stats_interval = VIRTIO_DMM_STATS_DEFAULT_MS;
     vdmm->initial_requested_guest_size = UINT64_MAX;
     vdmm->initial_requested_size = UINT64_MAX;
@@ -1608,6 +1914,7 @@ static void virtio_dmm_class_init(ObjectClass *klass, void *data)
     DeviceClass *dc = DEVICE_CLASS(klass);
     VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
     VirtIODMMClass *vdmc = VIRTIO_DMM_CLASS(klass);
+    RamDiscardManagerClass *rdmc = RAM_DISCARD_MANAGER_CLASS(klass);
 
     device_class_set_props(dc, virtio_dmm_properties);
     dc->vmsd = &vmstate_virtio_dmm;
@@ -1626,6 +1933,13 @@ static void virtio_dmm_class_init(ObjectClass *klass, void *data)
     vdmc->unplug_request_check = virtio_dmm_unplug_request_check;
     vdmc->decide_memslots = virtio_dmm_decide_memslots;
     vdmc->get_memslots = virtio_dmm_get_memslots;
+
+    rdmc->get_min_granularity = virtio_dmm_rdm_get_min_granularity;
+    rdmc->is_populated = virtio_dmm_rdm_is_populated;
+    rdmc->replay_populated = virtio_dmm_rdm_replay_populated;
+    rdmc->replay_discarded = virtio_dmm_rdm_replay_discarded;
+    rdmc->register_listener = virtio_dmm_rdm_register_listener;
+    rdmc->unregister_listener = virtio_dmm_rdm_unregister_listener;
 }
 
 static const TypeInfo virtio_dmm_info = {
@@ -1636,6 +1950,10 @@ static const TypeInfo virtio_dmm_info = {
     .instance_finalize = virtio_dmm_instance_finalize,
     .class_init = virtio_dmm_class_init,
     .class_size = sizeof(VirtIODMMClass),
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_RAM_DISCARD_MANAGER },
+        { }
+    },
 };
 
 static void virtio_dmm_register_types(void)

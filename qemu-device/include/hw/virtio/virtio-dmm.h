@@ -121,6 +121,16 @@ struct VirtIODMM {
     /* off: one memslot, always mapped (for comparisons only) */
     bool x_dynamic_memslots;
 
+    /*
+     * RamDiscardManager over the memdev: the listeners (VFIO), and a bit
+     * per sub-block they were told is populated; BQL.  uncoordinated:
+     * realize required discards nobody is told of (pages, free page
+     * reports, hints), so nothing may disable discarding (VFIO).
+     */
+    QLIST_HEAD(, RamDiscardListener) rdl_list;
+    unsigned long *rdm_populated;
+    bool uncoordinated;
+
     /* the device logic, opaque (hw/virtio/dmm/dmm_dev.h) */
     struct dmm_dev *dmm;
 

@@ -16,6 +16,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "qemu/bswap.h"
+#include "elf.h"
 #include "qemu/module.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -1119,6 +1120,79 @@ static void test_unplugged_inaccessible(DMMTest *t)
     g_assert_cmphex(qtest_readq(qts, r + 8), ==, 0);
 }
 
+/* Bytes of guest memory in [start, start + len) an ELF dump holds. */
+static uint64_t dmm_dump_bytes_in(const char *path, uint64_t start,
+                                  uint64_t len)
+{
+    FILE *f = fopen(path, "rb");
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph;
+    uint64_t sum = 0;
+    int i;
+
+    /* the headers are at the front; the memory follows them */
+    g_assert(f);
+    g_assert_cmpuint(fread(&eh, sizeof(eh), 1, f), ==, 1);
+    g_assert(!memcmp(eh.e_ident, ELFMAG, SELFMAG));
+    g_assert_cmpint(fseek(f, eh.e_phoff, SEEK_SET), ==, 0);
+    for (i = 0; i < eh.e_phnum; i++) {
+        g_assert_cmpuint(fread(&ph, sizeof(ph), 1, f), ==, 1);
+        if (ph.p_type == PT_LOAD && ph.p_paddr >= start &&
+            ph.p_paddr < start + len) {
+            sum += ph.p_filesz;
+        }
+    }
+    fclose(f);
+    return sum;
+}
+
+/* dump-guest-memory into @path, synchronously. */
+static void dmm_dump(DMMTest *t, const char *path)
+{
+    g_autofree char *proto = g_strdup_printf("file:%s", path);
+    QDict *rsp;
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'dump-guest-memory', 'arguments':"
+                    " { 'paging': false, 'protocol': %s } }", proto);
+    g_assert(!qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+}
+
+/*
+ * The device is the RamDiscardManager of its memdev: what walks guest
+ * memory by it (dump-guest-memory here; migration, VFIO) sees only the
+ * plugged sub-blocks of a block, not the whole block its memslot maps.
+ */
+static void test_dump_skips_unplugged(DMMTest *t)
+{
+    g_autofree char *path = g_strdup_printf("%s/virtio-dmm-dump-%d.elf",
+                                            g_get_tmp_dir(), getpid());
+    const uint64_t r = t->region;
+
+    dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE + 3 * SUB_BLOCK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG, r, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB,
+                               r + BLOCK_SIZE + 4 * SUB_BLOCK, 2), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB,
+                               r + BLOCK_SIZE + 9 * SUB_BLOCK, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    dmm_dump(t, path);
+    g_assert_cmpuint(dmm_dump_bytes_in(path, r, REGION_SIZE), ==,
+                     BLOCK_SIZE + 3 * SUB_BLOCK);
+    unlink(path);
+
+    /* unplugged sub-blocks leave the dump at once */
+    g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
+                               r + BLOCK_SIZE + 4 * SUB_BLOCK, 1), ==,
+                     VIRTIO_DMM_RESP_ACK);
+    dmm_dump(t, path);
+    g_assert_cmpuint(dmm_dump_bytes_in(path, r, REGION_SIZE), ==,
+                     BLOCK_SIZE + 2 * SUB_BLOCK);
+    unlink(path);
+}
+
 /* A report of an unplugged block is no guest memory: the device breaks. */
 static void test_report_unplugged(DMMTest *t)
 {
@@ -1487,6 +1561,7 @@ static const DMMTestCase dmm_tests[] = {
     { "unplugged-inaccessible", test_unplugged_inaccessible,
       DMM_SUB_BLOCKS },
     { "report-unplugged", test_report_unplugged, DMM_FPR },
+    { "dump-skips-unplugged", test_dump_skips_unplugged, DMM_SUB_BLOCKS },
     { "migration-checks", test_migration_checks },
     { "migration-hints", test_migration_hints, DMM_HINTS },
     { "stats", test_stats, DMM_STATS },

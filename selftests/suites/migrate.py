@@ -92,6 +92,121 @@ def suite_migrate(r):
             dst.stop()
 
 
+def _ram_stats(g):
+    """The source's RAM figures of its last migration (query-migrate)."""
+    return g.qmp.cmd("query-migrate")["ram"]
+
+
+@suite
+def suite_migrate_rdm(r):
+    """Issue 12: migration skips unplugged memory (RamDiscardManager)."""
+    mig = "unix:" + os.path.join(dmmvm.RUN, "migrate-rdm.sock")
+    src = Guest("rdm-src", mem="512M", maxmem="4G", region="3G").start()
+    dst = None
+    try:
+        grow(r, src, GiB, "source: grow to 1 GiB (512 MiB plugged)")
+        dst = Guest("rdm-dst", mem="512M", maxmem="4G", region="3G",
+                    incoming=mig).start()
+        t0 = time.time()
+        src.migrate_to(dst)
+        secs = time.time() - t0
+        ram = _ram_stats(src)
+        src.stop()
+        pages = ram["normal"] + ram["duplicate"]
+        r.figure("migration of 512 MiB boot + 512 MiB plugged of a 3 GiB "
+                 "region", "%.1f s, %d MiB transferred, %d pages sent "
+                 "(%d zero)" % (secs, ram["transferred"] // MiB, pages,
+                                ram["duplicate"]))
+        # Boot RAM, the plugged blocks, firmware and video RAM: under
+        # 1.25 GiB of pages.  Sending the unplugged 2.5 GiB as zero pages
+        # (no RamDiscardManager) makes it 3.5 GiB.
+        r.ok(pages * 4096 < 1280 * MiB,
+             "the 2.5 GiB unplugged were not sent (%d MiB of pages sent)"
+             % (pages * 4096 // MiB), ram)
+        r.ok(dst.dmm_info()["size"] == 512 * MiB and
+             dst.sysfs("plugged_size") == str(512 * MiB),
+             "destination: 512 MiB plugged, as on the source")
+        gtap(r, dst, "dmm_state_check %d" % (512 * MiB))
+        grow(r, dst, 2 * GiB, "destination: grow to 2 GiB")
+        grow(r, dst, 768 * MiB, "destination: shrink to 768 MiB")
+    finally:
+        src.stop()
+        if dst:
+            dst.stop()
+
+
+def _postcopy_on(g):
+    g.qmp.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": "postcopy-ram", "state": True}])
+
+
+@suite
+def suite_migrate_postcopy(r):
+    """Issue 12: a migration switched to postcopy keeps memory and state;
+    resizes are BUSY until it completes."""
+    mig = "unix:" + os.path.join(dmmvm.RUN, "migrate-pc.sock")
+    src = Guest("pc-src", mem="512M", maxmem="4G", region="3G").start()
+    dst = None
+    try:
+        grow(r, src, 1536 * MiB, "source: grow to 1.5 GiB")
+        src.run("dmm_memfill -s %d -r %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+                % (GiB, 512 * MiB))
+        out = wait_guest_file(src, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "source: 1 GiB filled and held", out)
+        dst = Guest("pc-dst", mem="512M", maxmem="4G", region="3G",
+                    incoming=mig).start()
+        try:
+            _postcopy_on(src)
+            _postcopy_on(dst)
+        except dmmvm.QMPError as e:
+            r.skip("postcopy migration", "this host cannot: %s" % e)
+            return
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=32 * MiB)
+        src.qmp.cmd("migrate", uri=dst.incoming)
+        time.sleep(2)
+        src.qmp.cmd("migrate-start-postcopy")
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=1 << 40)
+        seen, sizes, deadline = set(), set(), time.time() + 300
+        asked = False
+        while time.time() < deadline:
+            st = src.qmp.cmd("query-migrate").get("status")
+            seen.add(st)
+            if st == "postcopy-active":
+                # the destination runs; its device must not change state
+                if not asked:
+                    dst.set_requested(2 * GiB)
+                    asked = True
+                sizes.add(dst.dmm_info()["size"])
+            if st in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        r.ok(st == "completed" and "postcopy-active" in seen,
+             "the migration went through postcopy and completed",
+             sorted(seen))
+        src.stop()
+        r.ok(asked and sizes == {GiB},
+             "during postcopy: 2 GiB asked of the destination, its device "
+             "stayed at 1 GiB plugged", sorted(sizes))
+        busy = int(dst.counter("plug_failures")) > 0
+        try:
+            secs = dst.wait_plugged(1536 * MiB, timeout=180)
+            r.ok(True, "after postcopy: the driver reached 2 GiB "
+                 "(%.1f s)" % secs)
+        except dmmvm.AgentError as e:
+            r.ok(False, "after postcopy: the driver reached 2 GiB", e)
+        r.diag("plug refusals seen by the driver during postcopy: %s"
+               % ("yes" if busy else "none (asked after the switch "
+                  "ended)"))
+        gtap(r, dst, "dmm_state_check %d" % (1536 * MiB))
+        dst.run("touch /tmp/go")
+        out = wait_guest_file(dst, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (across postcopy)", 0, out)
+    finally:
+        src.stop()
+        if dst:
+            dst.stop()
+
+
 @suite
 def suite_fine_migrate(r):
     """Issue 3: migrate a guest with a partial block and unplugged pages."""

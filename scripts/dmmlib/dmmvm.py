@@ -272,7 +272,8 @@ class Guest:
                  block_size="128M", requested=None, smp=2, dmm=True,
                  extra_args=(), append="", modules=None, timeout=900,
                  boot_timeout=120, incoming=None, pages=True, dev_opts="",
-                 mem_merge=False, kernel=None, initrd=None):
+                 mem_merge=False, kernel=None, initrd=None,
+                 backend="memory-backend-ram,reserve=off"):
         self.name = name
         self.mem = parse_size(mem)
         self.maxmem = parse_size(maxmem)
@@ -292,6 +293,8 @@ class Guest:
         self.pages = pages
         # more virtio-dmm-pci options, "key=value,..."
         self.dev_opts = dev_opts
+        # the region's memory backend: type and options (without id, size)
+        self.backend = backend
         # QEMU's mem-merge: all guest RAM mergeable (KSM).  Off: only what
         # shared-page hints make mergeable.
         self.mem_merge = mem_merge
@@ -349,8 +352,10 @@ class Guest:
             # experiments: more options for every device, from the caller
             if os.environ.get("DMM_DEV_OPTS"):
                 dev += "," + os.environ["DMM_DEV_OPTS"]
-            args += ["-object", "memory-backend-ram,id=dmm-mem,size=%dM,"
-                     "reserve=off" % (self.region // MiB),
+            btype, _, bopts = self.backend.partition(",")
+            args += ["-object", "%s,id=dmm-mem,size=%dM%s"
+                     % (btype, self.region // MiB,
+                        "," + bopts if bopts else ""),
                      "-device", dev]
         if self.incoming:
             args += ["-incoming", self.incoming]

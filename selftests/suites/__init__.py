@@ -16,6 +16,7 @@ in alphabetical order; within a module, the order of definition.
   balancer  the host balancer (issue 5)
   safety    bad configurations, test hooks, hostile guests, removal
   kernels   the other supported guest kernels (Debian 12's 6.1), DKMS
+  topology  real guest topologies: host huge pages (issue 12)
 """
 
 import importlib
@@ -23,7 +24,7 @@ import os
 import pkgutil
 
 AREAS = ("host", "setup", "coarse", "migrate", "fine", "hints", "stats",
-         "balancer", "safety", "kernels")
+         "balancer", "safety", "kernels", "topology")
 
 
 def modules():

@@ -175,6 +175,7 @@ static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first, uint64_t count,
                              unsigned int *changed)
 {
     uint64_t sbs = d->sb_size;
+    int ret;
 
     if (dmm_count_sbs(d, first, count)) {
         return VIRTIO_DMM_RESP_ERROR;
@@ -182,11 +183,13 @@ static uint16_t dmm_plug_sbs(struct dmm_dev *d, uint64_t first, uint64_t count,
     if (dmm_current_size(d) + count * sbs > d->requested_size) {
         return VIRTIO_DMM_RESP_NACK;
     }
-    if (d->ops->populate(d->opaque, first * sbs, count * sbs)) {
+    ret = d->ops->populate(d->opaque, first * sbs, count * sbs);
+    if (ret) {
         d->counters.backend_errors++;
         /* Leave nothing half-populated behind. */
         d->ops->discard(d->opaque, first * sbs, count * sbs);
-        return VIRTIO_DMM_RESP_ERROR;
+        /* A host out of memory is a refusal the driver retries, no fault. */
+        return ret == -ENOMEM ? VIRTIO_DMM_RESP_NACK : VIRTIO_DMM_RESP_ERROR;
     }
     dmm_set_sbs(d, first, count, true);
     d->plugged_size += count * sbs;

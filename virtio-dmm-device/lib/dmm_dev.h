@@ -50,7 +50,10 @@ struct dmm_ask {
 
 /* What the library needs from its VMM: all offsets relative to the region. */
 struct dmm_backend_ops {
-    /* Back [offset, offset + len) with memory, or prepare to; 0 or -errno. */
+    /*
+     * Back [offset, offset + len) with memory, or prepare to; 0 or -errno.
+     * -ENOMEM: the host has no memory for it now (the plug is NACKed).
+     */
     int (*populate)(void *opaque, uint64_t offset, uint64_t len);
     /* Give host memory behind [offset, offset + len) back; 0 or -errno. */
     int (*discard)(void *opaque, uint64_t offset, uint64_t len);

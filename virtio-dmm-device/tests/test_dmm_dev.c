@@ -53,7 +53,7 @@ static int fake_populate(void *opaque, uint64_t off, uint64_t len)
 
 	f->populates++;
 	fake_check(f, off, len);
-	return f->fail_populate ? -ENOMEM : 0;
+	return f->fail_populate ? -f->fail_populate : 0;
 }
 
 static int fake_discard(void *opaque, uint64_t off, uint64_t len)
@@ -448,11 +448,19 @@ static void t_busy(void)
 static void t_populate_failure(void)
 {
 	setup(BOOT + REGION_SIZE);
-	fk.fail_populate = 1;
+	fk.fail_populate = EIO;
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(dev.plugged_size == 0 && dmm_block_state(&dev, 0) == DMM_BLOCK_UNPLUGGED);
 	CHECK(fk.discards == 1);	/* half-populated memory given back */
 	CHECK(fk.changes == 0 && dev.counters.backend_errors == 1);
+	/* out of host memory: NACK (retried later), nothing plugged */
+	fk.fail_populate = ENOMEM;
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_NACK);
+	CHECK(dev.plugged_size == 0 && dmm_block_state(&dev, 0) == DMM_BLOCK_UNPLUGGED);
+	CHECK(fk.discards == 2 && fk.changes == 0 &&
+	      dev.counters.backend_errors == 2);
+	fk.fail_populate = 0;
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(0), 2) == VIRTIO_DMM_RESP_ACK);
 }
 
 static void t_unplug_all_discard_failure(void)
@@ -1061,7 +1069,7 @@ static void t_state_changed(void)
 	fk.fail_discard = 1;
 	CHECK(req(VIRTIO_DMM_REQ_UNPLUG, blk(2), 1) == VIRTIO_DMM_RESP_ERROR);
 	fk.fail_discard = 0;
-	fk.fail_populate = 1;
+	fk.fail_populate = EIO;
 	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(5), 1) == VIRTIO_DMM_RESP_ERROR);
 	fk.fail_populate = 0;
 	CHECK(fk.state_changes == 0);
@@ -1805,7 +1813,7 @@ int main(void)
 		{ "UNPLUG_ALL discards the whole region", t_unplug_all },
 		{ "STATE reports plugged, mixed, unplugged", t_state },
 		{ "BUSY for state changes, STATE still answered", t_busy },
-		{ "populate failure: ERROR, nothing plugged", t_populate_failure },
+		{ "populate failure: ERROR (NACK if out of memory), nothing plugged", t_populate_failure },
 		{ "discard failure: ERROR, still plugged", t_discard_failure },
 		{ "UNPLUG_ALL discard failure: ERROR, reset still clears", t_unplug_all_discard_failure },
 		{ "requested-size rules and messages", t_requested_size_rules },

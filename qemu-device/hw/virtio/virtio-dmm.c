@@ -331,9 +331,38 @@ static RAMBlock *virtio_dmm_rb(VirtIODMM *vdmm)
 }
 
 /*
+ * prealloc=on: back [offset, offset + len) of the region now.  A host that
+ * cannot (a hugetlbfs pool run dry) refuses the plug cleanly here; without
+ * it, the guest's first touch would kill QEMU with SIGBUS.
+ */
+static int virtio_dmm_prealloc(void *opaque, uint64_t offset, uint64_t len)
+{
+    VirtIODMM *vdmm = opaque;
+    MemoryRegion *mr = &vdmm->memdev->mr;
+    char *area = (char *)memory_region_get_ram_ptr(mr) + offset;
+    Error *local_err = NULL;
+
+    if (qemu_prealloc_mem(memory_region_get_fd(mr), area, len, 1, NULL,
+                          false, &local_err)) {
+        return 0;
+    }
+    trace_virtio_dmm_prealloc_failed(offset, len);
+    if (!vdmm->prealloc_warned) {
+        error_prepend(&local_err, "virtio-dmm: cannot back plugged memory"
+                      " (reported once): ");
+        warn_report_err(local_err);
+        vdmm->prealloc_warned = true;
+    } else {
+        error_free(local_err);
+    }
+    return -ENOMEM;
+}
+
+/*
  * Listeners learn of a plug before the guest does, and can fail it: the
  * library asks us to populate before it marks the sub-blocks plugged.
- * The memory itself is backed lazily, on the guest's first touch.
+ * The memory itself is backed lazily, on the guest's first touch, unless
+ * prealloc=on (then -ENOMEM: the library answers NACK).
  */
 static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
 {
@@ -341,6 +370,12 @@ static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
     uint64_t sbs = dmm_sb_size(vdmm->dmm);
     int ret;
 
+    if (vdmm->prealloc) {
+        ret = virtio_dmm_prealloc(vdmm, offset, len);
+        if (ret) {
+            return ret;
+        }
+    }
     ret = virtio_dmm_notify_populate(vdmm, offset, len);
     if (ret) {
         return ret;
@@ -994,8 +1029,9 @@ static bool virtio_dmm_check_memdev(VirtIODMM *vdmm, Error **errp)
     }
     if (vdmm->memdev->prealloc) {
         error_setg(errp, "'%s' property specifies a memdev with prealloc=on:"
-                   " unplugged memory must not be backed",
-                   VIRTIO_DMM_MEMDEV_PROP);
+                   " unplugged memory must not be backed; set %s=on on the"
+                   " device instead", VIRTIO_DMM_MEMDEV_PROP,
+                   VIRTIO_DMM_PREALLOC_PROP);
         return false;
     }
     return true;
@@ -1439,15 +1475,24 @@ static int virtio_dmm_post_load(void *opaque, int version_id)
         return 0;
     }
     /*
-     * Unplugged sub-blocks arrived as zero pages: give them back again.
-     * Unplugged pages read as zero on the source too and zero pages are
-     * not written here, so they take no memory.
+     * No page of an unplugged sub-block was sent (we are the memdev's
+     * RamDiscardManager); discard them anyway, in case the backend held
+     * memory.  Unplugged pages read as zero on the source too and zero
+     * pages are not written here, so they take no memory.
      */
     ret = dmm_discard_unplugged(vdmm->dmm);
     if (ret) {
         error_report("virtio-dmm: discarding unplugged sub-blocks failed:"
                      " %s", strerror(-ret));
         return -EINVAL;
+    }
+    /* prealloc=on: a destination that cannot back the guest fails here. */
+    if (vdmm->prealloc &&
+        dmm_for_each_range(vdmm->dmm, 0, virtio_dmm_region_size(vdmm), true,
+                           virtio_dmm_prealloc, vdmm)) {
+        error_report("virtio-dmm: cannot back the plugged memory of the"
+                     " incoming guest (prealloc=on)");
+        return -ENOMEM;
     }
     return 0;
 }
@@ -1852,6 +1897,7 @@ static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_BOOL(VIRTIO_DMM_FPR_PROP, VirtIODMM, free_page_reporting,
                      true),
     DEFINE_PROP_BOOL(VIRTIO_DMM_PAGES_PROP, VirtIODMM, pages, true),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_PREALLOC_PROP, VirtIODMM, prealloc, false),
     DEFINE_PROP_BOOL(VIRTIO_DMM_SUB_BLOCKS_PROP, VirtIODMM, sub_blocks, true),
     DEFINE_PROP_ON_OFF_AUTO(VIRTIO_DMM_HINTS_PROP, VirtIODMM, hints_prop,
                             ON_OFF_AUTO_AUTO),

@@ -34,6 +34,7 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 #define VIRTIO_DMM_BOOT_SIZE_PROP       "boot-size"
 #define VIRTIO_DMM_FPR_PROP             "free-page-reporting"
 #define VIRTIO_DMM_PAGES_PROP           "pages"
+#define VIRTIO_DMM_PREALLOC_PROP        "prealloc"
 #define VIRTIO_DMM_SUB_BLOCKS_PROP      "sub-blocks"
 #define VIRTIO_DMM_UNPLUGGED_SIZE_PROP  "unplugged-size"
 #define VIRTIO_DMM_HINTS_PROP           "hints"
@@ -93,6 +94,13 @@ struct VirtIODMM {
 
     /* the region's backend; set by the user, mapped while realized */
     HostMemoryBackend *memdev;
+    /*
+     * Back plugged memory at the plug, not at the guest's first touch, so
+     * that running out (a hugetlbfs pool) refuses the plug (NACK) instead
+     * of killing QEMU with SIGBUS; a failure is reported once.
+     */
+    bool prealloc;
+    bool prealloc_warned;
     /* NUMA node of the region */
     uint32_t node;
     /* guest-physical address of the region, assigned by the machine */

@@ -79,15 +79,31 @@ u64 dmm_pages_floor(struct virtio_dmm *vm)
 	return cur > room ? cur - room : 0;
 }
 
+/*
+ * One page to unplug: from the device's own NUMA node while it has free
+ * memory there (so that with a device per node, shrinking one takes its
+ * node's RAM), else from anywhere, as balloon_page_alloc() does.
+ */
+static struct page *dmm_page_alloc(int nid)
+{
+	struct page *page = NULL;
+
+	if (nid != NUMA_NO_NODE && node_state(nid, N_MEMORY))
+		page = alloc_pages_node(nid, balloon_mapping_gfp_mask() |
+					__GFP_THISNODE | __GFP_NOMEMALLOC |
+					__GFP_NORETRY | __GFP_NOWARN, 0);
+	return page ?: balloon_page_alloc();
+}
+
 /* Allocate up to @want balloon pages onto @pages; returns how many. */
 static unsigned int dmm_alloc_batch(struct list_head *pages,
-				    unsigned int want)
+				    unsigned int want, int nid)
 {
 	unsigned int n = 0;
 	struct page *page;
 
 	while (n < want) {
-		page = balloon_page_alloc();
+		page = dmm_page_alloc(nid);
 		if (!page)
 			break;
 		balloon_page_push(pages, page);
@@ -131,7 +147,7 @@ static int dmm_unplug_batch(struct virtio_dmm *vm, unsigned int want)
 	if (!want)
 		return -ENOMEM;
 	/* Allocate outside pages.lock: reclaim may migrate balloon pages. */
-	n = dmm_alloc_batch(&pages, want);
+	n = dmm_alloc_batch(&pages, want, vm->nid);
 	if (!n)
 		return -ENOMEM;
 

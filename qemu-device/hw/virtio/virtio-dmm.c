@@ -398,19 +398,23 @@ static uint64_t virtio_dmm_region_size(VirtIODMM *vdmm)
     return memory_region_size(&vdmm->memdev->mr);
 }
 
-/* The machine's RAM (-m): guest RAM outside the region. */
-static uint64_t virtio_dmm_boot_size(void)
+/*
+ * The boot RAM this device counts: the machine's RAM (-m), guest RAM
+ * outside the region, or 0 with boot-ram=off.
+ */
+static uint64_t virtio_dmm_boot_size(const VirtIODMM *vdmm)
 {
-    return MACHINE(qdev_get_machine())->ram_size;
+    return vdmm->boot_ram ? MACHINE(qdev_get_machine())->ram_size : 0;
 }
 
 /*
  * The region memory the guest is asked to plug (virtio-mem's
  * requested-size): the target total beyond the boot size, 0 below it.
  */
-static uint64_t virtio_dmm_requested_region_size(const struct dmm_dev *d)
+static uint64_t virtio_dmm_requested_region_size(const VirtIODMM *vdmm)
 {
-    uint64_t target = dmm_requested_size(d), boot = virtio_dmm_boot_size();
+    uint64_t target = dmm_requested_size(vdmm->dmm);
+    uint64_t boot = virtio_dmm_boot_size(vdmm);
 
     return target > boot ? target - boot : 0;
 }
@@ -1111,6 +1115,40 @@ static bool virtio_dmm_check_hints(VirtIODMM *vdmm, Error **errp)
     return true;
 }
 
+/* Is @obj another realized virtio-dmm that counts the boot RAM? */
+static int virtio_dmm_counts_boot_ram(Object *obj, void *opaque)
+{
+    VirtIODMM *other = (VirtIODMM *)object_dynamic_cast(obj, TYPE_VIRTIO_DMM);
+
+    return other && other != opaque && other->dmm && other->boot_ram;
+}
+
+/*
+ * Boot RAM is counted once: by at most one device, the only one that may
+ * give it back in pages.
+ */
+static bool virtio_dmm_check_boot_ram(VirtIODMM *vdmm, Error **errp)
+{
+    if (!vdmm->boot_ram) {
+        if (vdmm->pages) {
+            error_setg(errp, "'%s' needs '%s' (a device that does not count"
+                       " the boot RAM cannot give it back); set %s=off",
+                       VIRTIO_DMM_PAGES_PROP, VIRTIO_DMM_BOOT_RAM_PROP,
+                       VIRTIO_DMM_PAGES_PROP);
+            return false;
+        }
+        return true;
+    }
+    if (object_child_foreach_recursive(object_get_root(),
+                                       virtio_dmm_counts_boot_ram, vdmm)) {
+        error_setg(errp, "another virtio-dmm device counts the boot RAM;"
+                   " only one may: set %s=off on this one",
+                   VIRTIO_DMM_BOOT_RAM_PROP);
+        return false;
+    }
+    return true;
+}
+
 static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
@@ -1148,6 +1186,9 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
         error_setg(errp, "virtio-dmm is incompatible with mlock");
         return false;
     }
+    if (!virtio_dmm_check_boot_ram(vdmm, errp)) {
+        return false;
+    }
     if (vdmm->pages && !virtio_dmm_check_pages(vdmm, errp)) {
         return false;
     }
@@ -1176,12 +1217,11 @@ static const struct {
 /* The library's device, with the policy the properties ask for. */
 static struct dmm_dev *virtio_dmm_new_dev(VirtIODMM *vdmm, Error **errp)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
     struct dmm_params p = {
         .block_size = vdmm->block_size,
         .region_addr = vdmm->addr,
         .region_size = virtio_dmm_region_size(vdmm),
-        .boot_size = ms->ram_size,
+        .boot_size = virtio_dmm_boot_size(vdmm),
         .page_size = vdmm->pages ? VIRTIO_DMM_PAGE_SIZE : 0,
         .sub_block_size = vdmm->sub_blocks ? VIRTIO_DMM_SUB_BLOCK_SIZE : 0,
         .hints = vdmm->hints,
@@ -1578,12 +1618,12 @@ static void virtio_dmm_fill_device_info(const VirtIODMM *vdmm,
 
     vi->memaddr = vdmm->addr;
     vi->node = vdmm->node;
-    vi->requested_size = virtio_dmm_requested_region_size(d);
+    vi->requested_size = virtio_dmm_requested_region_size(vdmm);
     vi->size = dmm_plugged_size(d);
     vi->max_size = virtio_dmm_region_size((VirtIODMM *)vdmm);
     vi->requested_guest_size = dmm_requested_size(d);
     vi->guest_size = dmm_current_size(d);
-    vi->boot_size = virtio_dmm_boot_size();
+    vi->boot_size = virtio_dmm_boot_size(vdmm);
     vi->block_size = vdmm->block_size;
     vi->unplugged_size = dmm_unplugged_size(d);
     vi->reported_size = st->reported_bytes;
@@ -1688,12 +1728,12 @@ static uint64_t virtio_dmm_requested_guest_size(VirtIODMM *vdmm)
         return dmm_requested_size(vdmm->dmm);
     }
     if (vdmm->initial_requested_size != UINT64_MAX) {
-        return virtio_dmm_boot_size() + vdmm->initial_requested_size;
+        return virtio_dmm_boot_size(vdmm) + vdmm->initial_requested_size;
     }
     if (vdmm->initial_requested_guest_size != UINT64_MAX) {
         return vdmm->initial_requested_guest_size;
     }
-    return virtio_dmm_boot_size();
+    return virtio_dmm_boot_size(vdmm);
 }
 
 static void virtio_dmm_get_requested_guest_size(Object *obj, Visitor *v,
@@ -1711,10 +1751,10 @@ static void virtio_dmm_get_requested_size(Object *obj, Visitor *v,
                                           Error **errp)
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
-    uint64_t value, boot = virtio_dmm_boot_size();
+    uint64_t value, boot = virtio_dmm_boot_size(vdmm);
 
     if (vdmm->dmm) {
-        value = virtio_dmm_requested_region_size(vdmm->dmm);
+        value = virtio_dmm_requested_region_size(vdmm);
     } else if (vdmm->initial_requested_size != UINT64_MAX) {
         value = vdmm->initial_requested_size;
     } else {
@@ -1786,7 +1826,7 @@ static void virtio_dmm_set_requested_size(Object *obj, Visitor *v,
                    PRIx64, name, value, region_size);
         return;
     }
-    if (!virtio_dmm_set_target(vdmm, virtio_dmm_boot_size() + value, &err)) {
+    if (!virtio_dmm_set_target(vdmm, virtio_dmm_boot_size(vdmm) + value, &err)) {
         error_propagate_prepend(errp, err, "'%s' 0x%" PRIx64 ": ", name,
                                 value);
     }
@@ -1819,7 +1859,7 @@ static void virtio_dmm_get_guest_size(Object *obj, Visitor *v,
 {
     VirtIODMM *vdmm = VIRTIO_DMM(obj);
     uint64_t value = vdmm->dmm ? dmm_current_size(vdmm->dmm) :
-                     virtio_dmm_boot_size();
+                     virtio_dmm_boot_size(vdmm);
 
     visit_type_size(v, name, &value, errp);
 }
@@ -1828,7 +1868,8 @@ static void virtio_dmm_get_boot_size(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
 {
-    uint64_t value = virtio_dmm_boot_size();
+    VirtIODMM *vdmm = VIRTIO_DMM(obj);
+    uint64_t value = virtio_dmm_boot_size(vdmm);
 
     visit_type_size(v, name, &value, errp);
 }
@@ -1890,6 +1931,7 @@ static void virtio_dmm_set_stats_interval(Object *obj, Visitor *v,
 static const Property virtio_dmm_properties[] = {
     DEFINE_PROP_UINT64(VIRTIO_DMM_ADDR_PROP, VirtIODMM, addr, 0),
     DEFINE_PROP_UINT32(VIRTIO_DMM_NODE_PROP, VirtIODMM, node, 0),
+    DEFINE_PROP_BOOL(VIRTIO_DMM_BOOT_RAM_PROP, VirtIODMM, boot_ram, true),
     DEFINE_PROP_SIZE(VIRTIO_DMM_BLOCK_SIZE_PROP, VirtIODMM, block_size,
                      VIRTIO_DMM_DEFAULT_BLOCK_SIZE),
     DEFINE_PROP_LINK(VIRTIO_DMM_MEMDEV_PROP, VirtIODMM, memdev,

@@ -21,6 +21,7 @@ OBJECT_DECLARE_TYPE(VirtIODMM, VirtIODMMClass, VIRTIO_DMM)
 
 #define VIRTIO_DMM_MEMDEV_PROP          "memdev"
 #define VIRTIO_DMM_NODE_PROP            "node"
+#define VIRTIO_DMM_BOOT_RAM_PROP        "boot-ram"
 #define VIRTIO_DMM_ADDR_PROP            "memaddr"
 #define VIRTIO_DMM_BLOCK_SIZE_PROP      "block-size"
 /*
@@ -103,6 +104,13 @@ struct VirtIODMM {
     bool prealloc_warned;
     /* NUMA node of the region */
     uint32_t node;
+    /*
+     * Does this device count the machine's boot RAM (boot-size, the guest
+     * sizes) and may it give it back (pages)?  At most one device per
+     * machine does; with several devices (one per NUMA node) the others
+     * count only their region, as virtio-mem does.
+     */
+    bool boot_ram;
     /* guest-physical address of the region, assigned by the machine */
     uint64_t addr;
     /* unit of plug and unplug */

@@ -185,13 +185,6 @@ def suite_libvirt(r):
     for f in (s.console, s.agent):
         if os.path.exists(f):
             os.unlink(f)
-    # the admin guide's promise: with libvirt's per-node boot RAM,
-    # pages=on is refused with a message, nothing starts
-    p = s.virsh("create", s.domain_xml(
-        lambda t: t.replace(",pages=off,", ",pages=on,")))
-    r.ok(p.returncode != 0 and "set pages=off" in p.stderr,
-         "the domain with pages=on does not start, QEMU says to set "
-         "pages=off", p.stdout + p.stderr)
     p = s.virsh("create", s.domain_xml())
     r.ok(p.returncode == 0,
          "virsh create: the domain XML of the admin guide, with a "
@@ -221,6 +214,18 @@ def suite_libvirt(r):
              "requested-guest-size: %d" % (1536 * MiB) in p.stdout,
              "virsh qemu-monitor-command --hmp info memory-devices",
              p.stdout + p.stderr)
+        # below the boot size: pages of libvirt's per-node boot RAM backend
+        s.qmp("qom-set", path="dmm0", property="requested-guest-size",
+              value=384 * MiB)
+        t = wait_size(s, 384 * MiB, 120)
+        d = s.dmm()
+        r.ok(t is not None and d["unplugged-size"] >= 128 * MiB,
+             "qom-set requested-guest-size 384M: the guest gives back "
+             "pages of its boot RAM (in libvirt's NUMA cell backend)", d)
+        s.qmp("qom-set", path="dmm0", property="requested-guest-size",
+              value=1536 * MiB)
+        r.ok(wait_size(s, 1536 * MiB, 120) is not None,
+             "and grows back to 1.5 GiB")
         check_balancer(r, s, agent)
     finally:
         s.virsh("destroy", DOMAIN)

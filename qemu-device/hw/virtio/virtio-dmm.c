@@ -504,12 +504,109 @@ static void virtio_dmm_state_changed(void *opaque, uint64_t offset,
 }
 
 /*
- * Page requests name guest-physical addresses; boot RAM is the machine's
- * RAM backend, mapped (through aliases) wherever the board put it.
+ * --- boot RAM ---
+ *
+ * Boot RAM is the machine's RAM (ms->ram): one memory backend, or, with
+ * "-numa node,memdev=...", a container of one backend per node, each at
+ * its offset.  The library names boot RAM by offsets in ms->ram.
+ */
+
+/* Is @mr boot RAM (the backend or one of the container's)? */
+static bool virtio_dmm_is_boot_mr(const MemoryRegion *mr)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    return ms->ram && mr->ram_block &&
+           (mr == ms->ram || mr->container == ms->ram);
+}
+
+/*
+ * The RAM block at boot offset @offset, with the offset in it and the
+ * bytes from there to its end; NULL past the boot RAM.
+ */
+static RAMBlock *virtio_dmm_boot_rb(uint64_t offset, uint64_t *rb_offset,
+                                    uint64_t *left)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    MemoryRegion *sub;
+    uint64_t base = 0;
+
+    if (!ms->ram) {
+        return NULL;
+    }
+    if (ms->ram->ram_block) {
+        sub = ms->ram;
+    } else {
+        QTAILQ_FOREACH(sub, &ms->ram->subregions, subregions_link) {
+            if (sub->ram_block && offset >= sub->addr &&
+                offset - sub->addr < memory_region_size(sub)) {
+                break;
+            }
+        }
+        if (!sub) {
+            return NULL;
+        }
+        base = sub->addr;
+    }
+    if (offset - base >= memory_region_size(sub)) {
+        return NULL;
+    }
+    *rb_offset = offset - base;
+    *left = memory_region_size(sub) - *rb_offset;
+    return sub->ram_block;
+}
+
+/*
+ * Call @fn for each RAM block piece of boot RAM [offset, offset + len);
+ * -EINVAL if part of it is no boot RAM.
+ */
+static int virtio_dmm_for_each_boot_rb(uint64_t offset, uint64_t len,
+                                       int (*fn)(RAMBlock *rb, uint64_t off,
+                                                 uint64_t len))
+{
+    uint64_t off, left, n;
+    RAMBlock *rb;
+    int ret;
+
+    while (len) {
+        rb = virtio_dmm_boot_rb(offset, &off, &left);
+        if (!rb) {
+            return -EINVAL;
+        }
+        n = MIN(len, left);
+        ret = fn(rb, off, n);
+        if (ret) {
+            return ret;
+        }
+        offset += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Does every backend of boot RAM pass @ok? */
+static bool virtio_dmm_boot_rbs_all(bool (*ok)(RAMBlock *rb))
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+    MemoryRegion *sub;
+
+    if (ms->ram->ram_block) {
+        return ok(ms->ram->ram_block);
+    }
+    QTAILQ_FOREACH(sub, &ms->ram->subregions, subregions_link) {
+        if (!sub->ram_block || !ok(sub->ram_block)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Page requests name guest-physical addresses; boot RAM is mapped
+ * (through aliases) wherever the board put it.
  */
 static int virtio_dmm_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
     MemoryRegionSection section;
     int ret = -1;
 
@@ -518,38 +615,53 @@ static int virtio_dmm_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
     if (!section.mr) {
         return -1;
     }
-    if (ms->ram && section.mr == ms->ram &&
+    if (virtio_dmm_is_boot_mr(section.mr) &&
         int128_get64(section.size) == VIRTIO_DMM_PAGE_SIZE) {
-        *offset = section.offset_within_region;
+        *offset = section.offset_within_region +
+                  (section.mr->container ? section.mr->addr : 0);
         ret = 0;
     }
     memory_region_unref(section.mr);
     return ret;
 }
 
-static int virtio_dmm_discard_boot(void *opaque, uint64_t offset, uint64_t len)
+static int virtio_dmm_discard_rb(RAMBlock *rb, uint64_t offset, uint64_t len)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
-
-    return ram_block_discard_range(ms->ram->ram_block, offset, len);
+    return ram_block_discard_range(rb, offset, len);
 }
 
-/* The RAM block a hint names: boot RAM or the region. */
-static RAMBlock *virtio_dmm_hint_rb(VirtIODMM *vdmm, bool boot)
+static int virtio_dmm_discard_boot(void *opaque, uint64_t offset, uint64_t len)
 {
-    return boot ? MACHINE(qdev_get_machine())->ram->ram_block :
-                  virtio_dmm_rb(vdmm);
+    return virtio_dmm_for_each_boot_rb(offset, len, virtio_dmm_discard_rb);
+}
+
+/*
+ * The host address of [offset, offset + len) of boot RAM (@boot) or of the
+ * region, if it lies in one RAM block; else NULL.
+ */
+static void *virtio_dmm_host(VirtIODMM *vdmm, bool boot, uint64_t offset,
+                             uint64_t len)
+{
+    RAMBlock *rb = virtio_dmm_rb(vdmm);
+    uint64_t left = qemu_ram_get_used_length(rb);
+
+    if (boot) {
+        rb = virtio_dmm_boot_rb(offset, &offset, &left);
+    } else if (offset >= left) {
+        return NULL;
+    } else {
+        left -= offset;
+    }
+    if (!rb || len > left) {
+        return NULL;
+    }
+    return (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
 }
 
 static const void *virtio_dmm_page_ptr(void *opaque, bool boot,
                                        uint64_t offset)
 {
-    RAMBlock *rb = virtio_dmm_hint_rb(opaque, boot);
-
-    if (offset + VIRTIO_DMM_HINT_PAGE_SIZE > qemu_ram_get_used_length(rb)) {
-        return NULL;
-    }
-    return (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
+    return virtio_dmm_host(opaque, boot, offset, VIRTIO_DMM_HINT_PAGE_SIZE);
 }
 
 /*
@@ -561,13 +673,11 @@ static const void *virtio_dmm_page_ptr(void *opaque, bool boot,
 static int virtio_dmm_share(void *opaque, bool boot, uint64_t offset,
                             uint64_t len)
 {
-    RAMBlock *rb = virtio_dmm_hint_rb(opaque, boot);
-    void *host;
+    void *host = virtio_dmm_host(opaque, boot, offset, len);
 
-    if (offset + len > qemu_ram_get_used_length(rb)) {
+    if (!host) {
         return -EINVAL;
     }
-    host = (uint8_t *)qemu_ram_get_host_addr(rb) + offset;
     /*
      * KSM write-protects a page, compares it and only then maps it shared
      * (or to the zero page), so a guest write never gets lost; one write
@@ -815,8 +925,8 @@ static void virtio_dmm_handle_hints(VirtIODevice *vdev, VirtQueue *vq)
 static enum dmm_ram virtio_dmm_ram_of(VirtIODMM *vdmm, void *host,
                                       ram_addr_t *offset, uint64_t *align)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
     RAMBlock *rb = qemu_ram_block_from_host(host, false, offset);
+    MemoryRegion *mr = rb ? rb->mr : NULL;
 
     if (!rb) {
         return DMM_RAM_NONE;
@@ -825,7 +935,12 @@ static enum dmm_ram virtio_dmm_ram_of(VirtIODMM *vdmm, void *host,
     if (rb == virtio_dmm_rb(vdmm)) {
         return DMM_RAM_REGION;
     }
-    return ms->ram && rb == ms->ram->ram_block ? DMM_RAM_BOOT : DMM_RAM_NONE;
+    if (!virtio_dmm_is_boot_mr(mr)) {
+        return DMM_RAM_NONE;
+    }
+    /* as an offset in boot RAM: a node's backend starts at its address */
+    *offset += mr->container ? mr->addr : 0;
+    return DMM_RAM_BOOT;
 }
 
 /*
@@ -1041,27 +1156,37 @@ static bool virtio_dmm_check_memdev(VirtIODMM *vdmm, Error **errp)
     return true;
 }
 
+static bool virtio_dmm_rb_small_pages(RAMBlock *rb)
+{
+    return qemu_ram_pagesize(rb) == VIRTIO_DMM_PAGE_SIZE;
+}
+
+static bool virtio_dmm_rb_private(RAMBlock *rb)
+{
+    return !qemu_ram_is_shared(rb);
+}
+
 /*
  * Page requests discard single 4 KiB pages of boot RAM and of the region:
- * both must be RAM backends with 4 KiB host pages.
+ * both must be RAM backends (one for boot RAM, or one per NUMA node) with
+ * 4 KiB host pages.
  */
 static bool virtio_dmm_check_pages(VirtIODMM *vdmm, Error **errp)
 {
     MachineState *ms = MACHINE(qdev_get_machine());
-    uint64_t boot_ps, region_ps = qemu_ram_pagesize(virtio_dmm_rb(vdmm));
 
-    if (!ms->ram || !ms->ram->ram_block) {
-        error_setg(errp, "'%s' needs the machine's RAM in a memory backend;"
+    if (!ms->ram) {
+        error_setg(errp, "'%s' needs the machine's RAM in memory backends;"
                    " set %s=off", VIRTIO_DMM_PAGES_PROP,
                    VIRTIO_DMM_PAGES_PROP);
         return false;
     }
-    boot_ps = qemu_ram_pagesize(ms->ram->ram_block);
-    if (boot_ps != VIRTIO_DMM_PAGE_SIZE || region_ps != VIRTIO_DMM_PAGE_SIZE) {
-        error_setg(errp, "'%s' needs 0x%x byte host pages, but boot RAM has"
-                   " 0x%" PRIx64 " and the memdev 0x%" PRIx64 "; set %s=off",
-                   VIRTIO_DMM_PAGES_PROP, VIRTIO_DMM_PAGE_SIZE, boot_ps,
-                   region_ps, VIRTIO_DMM_PAGES_PROP);
+    if (!virtio_dmm_boot_rbs_all(virtio_dmm_rb_small_pages) ||
+        !virtio_dmm_rb_small_pages(virtio_dmm_rb(vdmm))) {
+        error_setg(errp, "'%s' needs 0x%x byte host pages in boot RAM and"
+                   " the memdev (no huge pages); set %s=off",
+                   VIRTIO_DMM_PAGES_PROP, VIRTIO_DMM_PAGE_SIZE,
+                   VIRTIO_DMM_PAGES_PROP);
         return false;
     }
     return true;
@@ -1080,14 +1205,15 @@ static const char *virtio_dmm_hints_unsupported(VirtIODMM *vdmm)
     if (QEMU_MADV_MERGEABLE == QEMU_MADV_INVALID) {
         return "the host cannot merge pages (no KSM)";
     }
-    if (!ms->ram || !ms->ram->ram_block) {
-        return "the machine's RAM is not in a memory backend";
+    if (!ms->ram) {
+        return "the machine's RAM is not in memory backends";
     }
-    if (qemu_ram_is_shared(ms->ram->ram_block) || qemu_ram_is_shared(rb)) {
+    if (!virtio_dmm_boot_rbs_all(virtio_dmm_rb_private) ||
+        !virtio_dmm_rb_private(rb)) {
         return "boot RAM or the memdev is shared memory (share=on)";
     }
-    if (qemu_ram_pagesize(ms->ram->ram_block) != VIRTIO_DMM_HINT_PAGE_SIZE ||
-        qemu_ram_pagesize(rb) != VIRTIO_DMM_HINT_PAGE_SIZE) {
+    if (!virtio_dmm_boot_rbs_all(virtio_dmm_rb_small_pages) ||
+        !virtio_dmm_rb_small_pages(rb)) {
         return "boot RAM or the memdev does not have 4 KiB pages";
     }
     if (ram_block_discard_is_disabled()) {

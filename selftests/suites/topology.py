@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Real guest topologies (issue 12): huge pages on the host."""
+"""Real guest topologies (issue 12): huge pages on the host, a device
+per NUMA node."""
 
+import os
 import subprocess
 import time
 
@@ -116,3 +118,125 @@ def suite_hugepages(r):
             g.stop()
         _set_pool(orig)
         r.diag("pool put back to %d huge pages" % orig)
+
+
+def _numa_guest(name, second_dev="", extra=()):
+    """A guest of two NUMA nodes of 512 MiB boot RAM each: dmm0 on node 0
+    counts the boot RAM, dmm1 on node 1 its region only."""
+    dev1 = ("virtio-dmm-pci,id=dmm1,memdev=dmm-mem1,node=1,boot-ram=off,"
+            "pages=off,free-page-reporting=off,hints=off" + second_dev)
+    return Guest(name, mem="1G", maxmem="4G", region="1G", dev_opts="node=0",
+                 extra_args=[
+                     "-object", "memory-backend-ram,id=n0,size=512M",
+                     "-object", "memory-backend-ram,id=n1,size=512M",
+                     "-numa", "node,nodeid=0,cpus=0,memdev=n0",
+                     "-numa", "node,nodeid=1,cpus=1,memdev=n1",
+                     "-object", "memory-backend-ram,id=dmm-mem1,size=1G,"
+                     "reserve=off", "-device", dev1, *extra])
+
+
+def _node_kib(g, node, field):
+    """Field (MemTotal, MemFree) of the guest's node @node, bytes."""
+    out = g.out("cat /sys/devices/system/node/node%d/meminfo" % node)
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == field + ":":
+            return int(parts[3]) * 1024
+    raise RuntimeError("no %s for node %d: %s" % (field, node, out))
+
+
+def _dev_info(g, dev_id):
+    for d in g.qmp.cmd("query-memory-devices"):
+        if d["type"] == "virtio-dmm" and d["data"]["id"] == dev_id:
+            return d["data"]
+    raise RuntimeError("no %s in query-memory-devices" % dev_id)
+
+
+def _wait_dev(g, dev_id, key, size, timeout=180):
+    """Wait until @dev_id's @key (QMP) is @size; the seconds, or None."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if _dev_info(g, dev_id)[key] == size:
+            return time.time() - t0
+        time.sleep(0.5)
+    return None
+
+
+@suite
+def suite_numa(r):
+    """Issue 12: a device per NUMA node: boot RAM counted once, node 1
+    grows alone, node 0 shrinks below its boot RAM from its own node, the
+    balancer drives both devices of the guest."""
+    _refused(r, _numa_guest("numa-2boot", ",boot-ram=on"),
+             "another virtio-dmm device counts the boot RAM",
+             "a second device counting the boot RAM: QEMU refuses to start")
+    _refused(r, _numa_guest("numa-pages", ",pages=on"),
+             "needs 'boot-ram'",
+             "pages=on without boot-ram: QEMU refuses to start")
+    mon3 = os.path.join(dmmvm.RUN, "numa-mon3.sock")
+    g = _numa_guest("numa", extra=(
+        "-chardev", "socket,id=mon3,path=%s,server=on,wait=off" % mon3,
+        "-mon", "chardev=mon3,mode=control")).start()
+    bal = None
+    try:
+        d0, d1 = _dev_info(g, "dmm0"), _dev_info(g, "dmm1")
+        r.ok(d0["node"] == 0 and d0["boot-size"] == GiB and
+             d1["node"] == 1 and d1["boot-size"] == 0 and
+             d1["requested-guest-size"] == 0,
+             "dmm0 on node 0 counts the 1 GiB boot RAM, dmm1 on node 1 "
+             "counts nothing", (d0, d1))
+        total = [_node_kib(g, n, "MemTotal") for n in (0, 1)]
+
+        g.qmp.cmd("qom-set", path="dmm1", property="requested-size",
+                  value=512 * MiB)
+        t = _wait_dev(g, "dmm1", "size", 512 * MiB)
+        grown = [_node_kib(g, n, "MemTotal") for n in (0, 1)]
+        r.figure("node MemTotal before and after dmm1 grew by 512 MiB",
+                 "node0 %d -> %d MiB, node1 %d -> %d MiB"
+                 % (total[0] // MiB, grown[0] // MiB, total[1] // MiB,
+                    grown[1] // MiB))
+        r.ok(t is not None and grown[1] - total[1] == 512 * MiB and
+             grown[0] == total[0],
+             "dmm1 grew by 512 MiB: all of it on node 1 (%s)"
+             % "/sys/devices/system/node/node1/meminfo")
+        r.ok(_dev_info(g, "dmm0")["guest-size"] == GiB,
+             "dmm0 still counts 1 GiB")
+
+        free = [_node_kib(g, n, "MemFree") for n in (0, 1)]
+        g.qmp.cmd("qom-set", path="dmm0", property="requested-guest-size",
+                  value=GiB - 128 * MiB)
+        t = _wait_dev(g, "dmm0", "guest-size", GiB - 128 * MiB)
+        after = [_node_kib(g, n, "MemFree") for n in (0, 1)]
+        drop = [(free[i] - after[i]) // MiB for i in (0, 1)]
+        r.figure("node MemFree fall when dmm0 gave back 128 MiB of boot "
+                 "RAM", "node0 %d MiB, node1 %d MiB" % tuple(drop))
+        r.ok(t is not None and
+             _dev_info(g, "dmm0")["unplugged-size"] == 128 * MiB,
+             "dmm0 shrank 128 MiB below its boot size in pages")
+        r.ok(drop[0] >= 100 and drop[1] <= 32,
+             "the pages came from node 0, dmm0's node (MemFree fell "
+             "%d MiB there, %d MiB on node 1)" % tuple(drop))
+
+        bal = dmmvm.Balancer("numa-balancer", 1152 * MiB, [
+            "n0=%s,dev=dmm0,min=768M,max=1G" % g.qmp2_path,
+            "n1=%s,dev=dmm1,min=128M,max=1G" % mon3])
+        t0, sizes = time.time(), None
+        while time.time() - t0 < 240:
+            sizes = [_dev_info(g, d)["guest-size"] for d in ("dmm0", "dmm1")]
+            if sum(sizes) <= 1152 * MiB:
+                break
+            time.sleep(1)
+        txt = bal.text()
+        r.ok(sum(sizes) <= 1152 * MiB and sizes[0] >= 768 * MiB and
+             sizes[1] >= 128 * MiB,
+             "the balancer (two entries, one per device, budget 1152 MiB) "
+             "brought the guest's two devices from 896 + 512 MiB to %d + "
+             "%d MiB in %.0f s" % (sizes[0] // MiB, sizes[1] // MiB,
+                                   time.time() - t0), txt[-1500:])
+        r.ok(bal.alive() and "n0" in txt and "n1" in txt,
+             "the balancer logged both entries", txt[-1500:])
+        gtap(r, g, "dmm_memfill -s %d" % (384 * MiB))
+    finally:
+        if bal:
+            bal.stop()
+        g.stop()

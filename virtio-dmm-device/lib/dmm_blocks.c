@@ -385,8 +385,11 @@ static uint16_t dmm_process(struct dmm_dev *d, const struct virtio_dmm_req *req,
     case VIRTIO_DMM_REQ_UNPLUG_ALL:
         return dmm_process_unplug_all(d, changed);
     case VIRTIO_DMM_REQ_STATE:
-        if (dmm_check_range(d, &req->u.state, d->p.block_size, &first,
-                            &count)) {
+    case VIRTIO_DMM_REQ_STATE_SB:
+        if ((type == VIRTIO_DMM_REQ_STATE_SB && !d->p.sub_block_size) ||
+            dmm_check_range(d, &req->u.state,
+                            type == VIRTIO_DMM_REQ_STATE ? d->p.block_size :
+                            d->sb_size, &first, &count)) {
             return VIRTIO_DMM_RESP_ERROR;
         }
         dmm_put_le16(&resp->u.state.state, dmm_state_of(d, first, count));

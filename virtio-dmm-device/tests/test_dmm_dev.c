@@ -1092,6 +1092,15 @@ static void t_sb_plug_unplug(void)
 	      fk.last_len == 3 * SB);
 	CHECK(req(VIRTIO_DMM_REQ_STATE, blk(1), 1) == VIRTIO_DMM_RESP_ACK &&
 	      le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_MIXED);
+	/* STATE_SB: the state of sub-blocks, as a kdump kernel asks it */
+	CHECK(req(VIRTIO_DMM_REQ_STATE_SB, SBA(1, 5), 3) == VIRTIO_DMM_RESP_ACK &&
+	      le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_PLUGGED);
+	CHECK(req(VIRTIO_DMM_REQ_STATE_SB, SBA(1, 4), 1) == VIRTIO_DMM_RESP_ACK &&
+	      le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_UNPLUGGED);
+	CHECK(req(VIRTIO_DMM_REQ_STATE_SB, SBA(1, 4), 2) == VIRTIO_DMM_RESP_ACK &&
+	      le16(&last_resp.u.state.state) == VIRTIO_DMM_STATE_MIXED);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE_SB, SBA(1, 4) + 4096, 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE_SB, SBA(7, 63), 2);
 	/* whole-block requests need the whole block in one state */
 	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG, blk(1), 1);
 	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG, blk(1), 1);
@@ -1200,6 +1209,7 @@ static void t_sb_malformed(void)
 	setup_full(BOOT + BS, PS, 0);
 	EXPECT_ERROR(VIRTIO_DMM_REQ_PLUG_SB, SBA(0, 0), 1);
 	EXPECT_ERROR(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(0, 0), 1);
+	EXPECT_ERROR(VIRTIO_DMM_REQ_STATE_SB, SBA(0, 0), 1);
 }
 
 static void t_sb_and_pages(void)

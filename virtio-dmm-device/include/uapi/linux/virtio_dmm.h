@@ -139,6 +139,11 @@
  */
 #define VIRTIO_DMM_REQ_PLUG_SB		7
 #define VIRTIO_DMM_REQ_UNPLUG_SB	8
+/*
+ * The state of a range of sub-blocks (F_SUB_BLOCKS): like STATE, in
+ * sub-blocks.  A kdump kernel asks it to read only plugged memory.
+ */
+#define VIRTIO_DMM_REQ_STATE_SB		10
 
 /*
  * Ask for memory (F_STATS): the driver would like its RAM to be u.ask.size

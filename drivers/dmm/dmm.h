@@ -24,6 +24,7 @@
 
 #include <linux/balloon_compaction.h>
 #include <linux/bitmap.h>
+#include <linux/crash_dump.h>
 #include <linux/atomic.h>
 #include <linux/mm.h>
 #include <linux/vmstat.h>
@@ -195,6 +196,21 @@ struct dmm_ask {
 	const char *last_result;
 };
 
+/*
+ * A kdump kernel (dmm_kdump.c): nothing is resized; /proc/vmcore asks
+ * which pages of the region are plugged.  The last range asked about and
+ * its answer are under hotplug_mutex.
+ */
+struct dmm_kdump {
+#ifdef CONFIG_PROC_VMCORE
+	struct vmcore_cb cb;
+#endif
+	u64 sb_size;			/* 0 without sub-blocks */
+	u64 last_addr;
+	u64 last_len;			/* 0: nothing asked yet */
+	bool last_plugged;
+};
+
 /* debugfs (dmm_debugfs.c); the hooks only with test_hooks=1 */
 struct dmm_debug {
 	struct dentry *dir;
@@ -284,6 +300,9 @@ struct virtio_dmm {
 	struct dmm_stats stats;
 	struct dmm_ask ask;
 	struct dmm_debug debug;
+	struct dmm_kdump kdump;
+	/* is_kdump_kernel() at probe: the device is only read */
+	bool in_kdump;
 
 	/* base retry interval; written by sysfs, read by the control loop */
 	unsigned int retry_interval_ms;
@@ -413,6 +432,20 @@ static inline int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 static inline void dmm_pages_detach(struct virtio_dmm *vm) { }
 static inline void dmm_pages_release(struct virtio_dmm *vm) { }
 static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
+#endif
+
+/* dmm_kdump.c: in a kdump kernel */
+#ifdef CONFIG_PROC_VMCORE
+int dmm_kdump_init(struct virtio_dmm *vm);
+void dmm_kdump_exit(struct virtio_dmm *vm);
+#else
+static inline int dmm_kdump_init(struct virtio_dmm *vm)
+{
+	dev_warn(&vm->vdev->dev, "kdump kernel without /proc/vmcore: not used\n");
+	return -EBUSY;
+}
+
+static inline void dmm_kdump_exit(struct virtio_dmm *vm) { }
 #endif
 
 /* dmm_report.c: free page reporting */

@@ -234,7 +234,8 @@ static void dmm_run(struct work_struct *work)
 					     struct virtio_dmm, work);
 
 	mutex_lock(&vm->hotplug_mutex);
-	if (vm->status != DMM_STATUS_ERROR && !READ_ONCE(vm->removing))
+	if (vm->status != DMM_STATUS_ERROR && !READ_ONCE(vm->removing) &&
+	    !vm->in_kdump)
 		dmm_step(vm);
 	if (debug_checks)
 		WARN_ONCE(dmm_blocks_check(vm) >= 0,
@@ -246,6 +247,8 @@ static void dmm_config_changed(struct virtio_device *vdev)
 {
 	struct virtio_dmm *vm = vdev->priv;
 
+	if (vm->in_kdump)
+		return;
 	atomic_set(&vm->config_changed, 1);
 	dmm_schedule(vm, 0);
 	dmm_stats_config_changed(vm);
@@ -270,6 +273,30 @@ static int dmm_unplug_stale(struct virtio_dmm *vm)
 	return rc;
 }
 
+/*
+ * In a kdump kernel the plugged memory is what is being dumped: set up the
+ * request queue, change nothing, and answer /proc/vmcore's questions.
+ */
+static int dmm_probe_kdump(struct virtio_dmm *vm)
+{
+	int rc;
+
+	rc = dmm_find_vqs(vm);
+	if (rc)
+		return rc;
+	/* only the request queue is used: nothing reports, hints or asks */
+	vm->report.vq = NULL;
+	vm->hints.vq = NULL;
+	vm->stats.vq = NULL;
+	virtio_device_ready(vm->vdev);
+	rc = dmm_kdump_init(vm);
+	if (rc) {
+		virtio_reset_device(vm->vdev);
+		vm->vdev->config->del_vqs(vm->vdev);
+	}
+	return rc;
+}
+
 static int dmm_probe(struct virtio_device *vdev)
 {
 	struct virtio_dmm *vm;
@@ -290,9 +317,17 @@ static int dmm_probe(struct virtio_device *vdev)
 	mutex_init(&vm->hotplug_mutex);
 	INIT_DELAYED_WORK(&vm->work, dmm_run);
 
+	vm->in_kdump = is_kdump_kernel();
+
 	rc = dmm_read_config(vm);
 	if (rc)
 		goto out_free;
+	if (vm->in_kdump) {
+		rc = dmm_probe_kdump(vm);
+		if (rc)
+			goto out_free;
+		return 0;
+	}
 	rc = dmm_pages_init(vm);
 	if (rc)
 		goto out_free;
@@ -372,6 +407,15 @@ static void dmm_remove_pages(struct virtio_dmm *vm)
 static void dmm_remove(struct virtio_device *vdev)
 {
 	struct virtio_dmm *vm = vdev->priv;
+
+	if (vm->in_kdump) {
+		dmm_kdump_exit(vm);
+		virtio_reset_device(vdev);
+		vdev->config->del_vqs(vdev);
+		kfree(vm);
+		vdev->priv = NULL;
+		return;
+	}
 
 	dmm_debugfs_exit(vm);
 	dmm_hints_exit(vm);

@@ -293,6 +293,8 @@ class Guest:
         self.pages = pages
         # more virtio-dmm-pci options, "key=value,..."
         self.dev_opts = dev_opts
+        # console offsets around deliberate crashes (kdump), not problems
+        self.crashes = []
         # the region's memory backend: type and options (without id, size)
         self.backend = backend
         # QEMU's mem-merge: all guest RAM mergeable (KSM).  Off: only what
@@ -506,8 +508,15 @@ class Guest:
             return f.read()
 
     def kernel_problems(self):
-        """Lines of the console log that mean the guest kernel is unwell."""
-        return kernel_problems(self.console())
+        """Lines of the console log that mean the guest kernel is unwell
+        (but a deliberate crash, between the offsets in self.crashes)."""
+        text = self.console()
+        for start, end in reversed(self.crashes):
+            text = text[:start] + text[end:]
+        return kernel_problems(text)
+
+    def console_size(self):
+        return os.path.getsize(self.console_log)
 
     def stop(self):
         if self._watchdog_running():

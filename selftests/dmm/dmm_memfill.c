@@ -48,37 +48,6 @@ static uint64_t verify(const uint64_t *p, uint64_t words, uint64_t seed)
 	return words;
 }
 
-/* Bytes of [p, p + len) whose frames lie in [start, start + size). */
-static int64_t bytes_in_range(void *p, uint64_t len, uint64_t start,
-			      uint64_t size)
-{
-	long psz = sysconf(_SC_PAGESIZE);
-	uint64_t first = (uintptr_t)p / psz, n = len / psz, in = 0;
-	uint64_t batch[512];
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return -errno;
-	for (uint64_t i = 0; i < n; i += 512) {
-		uint64_t cnt = n - i < 512 ? n - i : 512;
-		ssize_t r = pread(fd, batch, cnt * 8, (first + i) * 8);
-
-		if (r != (ssize_t)(cnt * 8)) {
-			close(fd);
-			return -EIO;
-		}
-		for (uint64_t j = 0; j < cnt; j++) {
-			uint64_t pa = (batch[j] & ((1ULL << 55) - 1)) * psz;
-
-			if ((batch[j] >> 63) && pa >= start &&
-			    pa < start + size)
-				in += psz;
-		}
-	}
-	close(fd);
-	return in;
-}
-
 /* Print the physical address of the first @n pages of @p (root only). */
 static void print_addrs(void *p, uint64_t n)
 {
@@ -171,7 +140,7 @@ int main(int argc, char **argv)
 		if (!dmm_sysfs_dir()) {
 			ksft_test_result_skip("no virtio-dmm device\n");
 		} else {
-			in = bytes_in_range(p, size, dmm_attr_u64("region_addr"),
+			in = dmm_bytes_in_range(p, size, dmm_attr_u64("region_addr"),
 					    dmm_attr_u64("region_size"));
 			ksft_print_msg("%" PRId64 " MiB of it in the region\n",
 				       in / (int64_t)MiB);

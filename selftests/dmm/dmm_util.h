@@ -175,4 +175,38 @@ static inline uint64_t meminfo(const char *field)
 	return kb * 1024;
 }
 
+/*
+ * Bytes of [p, p + len) whose frames lie in [start, start + size), from
+ * /proc/self/pagemap (root: frame numbers are hidden from others).
+ */
+static inline int64_t dmm_bytes_in_range(void *p, uint64_t len, uint64_t start,
+			      uint64_t size)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	uint64_t first = (uintptr_t)p / psz, n = len / psz, in = 0;
+	uint64_t batch[512];
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return -errno;
+	for (uint64_t i = 0; i < n; i += 512) {
+		uint64_t cnt = n - i < 512 ? n - i : 512;
+		ssize_t r = pread(fd, batch, cnt * 8, (first + i) * 8);
+
+		if (r != (ssize_t)(cnt * 8)) {
+			close(fd);
+			return -EIO;
+		}
+		for (uint64_t j = 0; j < cnt; j++) {
+			uint64_t pa = (batch[j] & ((1ULL << 55) - 1)) * psz;
+
+			if ((batch[j] >> 63) && pa >= start &&
+			    pa < start + size)
+				in += psz;
+		}
+	}
+	close(fd);
+	return in;
+}
+
 #endif /* DMM_UTIL_H */

@@ -3,13 +3,14 @@
 per NUMA node."""
 
 import os
+import re
 import subprocess
 import time
 
 from dmmlib import dmmvm
 from dmmlib.dmmvm import GiB, MiB, Guest
 from harness import suite
-from helpers import grow, gtap
+from helpers import grow, gtap, wait_guest_file
 
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 HUGE_BACKEND = ("memory-backend-memfd,hugetlb=on,hugetlbsize=2M,"
@@ -240,3 +241,108 @@ def suite_numa(r):
         if bal:
             bal.stop()
         g.stop()
+
+
+def _append_of(g):
+    """The kernel command line @g boots with."""
+    args = g.command_line()
+    return args[args.index("-append") + 1]
+
+
+@suite
+def suite_kdump(r):
+    """Issue 12: a crash with memory plugged: the kdump kernel's driver
+    changes nothing, /proc/vmcore holds the plugged memory and reads no
+    unplugged sub-block."""
+    g = Guest("kdump", mem="1G", maxmem="4G", region="2G",
+              backend="memory-backend-memfd", append="crashkernel=256M",
+              modules=["virtio_dmm", "virtio_blk"])
+    # the guest loads its own kernel and initramfs as the crash kernel
+    files = (g.kernel, g.initrd)
+    for f in files:
+        g.extra_args += ["-drive", "file=%s,format=raw,if=virtio,"
+                         "readonly=on" % f]
+    try:
+        g.start()
+        if "Crash kernel" not in g.out("cat /proc/iomem"):
+            r.skip("kdump", "the guest kernel reserved no crash kernel")
+            return
+        grow(r, g, GiB + 576 * MiB,
+             "grow to 1.5 GiB + 64 MiB (a block partly plugged)")
+        g.run("dmm_kdump fill %d >/tmp/fill.log 2>&1 &" % (900 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "filled", 300)
+        m = re.search(r"filled (\d+) pages, (\d+) of them in the region", out)
+        filled, in_region = (int(m.group(1)), int(m.group(2))) if m else \
+            (0, 0)
+        r.ok(in_region * 4096 >= 256 * MiB,
+             "900 MiB marked page by page, %d MiB of it in the region"
+             % (in_region * 4096 // MiB), out)
+        g.out("head -c %d /dev/vda >/tmp/k && head -c %d /dev/vdb >/tmp/i"
+              % tuple(os.path.getsize(f) for f in files))
+        cmdline = re.sub(r"crashkernel=\S+", "", _append_of(g)) + \
+            " maxcpus=1 reset_devices irqpoll"
+        rc, out = g.run("dmm_kdump load /tmp/k /tmp/i '%s'" % cmdline)
+        r.ok(rc == 0, "the crash kernel is loaded (kexec_file_load)", out)
+        if rc:
+            return
+        before = g.dmm_info()
+        start = g.console_size()
+        g.agent.sock.sendall(b"echo c >/proc/sysrq-trigger\n")
+        g.wait_reboot()
+        g.crashes.append((start, g.console_size()))
+        r.ok("sysrq triggered crash" in g.console()[start:],
+             "the guest crashed and the crash kernel came up")
+        r.ok(g.run("test -e /proc/vmcore")[0] == 0,
+             "the crash kernel has /proc/vmcore")
+        dmesg = g.out("dmesg | grep -i virtio.dmm || true")
+        r.ok("kdump kernel" in dmesg, "the driver runs in kdump mode",
+             dmesg)
+        after = g.dmm_info()
+        r.ok(after["size"] == before["size"] == 576 * MiB,
+             "the crash kernel's driver unplugged nothing (576 MiB plugged)",
+             after)
+        rss = g.rss()
+        t0 = time.time()
+        rc, out = g.run("dmm_kdump scan", 900)
+        secs = time.time() - t0
+        grown = g.rss() - rss
+        m = re.search(r"vmcore: (\d+) MiB read, (\d+) marked pages", out)
+        size, marked = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        r.figure("kdump: /proc/vmcore read", "%d MiB in %.0f s, %d of %d "
+                 "marked pages found, QEMU RSS +%d MiB"
+                 % (size, secs, marked, filled, grown // MiB))
+        r.ok(rc == 0 and marked >= filled * 0.99,
+             "the dump holds the marked memory, the region's included "
+             "(%d of %d pages)" % (marked, filled), out)
+        r.ok(grown < 16 * MiB,
+             "reading the dump did not back the 64 MiB of unplugged "
+             "sub-blocks (QEMU RSS +%d MiB)" % (grown // MiB))
+    finally:
+        g.stop()
+
+
+@suite
+def suite_hibernation(r):
+    """Issue 12: hibernation is refused with a message while the driver
+    is bound (design.rst says why), and the guest goes on resizing."""
+    swap = os.path.join(dmmvm.RUN, "hibernation-swap.img")
+    with open(swap, "wb") as f:
+        f.truncate(1024 * MiB)
+    g = Guest("hibernation", mem="512M", maxmem="4G", region="2G",
+              modules=["virtio_dmm", "virtio_blk"],
+              extra_args=["-drive", "file=%s,format=raw,if=virtio" % swap])
+    try:
+        g.start()
+        grow(r, g, GiB, "grow to 1 GiB")
+        rc, out = g.run("mkswap /dev/vda && swapon /dev/vda")
+        r.ok(rc == 0, "a swap device to hibernate to", out)
+        rc, out = g.run("echo disk >/sys/power/state")
+        dmesg = g.out("dmesg | tail -40")
+        r.ok(rc != 0 and "hibernation is not supported with virtio-dmm" in
+             dmesg, "echo disk >/sys/power/state fails, the driver says "
+             "why", out + dmesg)
+        grow(r, g, 1536 * MiB, "after the refusal: grow to 1.5 GiB")
+        gtap(r, g, "dmm_state_check %d" % GiB)
+    finally:
+        g.stop()
+        os.unlink(swap)

@@ -52,8 +52,9 @@ make_tree() {
 	local stamp d
 	stamp=$(stat -c '%s %Y' "$LINUX_SOURCE" 2>/dev/null) ||
 		die "$LINUX_SOURCE missing: run scripts/setup-host.sh"
+	# reused only if whole: the stamp of this tarball and the tag
 	[ -f "$LTREE/.stamp" ] && [ "$(cat "$LTREE/.stamp")" = "$stamp" ] &&
-		return 0
+		git_tree rev-parse -q --verify base >/dev/null && return 0
 	log "linux-patch: extracting the 6.12 tree (${TREE_PATHS[*]})"
 	rm -rf "$LTREE"
 	extract_linux_source "$LTREE" "${TREE_PATHS[@]}"

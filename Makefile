@@ -30,7 +30,7 @@ modules modules_install clean:
 #   dkms build virtio-dmm/$(DKMS_VERSION) -k KVER; dkms install ...
 DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
 DKMS_SRC ?= /usr/src/virtio-dmm-$(DKMS_VERSION)
-DKMS_FILES := dkms.conf Makefile Kbuild $(wildcard LICENSE* COPYING*) \
+DKMS_FILES := dkms.conf Makefile Kbuild COPYING $(wildcard LICENSES/*) \
 	$(wildcard drivers/dmm/Kbuild drivers/dmm/*.[ch]) \
 	virtio-dmm-device/include/uapi/linux/virtio_dmm.h
 

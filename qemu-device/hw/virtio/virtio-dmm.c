@@ -1315,6 +1315,17 @@ static bool virtio_dmm_check_props(VirtIODMM *vdmm, Error **errp)
     if (!virtio_dmm_check_boot_ram(vdmm, errp)) {
         return false;
     }
+    /*
+     * A reported free page is discarded: it would no longer be backed,
+     * and the guest's next touch could find the pool empty (SIGBUS).
+     */
+    if (vdmm->prealloc && vdmm->free_page_reporting) {
+        error_setg(errp, "'%s' needs '%s' off (a reported page is discarded"
+                   " and no longer preallocated); set %s=off",
+                   VIRTIO_DMM_PREALLOC_PROP, VIRTIO_DMM_FPR_PROP,
+                   VIRTIO_DMM_FPR_PROP);
+        return false;
+    }
     if (vdmm->pages && !virtio_dmm_check_pages(vdmm, errp)) {
         return false;
     }

@@ -124,6 +124,66 @@ int dmm_for_each_range(const struct dmm_dev *d, uint64_t offset, uint64_t len,
     return 0;
 }
 
+/* --- what a VMM's listeners were told (RamDiscardManager) --- */
+
+size_t dmm_told_bytes(const struct dmm_dev *d)
+{
+    return dmm_bitmap_bytes(d->nb_sbs);
+}
+
+void dmm_told_set(const struct dmm_dev *d, uint8_t *told, uint64_t offset,
+                  uint64_t len, bool plugged)
+{
+    uint64_t first, count, i;
+
+    if (!dmm_sb_span(d, offset, len, &first, &count)) {
+        return;
+    }
+    for (i = first; i < first + count; i++) {
+        dmm_bit_assign(told, i, plugged);
+    }
+}
+
+/*
+ * Call @fn for each run of sub-blocks in [first, first + count) whose
+ * state is @plugged and whose told bit is not, then set their told bits
+ * to @plugged.
+ */
+static void dmm_sync_runs(const struct dmm_dev *d, uint8_t *told,
+                          uint64_t first, uint64_t count, bool plugged,
+                          dmm_range_fn fn, void *opaque)
+{
+    uint64_t i, run;
+
+    for (i = first; i < first + count; i = run) {
+        if (dmm_bit_test(d->sb_plugged, i) != plugged ||
+            dmm_bit_test(told, i) == plugged) {
+            run = i + 1;
+            continue;
+        }
+        for (run = i + 1; run < first + count &&
+             dmm_bit_test(d->sb_plugged, run) == plugged &&
+             dmm_bit_test(told, run) != plugged; run++) {
+            dmm_bit_assign(told, run, plugged);
+        }
+        dmm_bit_assign(told, i, plugged);
+        fn(opaque, i * d->sb_size, (run - i) * d->sb_size);
+    }
+}
+
+void dmm_told_sync(const struct dmm_dev *d, uint8_t *told, uint64_t offset,
+                   uint64_t len, dmm_range_fn discarded, dmm_range_fn populated,
+                   void *opaque)
+{
+    uint64_t first, count;
+
+    if (!dmm_sb_span(d, offset, len, &first, &count)) {
+        return;
+    }
+    dmm_sync_runs(d, told, first, count, false, discarded, opaque);
+    dmm_sync_runs(d, told, first, count, true, populated, opaque);
+}
+
 bool dmm_range_has_unplugged_pages(const struct dmm_dev *d, uint64_t offset,
                                    uint64_t len)
 {

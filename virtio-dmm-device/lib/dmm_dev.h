@@ -314,6 +314,23 @@ int dmm_for_each_range(const struct dmm_dev *d, uint64_t offset, uint64_t len,
                        bool plugged, dmm_range_fn fn, void *opaque);
 
 /*
+ * What a VMM's listeners were told (a RamDiscardManager's, e.g. VFIO's): a
+ * bitmap of dmm_told_bytes() bytes, zeroed, one bit per sub-block, that
+ * the VMM keeps.  dmm_told_set() marks [offset, offset + len) as told
+ * plugged or not (the VMM's populate does, for a plug its listeners took);
+ * dmm_told_sync() brings the told bits of [offset, offset + len) to the
+ * device's state, calling @discarded for each run told plugged that is not
+ * any more (first), then @populated for each run plugged but not told
+ * (an incoming migration's state).  Their return values are ignored.
+ */
+size_t dmm_told_bytes(const struct dmm_dev *d);
+void dmm_told_set(const struct dmm_dev *d, uint8_t *told, uint64_t offset,
+                  uint64_t len, bool plugged);
+void dmm_told_sync(const struct dmm_dev *d, uint8_t *told, uint64_t offset,
+                   uint64_t len, dmm_range_fn discarded, dmm_range_fn populated,
+                   void *opaque);
+
+/*
  * Machine reset: discard the region and mark every block unplugged and
  * every page plugged, even if the discard fails (then -EIO).  *@changed
  * receives the DMM_CHANGED_* flags.  The UNPLUG_ALL request instead

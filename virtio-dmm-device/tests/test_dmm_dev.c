@@ -1194,6 +1194,129 @@ static void t_sb_for_each_range(void)
 	RUN_IS(0, 0, REGION_SIZE);
 }
 
+/*
+ * A fake RamDiscardManager listener (VFIO's part): it maps what it is told
+ * is populated and unmaps what it is told is discarded, and fails on a
+ * double map or an unmap of what it never mapped, as a DMA mapping would.
+ */
+static struct {
+	uint8_t mapped[8 * 64 / 8];	/* a bit per sub-block of the region */
+	unsigned int populates, discards, errors;
+} lst;
+
+static int lst_change(uint64_t offset, uint64_t len, bool map)
+{
+	uint64_t i;
+
+	for (i = offset / SB; i < (offset + len) / SB; i++) {
+		bool was = lst.mapped[i / 8] & (1u << (i % 8));
+
+		if (was == map)
+			lst.errors++;
+		if (map)
+			lst.mapped[i / 8] |= 1u << (i % 8);
+		else
+			lst.mapped[i / 8] &= ~(1u << (i % 8));
+	}
+	return 0;
+}
+
+static int lst_populate(void *opaque, uint64_t offset, uint64_t len)
+{
+	(void)opaque;
+	lst.populates++;
+	return lst_change(offset, len, true);
+}
+
+static int lst_discard(void *opaque, uint64_t offset, uint64_t len)
+{
+	(void)opaque;
+	lst.discards++;
+	return lst_change(offset, len, false);
+}
+
+/* The listener maps exactly the plugged sub-blocks. */
+static bool lst_matches(void)
+{
+	uint64_t i;
+
+	for (i = 0; i < 8 * 64; i++) {
+		bool mapped = lst.mapped[i / 8] & (1u << (i % 8));
+
+		if (mapped != dmm_range_is_plugged(&dev, i * SB, SB))
+			return false;
+	}
+	return !lst.errors;
+}
+
+/*
+ * What the QEMU device does with its listeners: a plug tells them first
+ * (populate, then dmm_told_set), every state change then syncs the range.
+ */
+static uint16_t lst_req(uint16_t type, uint64_t addr, uint64_t nb,
+			uint8_t *told)
+{
+	uint64_t unit = type == VIRTIO_DMM_REQ_PLUG ? BS : SB;
+	uint16_t r;
+
+	if (type == VIRTIO_DMM_REQ_PLUG || type == VIRTIO_DMM_REQ_PLUG_SB) {
+		lst_populate(NULL, addr - REGION_ADDR, nb * unit);
+		dmm_told_set(&dev, told, addr - REGION_ADDR, nb * unit, true);
+	}
+	r = req(type, addr, nb);
+	if (r != VIRTIO_DMM_RESP_ACK && (type == VIRTIO_DMM_REQ_PLUG ||
+					 type == VIRTIO_DMM_REQ_PLUG_SB)) {
+		/* the plug failed: the VMM takes its word back */
+		lst_discard(NULL, addr - REGION_ADDR, nb * unit);
+		dmm_told_set(&dev, told, addr - REGION_ADDR, nb * unit, false);
+	}
+	dmm_told_sync(&dev, told, 0, REGION_SIZE, lst_discard, lst_populate,
+		      NULL);
+	return r;
+}
+
+static void t_told_sync(void)
+{
+	uint8_t told[8 * 64 / 8];
+	unsigned int changed;
+
+	setup_full(BOOT + 4 * BS, PS, SB);
+	memset(&lst, 0, sizeof(lst));
+	memset(told, 0, sizeof(told));
+	CHECK(dmm_told_bytes(&dev) == sizeof(told));
+	CHECK(lst_req(VIRTIO_DMM_REQ_PLUG, blk(1), 2, told) == VIRTIO_DMM_RESP_ACK);
+	CHECK(lst_req(VIRTIO_DMM_REQ_PLUG_SB, SBA(4, 3), 5, told) == VIRTIO_DMM_RESP_ACK);
+	/* the plugs were told once each, by the populate; sync adds nothing */
+	CHECK(lst.populates == 2 && lst.discards == 0 && lst_matches());
+	CHECK(lst_req(VIRTIO_DMM_REQ_UNPLUG_SB, SBA(1, 10), 2, told) == VIRTIO_DMM_RESP_ACK);
+	CHECK(lst.discards == 1 && lst_matches());
+	/* a refused plug takes its word back, nothing else changes */
+	CHECK(lst_req(VIRTIO_DMM_REQ_PLUG, blk(6), 2, told) == VIRTIO_DMM_RESP_NACK);
+	CHECK(lst.discards == 2 && lst_matches());
+	/* an image loaded on a destination: told nothing yet, all populated */
+	img_save();
+	setup_full(BOOT + 4 * BS, PS, SB);
+	CHECK(!dmm_load(&dev, img, img_len, err, sizeof(err)));
+	memset(&lst, 0, sizeof(lst));
+	memset(told, 0, sizeof(told));
+	dmm_told_sync(&dev, told, 0, REGION_SIZE, lst_discard, lst_populate,
+		      NULL);
+	CHECK(lst.populates == 3 && lst.discards == 0 && lst_matches());
+	/* a machine reset: everything told goes, once */
+	CHECK(!dmm_unplug_all(&dev, &changed));
+	dmm_told_sync(&dev, told, 0, REGION_SIZE, lst_discard, lst_populate,
+		      NULL);
+	CHECK(lst.discards == 3 && lst_matches());
+	dmm_told_sync(&dev, told, 0, REGION_SIZE, lst_discard, lst_populate,
+		      NULL);
+	CHECK(lst.discards == 3 && lst.populates == 3);
+	/* out of range: nothing */
+	dmm_told_set(&dev, told, REGION_SIZE, SB, true);
+	dmm_told_sync(&dev, told, REGION_SIZE, SB, lst_discard, lst_populate,
+		      NULL);
+	CHECK(lst.discards == 3 && lst.populates == 3 && lst_matches());
+}
+
 static void t_sb_malformed(void)
 {
 	setup_full(BOOT + BS, PS, SB);
@@ -1849,6 +1972,7 @@ int main(void)
 		{ "sub-blocks: plug, unplug, partial blocks, whole-block rules", t_sb_plug_unplug },
 		{ "sub-blocks: malformed ranges; no requests without the feature", t_sb_malformed },
 		{ "sub-blocks: runs of one state, clipped (RamDiscardManager)", t_sb_for_each_range },
+		{ "sub-blocks: a fake listener told every change once (RamDiscardManager)", t_told_sync },
 		{ "sub-blocks: pages inside sub-blocks; loaded state", t_sb_and_pages },
 		{ "sub-blocks: init parameter rules", t_sb_init_rules },
 		{ "hints: XXH64 matches the reference vectors", t_xxh64 },

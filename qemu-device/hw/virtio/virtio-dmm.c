@@ -128,47 +128,27 @@ static int virtio_dmm_notify_populate(VirtIODMM *vdmm, uint64_t offset,
     return ret;
 }
 
-/* Unplugged now: tell listeners of what they were told is populated. */
-static int virtio_dmm_tell_discarded(void *opaque, uint64_t offset,
+/* Unplugged now: tell the listeners (dmm_told_sync). */
+static int virtio_dmm_told_discarded(void *opaque, uint64_t offset,
                                      uint64_t len)
 {
-    VirtIODMM *vdmm = opaque;
-    uint64_t sbs = dmm_sb_size(vdmm->dmm);
-    unsigned long *told = vdmm->rdm_populated;
-    unsigned long end = (offset + len) / sbs, i, next;
-
-    for (i = find_next_bit(told, end, offset / sbs); i < end;
-         i = find_next_bit(told, end, next)) {
-        next = find_next_zero_bit(told, end, i);
-        virtio_dmm_notify_discard(vdmm, i * sbs, (next - i) * sbs);
-        bitmap_clear(told, i, next - i);
-    }
+    virtio_dmm_notify_discard(opaque, offset, len);
     return 0;
 }
 
 /*
- * Plugged now without a populate (an incoming migration's state): tell
+ * Plugged now without a populate (an incoming migration's state): tell the
  * listeners.  Nothing can be undone here, so a refusal is reported.
  */
-static int virtio_dmm_tell_populated(void *opaque, uint64_t offset,
+static int virtio_dmm_told_populated(void *opaque, uint64_t offset,
                                      uint64_t len)
 {
-    VirtIODMM *vdmm = opaque;
-    uint64_t sbs = dmm_sb_size(vdmm->dmm);
-    unsigned long *told = vdmm->rdm_populated;
-    unsigned long end = (offset + len) / sbs, i, next;
-    int ret;
+    int ret = virtio_dmm_notify_populate(opaque, offset, len);
 
-    for (i = find_next_zero_bit(told, end, offset / sbs); i < end;
-         i = find_next_zero_bit(told, end, next)) {
-        next = find_next_bit(told, end, i);
-        ret = virtio_dmm_notify_populate(vdmm, i * sbs, (next - i) * sbs);
-        if (ret) {
-            error_report("virtio-dmm: a RAM discard listener refused plugged"
-                         " memory at offset 0x%" PRIx64 ": %s",
-                         (uint64_t)i * sbs, strerror(-ret));
-        }
-        bitmap_set(told, i, next - i);
+    if (ret) {
+        error_report("virtio-dmm: a RAM discard listener refused plugged"
+                     " memory at offset 0x%" PRIx64 ": %s", offset,
+                     strerror(-ret));
     }
     return 0;
 }
@@ -178,19 +158,15 @@ static int virtio_dmm_tell_populated(void *opaque, uint64_t offset,
  * Plugs were told by populate; unplugs, a reset and an incoming state are
  * told here, after the library changed the state and before the memslots
  * change (the listener of a memslot that is unmapped goes away, one of a
- * newly mapped memslot replays the state when it registers).
+ * newly mapped memslot replays the state when it registers).  The library
+ * keeps the bookkeeping (unit test "a fake listener told every change
+ * once").
  */
 static void virtio_dmm_tell_listeners(VirtIODMM *vdmm, uint64_t offset,
                                       uint64_t len)
 {
-    uint64_t sbs = dmm_sb_size(vdmm->dmm);
-    uint64_t start = QEMU_ALIGN_DOWN(offset, sbs);
-    uint64_t end = QEMU_ALIGN_UP(offset + len, sbs);
-
-    dmm_for_each_range(vdmm->dmm, start, end - start, false,
-                       virtio_dmm_tell_discarded, vdmm);
-    dmm_for_each_range(vdmm->dmm, start, end - start, true,
-                       virtio_dmm_tell_populated, vdmm);
+    dmm_told_sync(vdmm->dmm, vdmm->rdm_told, offset, len,
+                  virtio_dmm_told_discarded, virtio_dmm_told_populated, vdmm);
 }
 
 struct VirtIODMMReplay {
@@ -367,7 +343,6 @@ static int virtio_dmm_prealloc(void *opaque, uint64_t offset, uint64_t len)
 static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
 {
     VirtIODMM *vdmm = opaque;
-    uint64_t sbs = dmm_sb_size(vdmm->dmm);
     int ret;
 
     if (vdmm->prealloc) {
@@ -380,7 +355,7 @@ static int virtio_dmm_populate(void *opaque, uint64_t offset, uint64_t len)
     if (ret) {
         return ret;
     }
-    bitmap_set(vdmm->rdm_populated, offset / sbs, len / sbs);
+    dmm_told_set(vdmm->dmm, vdmm->rdm_told, offset, len, true);
     return 0;
 }
 
@@ -1477,7 +1452,7 @@ static void virtio_dmm_device_realize(DeviceState *dev, Error **errp)
     }
     vdmm->mig_len = dmm_state_size(vdmm->dmm);
 
-    vdmm->rdm_populated = bitmap_new(region_size / dmm_sb_size(vdmm->dmm));
+    vdmm->rdm_told = g_malloc0(dmm_told_bytes(vdmm->dmm));
     if (!vdmm->mr) {
         virtio_dmm_prepare_mr(vdmm);
     }
@@ -1544,7 +1519,7 @@ static void virtio_dmm_device_unrealize(DeviceState *dev)
     virtio_cleanup(vdev);
     virtio_dmm_unmap_memslots(vdmm);
     g_clear_pointer(&vdmm->mig_buf, g_free);
-    g_clear_pointer(&vdmm->rdm_populated, g_free);
+    g_clear_pointer(&vdmm->rdm_told, g_free);
     g_clear_pointer(&vdmm->dmm, dmm_dev_free);
     virtio_dmm_discard_require(vdmm, false);
 }

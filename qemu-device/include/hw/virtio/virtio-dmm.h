@@ -138,13 +138,14 @@ struct VirtIODMM {
     bool x_dynamic_memslots;
 
     /*
-     * RamDiscardManager over the memdev: the listeners (VFIO), and a bit
-     * per sub-block they were told is populated; BQL.  uncoordinated:
-     * realize required discards nobody is told of (pages, free page
-     * reports, hints), so nothing may disable discarding (VFIO).
+     * RamDiscardManager over the memdev: the listeners (VFIO), and what
+     * they were told is populated (dmm_told_*(), a bit per sub-block);
+     * BQL.  uncoordinated: realize required discards nobody is told of
+     * (pages, free page reports, hints), so nothing may disable
+     * discarding (VFIO).
      */
     QLIST_HEAD(, RamDiscardListener) rdl_list;
-    unsigned long *rdm_populated;
+    uint8_t *rdm_told;
     bool uncoordinated;
 
     /* the device logic, opaque (hw/virtio/dmm/dmm_dev.h) */

@@ -1938,7 +1938,8 @@ static void virtio_dmm_set_requested_size(Object *obj, Visitor *v,
                    PRIx64, name, value, region_size);
         return;
     }
-    if (!virtio_dmm_set_target(vdmm, virtio_dmm_boot_size(vdmm) + value, &err)) {
+    if (!virtio_dmm_set_target(vdmm, virtio_dmm_boot_size(vdmm) + value,
+                               &err)) {
         error_propagate_prepend(errp, err, "'%s' 0x%" PRIx64 ": ", name,
                                 value);
     }

@@ -21,6 +21,16 @@ def _ram_stats(g):
     return g.qmp.cmd("query-migrate")["ram"]
 
 
+def _grow_and_fill(r, src):
+    """Grow @src to 1.5 GiB and hold 1 GiB filled (512 MiB of it in the
+    region) until /tmp/go exists."""
+    grow(r, src, 1536 * MiB, "source: grow to 1.5 GiB")
+    src.run("dmm_memfill -s %d -r %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+            % (GiB, 512 * MiB))
+    out = wait_guest_file(src, "/tmp/fill.log", "waiting for")
+    r.ok("waiting for" in out, "source: 1 GiB filled and held", out)
+
+
 @suite
 def suite_migrate(r):
     """Live migration with memory plugged: state and data survive."""
@@ -28,11 +38,7 @@ def suite_migrate(r):
     src = Guest("mig-src", mem="512M", maxmem="4G", region="3G").start()
     dst = None
     try:
-        grow(r, src, 1536 * MiB, "source: grow to 1.5 GiB")
-        src.run("dmm_memfill -s %d -r %d -w /tmp/go >/tmp/fill.log 2>&1 &"
-                % (GiB, 512 * MiB))
-        out = wait_guest_file(src, "/tmp/fill.log", "waiting for")
-        r.ok("waiting for" in out, "source: 1 GiB filled and held", out)
+        _grow_and_fill(r, src)
 
         dst = Guest("mig-dst", mem="512M", maxmem="4G", region="3G",
                     incoming=mig).start()
@@ -121,11 +127,7 @@ def suite_migrate_postcopy(r):
     src = Guest("pc-src", mem="512M", maxmem="4G", region="3G").start()
     dst = None
     try:
-        grow(r, src, 1536 * MiB, "source: grow to 1.5 GiB")
-        src.run("dmm_memfill -s %d -r %d -w /tmp/go >/tmp/fill.log 2>&1 &"
-                % (GiB, 512 * MiB))
-        out = wait_guest_file(src, "/tmp/fill.log", "waiting for")
-        r.ok("waiting for" in out, "source: 1 GiB filled and held", out)
+        _grow_and_fill(r, src)
         dst = Guest("pc-dst", mem="512M", maxmem="4G", region="3G",
                     incoming=mig).start()
         try:

@@ -1146,16 +1146,22 @@ static uint64_t dmm_dump_bytes_in(const char *path, uint64_t start,
     return sum;
 }
 
-/* dump-guest-memory into @path, synchronously. */
-static void dmm_dump(DMMTest *t, const char *path)
+/* dump-guest-memory into a file: bytes of the region it holds. */
+static uint64_t dmm_dump_region(DMMTest *t)
 {
+    g_autofree char *path = g_strdup_printf("%s/virtio-dmm-dump-%d.elf",
+                                            g_get_tmp_dir(), getpid());
     g_autofree char *proto = g_strdup_printf("file:%s", path);
+    uint64_t bytes;
     QDict *rsp;
 
     rsp = qtest_qmp(t->qts, "{ 'execute': 'dump-guest-memory', 'arguments':"
                     " { 'paging': false, 'protocol': %s } }", proto);
     g_assert(!qdict_haskey(rsp, "error"));
     qobject_unref(rsp);
+    bytes = dmm_dump_bytes_in(path, t->region, REGION_SIZE);
+    unlink(path);
+    return bytes;
 }
 
 /*
@@ -1165,8 +1171,6 @@ static void dmm_dump(DMMTest *t, const char *path)
  */
 static void test_dump_skips_unplugged(DMMTest *t)
 {
-    g_autofree char *path = g_strdup_printf("%s/virtio-dmm-dump-%d.elf",
-                                            g_get_tmp_dir(), getpid());
     const uint64_t r = t->region;
 
     dmm_set_requested(t, BOOT_SIZE + BLOCK_SIZE + 3 * SUB_BLOCK);
@@ -1178,19 +1182,13 @@ static void test_dump_skips_unplugged(DMMTest *t)
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_PLUG_SB,
                                r + BLOCK_SIZE + 9 * SUB_BLOCK, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
-    dmm_dump(t, path);
-    g_assert_cmpuint(dmm_dump_bytes_in(path, r, REGION_SIZE), ==,
-                     BLOCK_SIZE + 3 * SUB_BLOCK);
-    unlink(path);
+    g_assert_cmpuint(dmm_dump_region(t), ==, BLOCK_SIZE + 3 * SUB_BLOCK);
 
     /* unplugged sub-blocks leave the dump at once */
     g_assert_cmpuint(dmm_range(t, VIRTIO_DMM_REQ_UNPLUG_SB,
                                r + BLOCK_SIZE + 4 * SUB_BLOCK, 1), ==,
                      VIRTIO_DMM_RESP_ACK);
-    dmm_dump(t, path);
-    g_assert_cmpuint(dmm_dump_bytes_in(path, r, REGION_SIZE), ==,
-                     BLOCK_SIZE + 2 * SUB_BLOCK);
-    unlink(path);
+    g_assert_cmpuint(dmm_dump_region(t), ==, BLOCK_SIZE + 2 * SUB_BLOCK);
 }
 
 /* A report of an unplugged block is no guest memory: the device breaks. */

@@ -100,12 +100,81 @@ snippet() {
 	echo "$f"
 }
 
+# dmm_compat.h for Linux @1.@2: every "#if/#elif DMM_LINUX_BEFORE(a, b)"
+# decided, the macro and <linux/version.h> gone, the rest unchanged.
+resolve_compat() {
+	python3 -c '
+import re, sys
+major, minor = int(sys.argv[1]), int(sys.argv[2])
+cond = re.compile(r"^#(if|elif) DMM_LINUX_BEFORE\((\d+), (\d+)\)\s*$")
+out, stack = [], []   # stack: [ours, taken, keeping] per #if level
+def keeping():
+    return all(s[2] for s in stack)
+lines = sys.stdin.read().split("\n")
+i = 0
+while i < len(lines):
+    line = lines[i]
+    m = cond.match(line)
+    if line.startswith("#define DMM_LINUX_BEFORE("):
+        i += 2      # the macro and its continuation line
+        continue
+    if line == "#include <linux/version.h>":
+        i += 1
+        continue
+    if m:
+        before = (major, minor) < (int(m.group(2)), int(m.group(3)))
+        if m.group(1) == "if":
+            stack.append([True, before, before])
+        else:
+            top = stack[-1]
+            top[2] = before and not top[1]
+            top[1] = top[1] or before
+    elif stack and stack[-1][0] and line.startswith("#else"):
+        top = stack[-1]
+        top[2] = not top[1]
+    elif stack and stack[-1][0] and line.startswith("#endif"):
+        stack.pop()
+    elif line.startswith("#if"):
+        if keeping():
+            out.append(line)
+        stack.append([False, True, True])
+    elif line.startswith("#endif") and stack:
+        stack.pop()
+        if keeping():
+            out.append(line)
+    elif keeping():
+        out.append(line)
+    i += 1
+# a comment whose code went with its version check goes too
+res, i = [], 0
+while i < len(out):
+    if out[i].startswith("/*"):
+        j = i
+        while not out[j].rstrip().endswith("*/"):
+            j += 1
+        if j + 1 < len(out) and out[j + 1] == "" and i > 0:
+            i = j + 2
+            continue
+        res.extend(out[i:j + 1])
+        i = j + 1
+        continue
+    res.append(out[i])
+    i += 1
+sys.stdout.write("\n".join(res))
+' "$1" "$2"
+}
+
 add_files() {
 	local t=$LTREE f
 	mkdir -p "$t/drivers/virtio/dmm"
 	for f in "$TOP"/drivers/dmm/*.[ch]; do
 		cp "$f" "$t/drivers/virtio/dmm/"
 	done
+	# In the tree the driver is for that kernel only: resolve the version
+	# checks of dmm_compat.h for it (checkpatch: LINUX_VERSION_CODE
+	# should be avoided, code should be for the version it is merged to).
+	resolve_compat 6 12 <"$TOP/drivers/dmm/dmm_compat.h" \
+		>"$t/drivers/virtio/dmm/dmm_compat.h"
 	# the out-of-tree Kbuild, minus its include path, under the option
 	grep -v -e '^ccflags-y .*virtio-dmm-device' \
 		-e '^# The uapi header of virtio-dmm-device' \

@@ -270,6 +270,9 @@ def suite_kdump(r):
                          "readonly=on" % f]
     try:
         g.start()
+        if g.run("test -e /sys/kernel/kexec_crash_loaded")[0]:
+            r.skip("kdump", "the guest kernel has no kexec")
+            return
         if "Crash kernel" not in g.out("cat /proc/iomem"):
             r.skip("kdump", "the guest kernel reserved no crash kernel")
             return

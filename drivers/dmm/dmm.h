@@ -88,6 +88,9 @@ struct dmm_blocks {
 	struct notifier_block memory_nb;
 };
 
+	/* blocks removed, by whether they had to be vacated first (hotplug_mutex) */
+	u64 vacated;
+	u64 free_removals;
 /* Sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); fixed after probe but the counter. */
 struct dmm_sb {
 	bool on;			/* negotiated and set up */

@@ -167,11 +167,36 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 }
 
 /*
+ * Is every page of [pfn, pfn + nr) free now (in the buddy allocator or on
+ * a per-cpu list: a free page holds no reference)?  Read without the zone
+ * lock, so only a hint: a page allocated since is a fresh one, which
+ * offlining migrates like any other.
+ */
+static bool dmm_range_free(unsigned long pfn, unsigned long nr)
+{
+	unsigned long end = pfn + nr;
+
+	for (; pfn < end; pfn++) {
+		if (page_count(pfn_to_page(pfn)))
+			return false;
+		if (!(pfn % 4096))
+			cond_resched();
+	}
+	return true;
+}
+
+/*
  * offline_pages() also loops forever on a page it can never migrate (one
  * pinned by someone else).  alloc_contig_range() migrates the same pages
  * but gives up after a few tries: take the whole block with it first, and
  * give it straight back.  The block is then free memory, which offlines
  * at once; a page allocated in between is a fresh movable one.
+ *
+ * A block that is free already has nothing to migrate, and vacating it
+ * would only cost time: alloc_contig_range() hands every page out through
+ * the allocator, which clears it where init_on_alloc is on (the default of
+ * most distributions), about half a second per 128 MiB under TCG.  Such a
+ * block is offlined straight away.
  */
 static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 {
@@ -181,6 +206,10 @@ static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 
 	if (!IS_ENABLED(CONFIG_CONTIG_ALLOC))
 		return 0;
+	if (dmm_range_free(pfn, nr)) {
+		vm->blocks.free_removals++;
+		return 0;
+	}
 
 	rc = alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE, GFP_KERNEL);
 	if (rc) {
@@ -189,6 +218,7 @@ static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 		return rc;
 	}
 	free_contig_range(pfn, nr);
+	vm->blocks.vacated++;
 	return 0;
 }
 

@@ -69,6 +69,9 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "plug_failures", READ_ONCE(vm->plug_failures));
 	dmm_seq_u64(m, "unplug_failures", READ_ONCE(vm->unplug_failures));
 	dmm_seq_u64(m, "floor_stops", READ_ONCE(vm->floor_stops));
+	dmm_seq_u64(m, "blocks_vacated", READ_ONCE(vm->blocks.vacated));
+	dmm_seq_u64(m, "blocks_removed_free",
+		    READ_ONCE(vm->blocks.free_removals));
 	seq_printf(m, "gap_size %lld\n", gap);
 	dmm_seq_u64(m, "floor_size", vm->pages.on ? dmm_pages_floor(vm) :
 						    vm->boot_size);

@@ -177,8 +177,8 @@ static int dmm_check_page_params(const struct dmm_params *p,
                 (unsigned long long)p->boot_size);
         return -EINVAL;
     }
-    if (!ops->boot_page || !ops->discard_boot) {
-        dmm_err(err, errlen, "backend lacks boot_page or discard_boot");
+    if (!ops->boot_range || !ops->discard_boot) {
+        dmm_err(err, errlen, "backend lacks boot_range or discard_boot");
         return -EINVAL;
     }
     return 0;
@@ -200,9 +200,9 @@ static int dmm_check_params(const struct dmm_params *p,
         dmm_check_sb_params(p, err, errlen)) {
         return -EINVAL;
     }
-    if (p->hints && (!ops->boot_page || !ops->page_ptr || !ops->share)) {
+    if (p->hints && (!ops->boot_range || !ops->page_ptr || !ops->share)) {
         dmm_err(err, errlen,
-                "backend lacks boot_page, page_ptr or "
+                "backend lacks boot_range, page_ptr or "
                 "share for hints");
         return -EINVAL;
     }

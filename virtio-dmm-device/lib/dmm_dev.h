@@ -65,10 +65,12 @@ struct dmm_backend_ops {
      */
     void (*state_changed)(void *opaque, uint64_t offset, uint64_t len);
     /*
-     * Pages and hints only.  Is guest-physical @gpa boot RAM?  Then
-     * 0 and *offset is its offset in [0, boot_size); else -1.
+     * Pages and hints only.  Are the @len bytes at guest-physical @gpa
+     * boot RAM, one stretch of it (contiguous offsets)?  Then 0 and
+     * *offset is the offset of @gpa in [0, boot_size); else -1.
      */
-    int (*boot_page)(void *opaque, uint64_t gpa, uint64_t *offset);
+    int (*boot_range)(void *opaque, uint64_t gpa, uint64_t len,
+                      uint64_t *offset);
     /* Give host memory behind boot RAM [offset, offset + len) back. */
     int (*discard_boot)(void *opaque, uint64_t offset, uint64_t len);
     /*
@@ -118,7 +120,7 @@ struct dmm_params {
     uint64_t page_size;
     /* 0: no sub-block requests; else their size, dividing block_size */
     uint64_t sub_block_size;
-    /* hints offered: needs ops boot_page, page_ptr and share */
+    /* hints offered: needs ops boot_range, page_ptr and share */
     bool hints;
 };
 
@@ -134,6 +136,7 @@ struct dmm_counters {
     uint64_t page_requests;      /* page requests processed */
     uint64_t pages_unplugged;    /* pages unplugged (UNPLUG_PAGES, MOVE) */
     uint64_t pages_plugged;      /* pages plugged back (PLUG_PAGES, MOVE) */
+    uint64_t page_ranges_unplugged; /* ranges (order > 0) UNPLUG_PAGES took */
     uint64_t hint_requests;      /* hint requests processed */
     uint64_t hint_zero_accepted; /* zero hints whose page was zero */
     uint64_t hint_dup_accepted;  /* duplicate hints whose hash matched */

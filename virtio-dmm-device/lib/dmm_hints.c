@@ -117,9 +117,10 @@ static bool dmm_page_is_zero(const uint8_t *p)
  * Type and addresses: everything is checked before any page is read.
  * Valid hints the device does not act on now are NACKed.
  */
-static uint16_t dmm_check_hints(struct dmm_dev *d, uint16_t type,
-                                const uint8_t *e, uint32_t nb)
+static uint16_t dmm_check_hints(struct dmm_dev *d,
+                                const struct dmm_list_hdr *h, const uint8_t *e)
 {
+    uint16_t type = h->type;
     struct dmm_ref ref;
     uint32_t i;
 
@@ -131,7 +132,7 @@ static uint16_t dmm_check_hints(struct dmm_dev *d, uint16_t type,
          !(d->features & (1ULL << VIRTIO_DMM_F_HINTS_DUP)))) {
         return VIRTIO_DMM_RESP_ERROR;
     }
-    for (i = 0; i < nb; i++, e += sizeof(struct virtio_dmm_hint)) {
+    for (i = 0; i < h->nb; i++, e += sizeof(struct virtio_dmm_hint)) {
         if (dmm_hint_lookup(d, e, &ref) ||
             (type == VIRTIO_DMM_HINT_ZERO && dmm_le64(e + 8))) {
             return VIRTIO_DMM_RESP_ERROR;
@@ -163,11 +164,13 @@ static bool dmm_hint_holds(struct dmm_dev *d, uint16_t type,
     return dmm_xxh64(p, VIRTIO_DMM_HINT_PAGE_SIZE, 0) == hash;
 }
 
-static uint16_t dmm_process_hints(struct dmm_dev *d, uint16_t type,
-                                  const uint8_t *e, uint32_t nb,
-                                  struct virtio_dmm_resp *resp,
+static uint16_t dmm_process_hints(struct dmm_dev *d,
+                                  const struct dmm_list_hdr *h,
+                                  const uint8_t *e, struct virtio_dmm_resp *resp,
                                   unsigned int *changed)
 {
+    uint16_t type = h->type;
+    uint32_t nb = h->nb;
     struct dmm_ref ref;
     uint32_t i, ok = 0;
     int ret;

@@ -172,23 +172,33 @@ struct dmm_ref {
 };
 
 /*
- * Find the page at guest-physical @gpa: @align aligned, and boot RAM or in
- * a plugged sub-block of the region.  0, or -EINVAL.
+ * Find the @len bytes at guest-physical @gpa (@len a power of two, at least
+ * a page, @gpa aligned to it): one stretch of boot RAM, or plugged
+ * sub-blocks of the region.  *@ref names the first page.  0, or -EINVAL.
  */
-int dmm_lookup(const struct dmm_dev *d, uint64_t gpa, uint64_t align,
+int dmm_lookup(const struct dmm_dev *d, uint64_t gpa, uint64_t len,
                struct dmm_ref *ref);
+
+/* The header of a list request, read once. */
+struct dmm_list_hdr {
+    uint16_t type;
+    uint16_t arg;    /* page requests: the order; else 0 */
+    uint32_t nb;     /* entries */
+};
 
 /* A kind of list request (page requests, hints): same header layout. */
 struct dmm_list_kind {
     size_t entry_size;
     uint32_t max_entries;
-    /* header type, entries: ACK if valid, else the response */
-    uint16_t (*check)(struct dmm_dev *d, uint16_t type, const uint8_t *entries,
-                      uint32_t nb);
+    /* the header's second field may be non-zero (else it must be 0) */
+    bool takes_arg;
+    /* header, entries: ACK if valid, else the response */
+    uint16_t (*check)(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                      const uint8_t *entries);
     /* a valid list: the response type; fills @resp, sets *@changed */
-    uint16_t (*process)(struct dmm_dev *d, uint16_t type,
-                        const uint8_t *entries, uint32_t nb,
-                        struct virtio_dmm_resp *resp, unsigned int *changed);
+    uint16_t (*process)(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                        const uint8_t *entries, struct virtio_dmm_resp *resp,
+                        unsigned int *changed);
     /* count the response of a list of @nb entries */
     void (*account)(struct dmm_dev *d, uint16_t rtype, uint32_t nb);
 };

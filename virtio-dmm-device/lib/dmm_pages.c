@@ -7,21 +7,24 @@
 
 #include "dmm_internal.h"
 
-/* The page of entry @i of a page list (checked: cannot fail). */
-static int dmm_page_ref(const struct dmm_dev *d, const uint8_t *addrs,
-                        uint32_t i, struct dmm_ref *ref)
+/* Bytes entry @i of a request names: page_size << order. */
+static uint64_t dmm_entry_len(const struct dmm_dev *d,
+                              const struct dmm_list_hdr *h)
 {
-    return dmm_lookup(d, dmm_le64(addrs + 8 * i), d->p.page_size, ref);
+    return d->p.page_size << h->arg;
 }
 
-static void dmm_page_flip(const struct dmm_ref *ref)
+/* The first page of entry @i of a page list (checked: cannot fail). */
+static int dmm_entry_ref(const struct dmm_dev *d, const struct dmm_list_hdr *h,
+                         const uint8_t *addrs, uint32_t i, struct dmm_ref *ref)
 {
-    ref->bitmap[ref->bit / 8] ^= 1u << (ref->bit % 8);
+    return dmm_lookup(d, dmm_le64(addrs + 8 * i), dmm_entry_len(d, h), ref);
 }
 
 /*
- * Entry @i of a request: is its page to become unplugged (true) or plugged
- * (false)?  MOVE_PAGES pairs are (old: plugged back, new: unplugged).
+ * Entry @i of a request: are its pages to become unplugged (true) or
+ * plugged (false)?  MOVE_PAGES pairs are (old: plugged back, new:
+ * unplugged).
  */
 static bool dmm_entry_unplugs(uint16_t type, uint32_t i)
 {
@@ -31,36 +34,60 @@ static bool dmm_entry_unplugs(uint16_t type, uint32_t i)
     return type == VIRTIO_DMM_REQ_UNPLUG_PAGES;
 }
 
+/* Flip the 2^@order bits of the pages of @ref. */
+static void dmm_entry_flip(const struct dmm_ref *ref, uint16_t order)
+{
+    uint64_t b;
+
+    for (b = ref->bit; b < ref->bit + (1ULL << order); b++) {
+        ref->bitmap[b / 8] ^= 1u << (b % 8);
+    }
+}
+
+/* Is every page of @ref (2^@order pages) in state @unplugged? */
+static bool dmm_entry_is(const struct dmm_ref *ref, uint16_t order,
+                         bool unplugged)
+{
+    uint64_t b;
+
+    for (b = ref->bit; b < ref->bit + (1ULL << order); b++) {
+        if (dmm_bit_test(ref->bitmap, b) != unplugged) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Undo the flips of entries [0, n), last first. */
-static void dmm_pages_rollback(struct dmm_dev *d, const uint8_t *addrs,
-                               uint32_t n)
+static void dmm_pages_rollback(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                               const uint8_t *addrs, uint32_t n)
 {
     struct dmm_ref ref;
 
     while (n--) {
         /* looked up successfully before; the lookup cannot change */
-        if (!dmm_page_ref(d, addrs, n, &ref)) {
-            dmm_page_flip(&ref);
+        if (!dmm_entry_ref(d, h, addrs, n, &ref)) {
+            dmm_entry_flip(&ref, h->arg);
         }
     }
 }
 
 /*
- * After every entry was flipped in order: does each page end up as its
- * entry says?  A page listed more than once flips back and forth (each flip
- * checked the bit first), so one of its entries always ends up wrong: this
- * finds every repeated page in one pass, without comparing addresses
+ * After every entry was flipped in order: do its pages end up as the entry
+ * says?  A page named more than once flips back and forth (each flip
+ * checked the bits first), so one of its entries always ends up wrong:
+ * this finds every repeated page in one pass, without comparing addresses
  * (which would cost O(n^2) under the VMM's lock).
  */
-static bool dmm_pages_final(const struct dmm_dev *d, uint16_t type,
-                            const uint8_t *addrs, uint32_t nb)
+static bool dmm_pages_final(const struct dmm_dev *d,
+                            const struct dmm_list_hdr *h, const uint8_t *addrs)
 {
     struct dmm_ref ref;
     uint32_t i;
 
-    for (i = 0; i < nb; i++) {
-        if (dmm_page_ref(d, addrs, i, &ref) ||
-            dmm_bit_test(ref.bitmap, ref.bit) != dmm_entry_unplugs(type, i)) {
+    for (i = 0; i < h->nb; i++) {
+        if (dmm_entry_ref(d, h, addrs, i, &ref) ||
+            !dmm_entry_is(&ref, h->arg, dmm_entry_unplugs(h->type, i))) {
             return false;
         }
     }
@@ -68,26 +95,27 @@ static bool dmm_pages_final(const struct dmm_dev *d, uint16_t type,
 }
 
 /*
- * Check every entry and flip its bit, in order, so that a page listed
- * twice finds its own first flip and fails (or, in MOVE_PAGES, ends in the
- * wrong state).  Nothing stays changed on failure.  Linear in @nb.
+ * Check every entry and flip its pages' bits, in order, so that a page
+ * named twice finds its own first flip and fails (or, in MOVE_PAGES, ends
+ * in the wrong state).  Nothing stays changed on failure.  Linear in the
+ * number of pages named.
  */
-static uint16_t dmm_pages_apply(struct dmm_dev *d, uint16_t type,
-                                const uint8_t *addrs, uint32_t nb)
+static uint16_t dmm_pages_apply(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                                const uint8_t *addrs)
 {
     struct dmm_ref ref;
     uint32_t i;
 
-    for (i = 0; i < nb; i++) {
-        if (dmm_page_ref(d, addrs, i, &ref) ||
-            dmm_bit_test(ref.bitmap, ref.bit) == dmm_entry_unplugs(type, i)) {
-            dmm_pages_rollback(d, addrs, i);
+    for (i = 0; i < h->nb; i++) {
+        if (dmm_entry_ref(d, h, addrs, i, &ref) ||
+            !dmm_entry_is(&ref, h->arg, !dmm_entry_unplugs(h->type, i))) {
+            dmm_pages_rollback(d, h, addrs, i);
             return VIRTIO_DMM_RESP_ERROR;
         }
-        dmm_page_flip(&ref);
+        dmm_entry_flip(&ref, h->arg);
     }
-    if (!dmm_pages_final(d, type, addrs, nb)) {
-        dmm_pages_rollback(d, addrs, nb);
+    if (!dmm_pages_final(d, h, addrs)) {
+        dmm_pages_rollback(d, h, addrs, h->nb);
         return VIRTIO_DMM_RESP_ERROR;
     }
     return VIRTIO_DMM_RESP_ACK;
@@ -95,31 +123,42 @@ static uint16_t dmm_pages_apply(struct dmm_dev *d, uint16_t type,
 
 /*
  * Header checks beyond the common ones; the addresses are checked while
- * applied (dmm_pages_apply()), which needs the order of the list.
+ * applied (dmm_pages_apply()), which needs the order of the list.  An
+ * order needs F_PAGE_RANGES and is never taken for MOVE_PAGES (a range
+ * is never moved: the driver holds it unmovable).
  */
-static uint16_t dmm_check_pages(struct dmm_dev *d, uint16_t type,
-                                const uint8_t *addrs, uint32_t nb)
+static uint16_t dmm_check_pages(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                                const uint8_t *addrs)
 {
     (void)addrs;
     if (!d->p.page_size) {
         return VIRTIO_DMM_RESP_ERROR;
     }
-    if (type != VIRTIO_DMM_REQ_UNPLUG_PAGES &&
-        type != VIRTIO_DMM_REQ_PLUG_PAGES &&
-        type != VIRTIO_DMM_REQ_MOVE_PAGES) {
+    if (h->type != VIRTIO_DMM_REQ_UNPLUG_PAGES &&
+        h->type != VIRTIO_DMM_REQ_PLUG_PAGES &&
+        h->type != VIRTIO_DMM_REQ_MOVE_PAGES) {
         return VIRTIO_DMM_RESP_ERROR;
     }
-    if (type == VIRTIO_DMM_REQ_MOVE_PAGES && nb % 2) {
+    if (h->type == VIRTIO_DMM_REQ_MOVE_PAGES && h->nb % 2) {
+        return VIRTIO_DMM_RESP_ERROR;
+    }
+    if (h->arg && (h->arg > VIRTIO_DMM_MAX_PAGE_ORDER ||
+                   h->type == VIRTIO_DMM_REQ_MOVE_PAGES ||
+                   !(d->features & (1ULL << VIRTIO_DMM_F_PAGE_RANGES)))) {
         return VIRTIO_DMM_RESP_ERROR;
     }
     return VIRTIO_DMM_RESP_ACK;
 }
 
-/* Discard the pages an applied request left unplugged. */
-static int dmm_pages_discard(struct dmm_dev *d, uint16_t type,
-                             const uint8_t *addrs, uint32_t nb)
+/*
+ * Discard what an applied request left unplugged: one call per entry, so
+ * that a range goes back to the host whole (a huge page behind it is
+ * freed, not split).
+ */
+static int dmm_pages_discard(struct dmm_dev *d, const struct dmm_list_hdr *h,
+                             const uint8_t *addrs)
 {
-    uint64_t ps = d->p.page_size;
+    uint64_t len = dmm_entry_len(d, h);
     struct dmm_ref ref;
     uint32_t i;
     int ret;
@@ -127,13 +166,14 @@ static int dmm_pages_discard(struct dmm_dev *d, uint16_t type,
     if (!dmm_may(d, may_discard)) {
         return 0;
     }
-    for (i = 0; i < nb; i++) {
-        if (!dmm_entry_unplugs(type, i) || dmm_page_ref(d, addrs, i, &ref) ||
+    for (i = 0; i < h->nb; i++) {
+        if (!dmm_entry_unplugs(h->type, i) ||
+            dmm_entry_ref(d, h, addrs, i, &ref) ||
             !dmm_bit_test(ref.bitmap, ref.bit)) {
             continue;
         }
-        ret = ref.boot ? d->ops->discard_boot(d->opaque, ref.offset, ps)
-                       : d->ops->discard(d->opaque, ref.offset, ps);
+        ret = ref.boot ? d->ops->discard_boot(d->opaque, ref.offset, len)
+                       : d->ops->discard(d->opaque, ref.offset, len);
         if (ret) {
             return ret;
         }
@@ -141,52 +181,57 @@ static int dmm_pages_discard(struct dmm_dev *d, uint16_t type,
     return 0;
 }
 
-static void dmm_pages_account(struct dmm_dev *d, uint16_t type, uint32_t nb,
+static void dmm_pages_account(struct dmm_dev *d, const struct dmm_list_hdr *h,
                               unsigned int *changed)
 {
-    uint64_t bytes = (uint64_t)nb * d->p.page_size;
+    uint64_t pages = (uint64_t)h->nb << h->arg;
+    uint64_t bytes = pages * d->p.page_size;
 
-    switch (type) {
+    switch (h->type) {
     case VIRTIO_DMM_REQ_UNPLUG_PAGES:
         d->unplugged_size += bytes;
-        d->counters.pages_unplugged += nb;
+        d->counters.pages_unplugged += pages;
         *changed |= DMM_CHANGED_UNPLUGGED;
         break;
     case VIRTIO_DMM_REQ_PLUG_PAGES:
         d->unplugged_size -= bytes;
-        d->counters.pages_plugged += nb;
+        d->counters.pages_plugged += pages;
         *changed |= DMM_CHANGED_UNPLUGGED;
         break;
     default:
-        d->counters.pages_unplugged += nb / 2;
-        d->counters.pages_plugged += nb / 2;
+        d->counters.pages_unplugged += pages / 2;
+        d->counters.pages_plugged += pages / 2;
         break;
     }
 }
 
-static uint16_t dmm_process_pages(struct dmm_dev *d, uint16_t type,
-                                  const uint8_t *addrs, uint32_t nb,
+static uint16_t dmm_process_pages(struct dmm_dev *d,
+                                  const struct dmm_list_hdr *h,
+                                  const uint8_t *addrs,
                                   struct virtio_dmm_resp *resp,
                                   unsigned int *changed)
 {
-    uint64_t bytes = (uint64_t)nb * d->p.page_size;
+    uint64_t bytes = ((uint64_t)h->nb << h->arg) * d->p.page_size;
 
     (void)resp;
-    if (dmm_pages_apply(d, type, addrs, nb) != VIRTIO_DMM_RESP_ACK) {
+    if (dmm_pages_apply(d, h, addrs) != VIRTIO_DMM_RESP_ACK) {
         return VIRTIO_DMM_RESP_ERROR;
     }
-    if (type == VIRTIO_DMM_REQ_PLUG_PAGES &&
+    if (h->type == VIRTIO_DMM_REQ_PLUG_PAGES &&
         dmm_current_size(d) + bytes > d->requested_size) {
-        dmm_pages_rollback(d, addrs, nb);
+        dmm_pages_rollback(d, h, addrs, h->nb);
         return VIRTIO_DMM_RESP_NACK;
     }
-    if (dmm_pages_discard(d, type, addrs, nb)) {
+    if (dmm_pages_discard(d, h, addrs)) {
         /* The guest gave these pages up: losing content is harmless. */
         d->counters.backend_errors++;
-        dmm_pages_rollback(d, addrs, nb);
+        dmm_pages_rollback(d, h, addrs, h->nb);
         return VIRTIO_DMM_RESP_ERROR;
     }
-    dmm_pages_account(d, type, nb, changed);
+    dmm_pages_account(d, h, changed);
+    if (h->arg && h->type == VIRTIO_DMM_REQ_UNPLUG_PAGES) {
+        d->counters.page_ranges_unplugged += h->nb;
+    }
     return VIRTIO_DMM_RESP_ACK;
 }
 
@@ -204,6 +249,7 @@ static void dmm_pages_count(struct dmm_dev *d, uint16_t rtype, uint32_t nb)
 static const struct dmm_list_kind dmm_page_list = {
     .entry_size = sizeof(uint64_t),
     .max_entries = DMM_MAX_PAGES_PER_REQ,
+    .takes_arg = true,
     .check = dmm_check_pages,
     .process = dmm_process_pages,
     .account = dmm_pages_count,

@@ -23,9 +23,9 @@ static int nop(void *opaque, uint64_t off, uint64_t len)
 }
 
 /* Boot RAM is [0, 1 GiB) at its own address. */
-static int boot_page(void *opaque, uint64_t gpa, uint64_t *off)
+static int boot_range(void *opaque, uint64_t gpa, uint64_t len, uint64_t *off)
 {
-	if (gpa >= 1024 * MiB)
+	if (gpa >= 1024 * MiB || len > 1024 * MiB - gpa)
 		return -1;
 	*off = gpa;
 	return 0;
@@ -34,7 +34,7 @@ static int boot_page(void *opaque, uint64_t gpa, uint64_t *off)
 static const struct dmm_backend_ops ops = {
 	.populate = nop,
 	.discard = nop,
-	.boot_page = boot_page,
+	.boot_range = boot_range,
 	.discard_boot = nop,
 };
 

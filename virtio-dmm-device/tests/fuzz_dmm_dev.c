@@ -71,11 +71,12 @@ static int fz_discard(void *opaque, uint64_t off, uint64_t len)
 	return ((struct fz *)opaque)->fail_discard ? -EIO : 0;
 }
 
-static int fz_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
+static int fz_boot_range(void *opaque, uint64_t gpa, uint64_t len,
+			 uint64_t *offset)
 {
 	(void)opaque;
 	*offset = gpa;
-	return gpa < BOOT ? 0 : -1;
+	return gpa < BOOT && len <= BOOT - gpa ? 0 : -1;
 }
 
 static int fz_discard_boot(void *opaque, uint64_t off, uint64_t len)
@@ -156,7 +157,7 @@ static bool fz_may_share(void *opaque)
 static const struct dmm_backend_ops fz_ops = {
 	.populate = fz_populate,
 	.discard = fz_discard,
-	.boot_page = fz_boot_page,
+	.boot_range = fz_boot_range,
 	.discard_boot = fz_discard_boot,
 	.page_ptr = fz_page_ptr,
 	.share = fz_share,
@@ -270,13 +271,15 @@ static size_t make_page_req(const uint8_t *p, size_t n, uint8_t *buf)
 	r->type = (uint16_t)(3 + p[0] % 5);		/* includes bad types */
 	nb = p[1] % 10;					/* 0 and 9 too many */
 	r->nb_pages = p[1] & 0x80 ? 0xffffffffu : nb;
-	if (p[0] & 0x80)
-		r->padding = 1;
+	if (p[0] & 0x80)				/* ranges, 11 too big */
+		r->order = (uint16_t)((p[0] >> 3) % 12);
 	for (k = 0; k < nb && k < 8; k++) {
 		uint8_t x = (uint8_t)(p[2] + k * 37);
 
 		a = (x & 1 ? REGION_ADDR + (x >> 5 & 3) * BS : BOOT - 16 * PS) +
 		    (uint64_t)(x >> 1 & 15) * PS;
+		if (r->order && x & 2)			/* mostly aligned */
+			a &= ~((PS << r->order) - 1);
 		if (x == 0x41)
 			a += 8;				/* unaligned */
 		((uint64_t *)(buf + 8))[k] = a;
@@ -404,7 +407,8 @@ static void run_script(const uint8_t *data, size_t size)
 	    dmm_dev_init(&fz_mangled, &p, &fz_ops, &fz, NULL, 0))
 		abort();
 	/* the input decides whether duplicate hints were negotiated */
-	dmm_set_features(&d, 1ULL << VIRTIO_DMM_F_HINTS |
+	dmm_set_features(&d, 1ULL << VIRTIO_DMM_F_PAGE_RANGES |
+			 1ULL << VIRTIO_DMM_F_HINTS |
 			 1ULL << VIRTIO_DMM_F_FREE_PAGE_REPORTING |
 			 (size && (data[0] & 1) ? 1ULL << VIRTIO_DMM_F_HINTS_DUP :
 			  0));

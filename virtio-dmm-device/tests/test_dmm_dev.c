@@ -25,7 +25,7 @@ static struct dmm_dev dev;
 
 struct fake {
 	int populates, discards, changes, boot_discards;
-	uint64_t last_boot_off;
+	uint64_t last_boot_off, last_boot_len;
 	uint64_t last_off, last_len, last_plugged;
 	int fail_populate, fail_discard;
 	int out_of_region;
@@ -107,14 +107,15 @@ static void fake_state_changed(void *opaque, uint64_t off, uint64_t len)
 #define LOW_RAM (256 * MiB)
 #define HIGH_RAM_ADDR (3072 * MiB)
 
-static int fake_boot_page(void *opaque __attribute__((unused)), uint64_t gpa,
-			  uint64_t *offset)
+static int fake_boot_range(void *opaque __attribute__((unused)), uint64_t gpa,
+			   uint64_t len, uint64_t *offset)
 {
-	if (gpa < LOW_RAM) {
+	if (gpa < LOW_RAM && len <= LOW_RAM - gpa) {
 		*offset = gpa;
 		return 0;
 	}
-	if (gpa >= HIGH_RAM_ADDR && gpa - HIGH_RAM_ADDR < BOOT - LOW_RAM) {
+	if (gpa >= HIGH_RAM_ADDR && gpa - HIGH_RAM_ADDR < BOOT - LOW_RAM &&
+	    len <= BOOT - LOW_RAM - (gpa - HIGH_RAM_ADDR)) {
 		*offset = LOW_RAM + gpa - HIGH_RAM_ADDR;
 		return 0;
 	}
@@ -127,6 +128,7 @@ static int fake_discard_boot(void *opaque, uint64_t off, uint64_t len)
 
 	f->boot_discards++;
 	f->last_boot_off = off;
+	f->last_boot_len = len;
 	if (off > BOOT || len > BOOT - off)
 		f->out_of_region++;
 	return f->fail_discard ? -EIO : 0;
@@ -136,7 +138,7 @@ static const struct dmm_backend_ops fake_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
 	.state_changed = fake_state_changed,
-	.boot_page = fake_boot_page,
+	.boot_range = fake_boot_range,
 	.discard_boot = fake_discard_boot,
 	.may_change_state = fake_may_change_state,
 	.may_discard = fake_may_discard,
@@ -748,6 +750,9 @@ static void t_range_is_plugged(void)
 
 static uint8_t page_buf[8 + 8 * (DMM_MAX_PAGES_PER_REQ + 2)];
 
+/* The order of the page requests preq_len() sends (0: single pages). */
+static uint16_t preq_order;
+
 /* Send a page request of @nb addresses, @len bytes (0: exactly enough). */
 static uint16_t preq_len(uint16_t type, const uint64_t *addrs, uint32_t nb,
 			 size_t len)
@@ -756,6 +761,7 @@ static uint16_t preq_len(uint16_t type, const uint64_t *addrs, uint32_t nb,
 
 	memset(page_buf, 0, sizeof(page_buf));
 	put16(page_buf, type);
+	put16(page_buf + 2, preq_order);
 	page_buf[4] = nb & 0xff;
 	page_buf[5] = (nb >> 8) & 0xff;
 	page_buf[6] = (nb >> 16) & 0xff;
@@ -865,6 +871,72 @@ static void t_pages_malformed(void)
 	CHECK(dev.unplugged_size == (DMM_MAX_PAGES_PER_REQ + 1) * PS);
 }
 
+/*
+ * Ranges (F_PAGE_RANGES): one entry names 2^order pages, each checked as a
+ * page is, discarded in one call; refused whole when any page is wrong.
+ */
+static void t_pages_ranges(void)
+{
+	const uint64_t R = PS << 9;	/* order 9: 2 MiB */
+
+	setup_pages(BOOT + BS, PS);
+	dmm_set_features(&dev, 1ULL << VIRTIO_DMM_F_PAGE_RANGES);
+	CHECK(req(VIRTIO_DMM_REQ_PLUG, blk(2), 1) == VIRTIO_DMM_RESP_ACK);
+	preq_order = 9;
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(512), HIGH(1024)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == 2 * R && fk.boot_discards == 2);
+	CHECK(fk.last_boot_off == LOW_RAM + 1024 * PS && fk.last_boot_len == R);
+	CHECK(dmm_bit_test(dev.boot_pages, 512) &&
+	      dmm_bit_test(dev.boot_pages, 1023) &&
+	      !dmm_bit_test(dev.boot_pages, 1024) &&
+	      !dmm_bit_test(dev.boot_pages, 511));
+	CHECK(dev.counters.pages_unplugged == 1024 &&
+	      dev.counters.page_ranges_unplugged == 2);
+	/* unaligned; in the hole after low RAM; overlapping
+	 * itself or what is unplugged; named twice; past boot RAM */
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(1024 + 1));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW_RAM);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(0), LOW(512));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(2048), LOW(2048));
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES,
+		   HIGH((BOOT - LOW_RAM) / PS - 512 + 512));
+	/* in the region: inside a plugged block, not across an unplugged one */
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, INBLK(2, 512)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(fk.discards == 1 && fk.last_off == 2 * BS + R &&
+	      fk.last_len == R);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, INBLK(3, 0));
+	/* a smaller order inside a range, a larger order over pages */
+	preq_order = 0;
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(513)) == VIRTIO_DMM_RESP_ACK);
+	preq_order = 9;
+	PAGE_ERROR(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(512));
+	preq_order = 0;
+	CHECK(PREQ(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(513)) == VIRTIO_DMM_RESP_ACK);
+	preq_order = 9;
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, LOW(512), INBLK(2, 512)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == R);
+	/* too large an order; MOVE_PAGES takes none; plug beyond the target */
+	preq_order = VIRTIO_DMM_MAX_PAGE_ORDER + 1;
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(0));
+	preq_order = 9;
+	PAGE_ERROR(VIRTIO_DMM_REQ_MOVE_PAGES, HIGH(1024), LOW(0));
+	CHECK(dmm_set_requested_size(&dev, BOOT + BS - R - PS, err,
+				     sizeof(err)) == 0);
+	PAGE_REFUSED(VIRTIO_DMM_RESP_NACK, VIRTIO_DMM_REQ_PLUG_PAGES,
+		     HIGH(1024));
+	CHECK(dmm_set_requested_size(&dev, BOOT + BS, err, sizeof(err)) == 0);
+	CHECK(PREQ(VIRTIO_DMM_REQ_PLUG_PAGES, HIGH(1024)) ==
+	      VIRTIO_DMM_RESP_ACK);
+	CHECK(dev.unplugged_size == 0);
+	/* without the feature an order is an ERROR */
+	dmm_set_features(&dev, 0);
+	PAGE_ERROR(VIRTIO_DMM_REQ_UNPLUG_PAGES, LOW(0));
+	preq_order = 0;
+}
+
 static void t_pages_bad_header(void)
 {
 	struct virtio_dmm_resp resp;
@@ -873,7 +945,8 @@ static void t_pages_bad_header(void)
 	setup_pages(BOOT, PS);
 	CHECK(dmm_handle_page_request(&dev, r, 7, &resp) == -EINVAL);
 	CHECK(dmm_handle_page_request(&dev, r, 16, &resp) == 0);
-	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);	/* padding */
+	/* an order without F_PAGE_RANGES */
+	CHECK(le16(&resp.type) == VIRTIO_DMM_RESP_ERROR);
 	CHECK(dev.unplugged_size == 0 && fk.boot_discards == 0);
 	/* without pages every page request is an ERROR */
 	setup(BOOT);
@@ -1002,9 +1075,9 @@ static void t_pages_init_rules(void)
 	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) ==
 	      -EINVAL);
 	p.boot_size = BOOT;
-	no_boot.boot_page = NULL;
+	no_boot.boot_range = NULL;
 	CHECK(dmm_dev_init(&d, &p, &no_boot, &fk, err, sizeof(err)) ==
-	      -EINVAL && strstr(err, "boot_page"));
+	      -EINVAL && strstr(err, "boot_range"));
 	CHECK(dmm_dev_init(&d, &p, &fake_ops, &fk, err, sizeof(err)) == 0);
 	CHECK(d.nb_boot_pages == BOOT / PS && d.nb_region_pages ==
 	      REGION_SIZE / PS);
@@ -1417,7 +1490,7 @@ static int fake_share(void *opaque __attribute__((unused)), bool boot,
 static const struct dmm_backend_ops hint_ops = {
 	.populate = fake_populate,
 	.discard = fake_discard,
-	.boot_page = fake_boot_page,
+	.boot_range = fake_boot_range,
 	.discard_boot = fake_discard_boot,
 	.page_ptr = fake_page_ptr,
 	.share = fake_share,
@@ -1962,6 +2035,7 @@ int main(void)
 		{ "pages: unplug and plug anywhere in guest RAM", t_pages_unplug_plug },
 		{ "pages: malformed lists are ERRORs and change nothing", t_pages_malformed },
 		{ "pages: bad header; no page requests without pages", t_pages_bad_header },
+		{ "pages: ranges of 2^order pages (F_PAGE_RANGES)", t_pages_ranges },
 		{ "pages: PLUG_PAGES and PLUG beyond requested size are NACKed", t_pages_plug_nack },
 		{ "pages: MOVE_PAGES keeps the size", t_pages_move },
 		{ "pages: blocks with unplugged pages; UNPLUG_ALL and reset", t_pages_and_blocks },

@@ -580,18 +580,18 @@ static bool virtio_dmm_boot_rbs_all(bool (*ok)(RAMBlock *rb))
  * Page requests name guest-physical addresses; boot RAM is mapped
  * (through aliases) wherever the board put it.
  */
-static int virtio_dmm_boot_page(void *opaque, uint64_t gpa, uint64_t *offset)
+static int virtio_dmm_boot_range(void *opaque, uint64_t gpa, uint64_t len,
+                                 uint64_t *offset)
 {
     MemoryRegionSection section;
     int ret = -1;
 
-    section = memory_region_find(get_system_memory(), gpa,
-                                 VIRTIO_DMM_PAGE_SIZE);
+    section = memory_region_find(get_system_memory(), gpa, len);
     if (!section.mr) {
         return -1;
     }
     if (virtio_dmm_is_boot_mr(section.mr) &&
-        int128_get64(section.size) == VIRTIO_DMM_PAGE_SIZE) {
+        int128_get64(section.size) == len) {
         *offset = section.offset_within_region +
                   (section.mr->container ? section.mr->addr : 0);
         ret = 0;
@@ -737,7 +737,7 @@ static const struct dmm_backend_ops virtio_dmm_backend = {
     .populate = virtio_dmm_populate,
     .discard = virtio_dmm_discard,
     .state_changed = virtio_dmm_state_changed,
-    .boot_page = virtio_dmm_boot_page,
+    .boot_range = virtio_dmm_boot_range,
     .discard_boot = virtio_dmm_discard_boot,
     .page_ptr = virtio_dmm_page_ptr,
     .share = virtio_dmm_share,
@@ -1074,6 +1074,7 @@ static uint64_t virtio_dmm_get_features(VirtIODevice *vdev, uint64_t features,
     }
     if (vdmm->pages) {
         virtio_add_feature(&features, VIRTIO_DMM_F_PAGES);
+        virtio_add_feature(&features, VIRTIO_DMM_F_PAGE_RANGES);
     }
     if (vdmm->sub_blocks) {
         virtio_add_feature(&features, VIRTIO_DMM_F_SUB_BLOCKS);

@@ -512,11 +512,15 @@ static void test_sub_blocks(DMMTest *t)
 /* boot RAM well above what libqos allocates from */
 #define BOOT_PAGE(i)    (256 * 1024 * 1024ULL + (i) * PAGE)
 #define DMM_PAGES       (1ULL << VIRTIO_DMM_F_PAGES)
+#define DMM_RANGES      (DMM_PAGES | 1ULL << VIRTIO_DMM_F_PAGE_RANGES)
 
 /*
  * Send a page request of @nb addresses in a buffer of @len bytes (0: just
  * enough) and return the response type.
  */
+/* The order of the page requests dmm_pages_len() sends. */
+static uint16_t dmm_page_order;
+
 static uint16_t dmm_pages_len(DMMTest *t, uint16_t type, const uint64_t *addrs,
                               uint32_t nb, size_t len)
 {
@@ -527,6 +531,7 @@ static uint16_t dmm_pages_len(DMMTest *t, uint16_t type, const uint64_t *addrs,
     uint32_t head, used, i;
 
     req->type = cpu_to_le16(type);
+    req->order = cpu_to_le16(dmm_page_order);
     req->nb_pages = cpu_to_le32(nb);
     for (i = 0; i < nb; i++) {
         req->addr[i] = cpu_to_le64(addrs[i]);
@@ -574,6 +579,55 @@ static void test_pages(DMMTest *t)
     g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(0),
                                BOOT_PAGE(9)), ==, VIRTIO_DMM_RESP_ACK);
     g_assert_cmpuint(dmm_qom_size(t, "guest-size"), ==, BOOT_SIZE);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
+}
+
+/*
+ * Ranges of boot RAM: one entry per 2 MiB (order 9), discarded whole; a
+ * range that is not one stretch of boot RAM (the first 2 MiB hold the VGA
+ * window and the BIOS) is an ERROR.
+ */
+static void test_page_ranges(DMMTest *t)
+{
+    const uint64_t r = PAGE << 9;
+
+    dmm_set_requested(t, BOOT_SIZE - 2 * r);
+    qtest_writeq(t->qts, BOOT_PAGE(512 + 3), 0x1122334455667788ULL);
+    dmm_page_order = 9;
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, 0), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0),
+                               BOOT_PAGE(512)), ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 2 * r);
+    g_assert_cmphex(qtest_readq(t->qts, BOOT_PAGE(512 + 3)), ==, 0);
+    /* overlapping what is unplugged; a MOVE of ranges */
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES,
+                               BOOT_PAGE(1024), BOOT_PAGE(512)), ==,
+                     VIRTIO_DMM_RESP_ERROR);
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_MOVE_PAGES, BOOT_PAGE(0),
+                               BOOT_PAGE(1024)), ==, VIRTIO_DMM_RESP_ERROR);
+    /* back in single pages and in a range */
+    dmm_set_requested(t, BOOT_SIZE);
+    dmm_page_order = 0;
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(5)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    dmm_page_order = 9;
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_PLUG_PAGES, BOOT_PAGE(512)),
+                     ==, VIRTIO_DMM_RESP_ACK);
+    g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, r - PAGE);
+    dmm_page_order = 0;
+}
+
+/*
+ * Without F_PAGE_RANGES negotiated an order is an ERROR.
+ */
+static void test_page_ranges_off(DMMTest *t)
+{
+    dmm_set_requested(t, BOOT_SIZE - (PAGE << 9));
+    dmm_page_order = 9;
+    g_assert_cmpuint(dmm_pages(t, VIRTIO_DMM_REQ_UNPLUG_PAGES, BOOT_PAGE(0)),
+                     ==, VIRTIO_DMM_RESP_ERROR);
+    dmm_page_order = 0;
     g_assert_cmpuint(dmm_qom_size(t, "unplugged-size"), ==, 0);
 }
 
@@ -1540,6 +1594,8 @@ static const DMMTestCase dmm_tests[] = {
     { "report-outside-ram", test_report_outside_ram, DMM_FPR },
     { "sub-blocks", test_sub_blocks, DMM_SUB_BLOCKS },
     { "pages", test_pages, DMM_PAGES },
+    { "page-ranges", test_page_ranges, DMM_RANGES },
+    { "page-ranges-off", test_page_ranges_off, DMM_PAGES },
     { "size-names", test_size_names, DMM_PAGES },
     { "size-names-cmdline", test_size_names_cmdline, 0,
       "requested-size=128M" },

@@ -101,6 +101,14 @@
  * device offers this only where its operator allows sharing across guests.
  */
 #define VIRTIO_DMM_F_HINTS_DUP		6
+/*
+ * Page ranges, with F_PAGES: UNPLUG_PAGES and PLUG_PAGES may carry an
+ * order (struct virtio_dmm_page_req): each address then names a naturally
+ * aligned range of 2^order pages, so that a driver that gives back its
+ * memory in large free blocks says so in one entry per block, and the
+ * device can give the host back whole huge pages.
+ */
+#define VIRTIO_DMM_F_PAGE_RANGES	7
 
 /* --- virtqueues --- */
 
@@ -203,17 +211,25 @@ struct virtio_dmm_req {
  */
 #define VIRTIO_DMM_REQ_MOVE_PAGES	6
 
+/* The largest order of a page range: 1024 pages. */
+#define VIRTIO_DMM_MAX_PAGE_ORDER	10
+
 /*
- * A page request: this header, then nb_pages addresses.  Invalid (ERROR)
- * and nothing changes if any address is not page_size aligned, not guest
- * RAM, in an unplugged block, in the wrong state or listed twice, or if
- * nb_pages is 0, above max_pages, odd for MOVE_PAGES, or more than the
- * buffer holds.
+ * A page request: this header, then nb_pages addresses, each naming
+ * 2^order pages from that address on (one page with order 0).  Invalid
+ * (ERROR) and nothing changes if any address is not aligned to the size it
+ * names (page_size << order), if any page it names is not guest RAM, is
+ * in an unplugged block, in the wrong state or named twice, or if nb_pages
+ * is 0, above max_pages, odd for MOVE_PAGES, or more than the buffer
+ * holds, or if order is not 0 but F_PAGE_RANGES was not negotiated, the
+ * type is MOVE_PAGES or order is above VIRTIO_DMM_MAX_PAGE_ORDER.  A range
+ * lies in one stretch of guest RAM: boot RAM that is contiguous in the
+ * guest-physical space, or plugged sub-blocks of the region.
  */
 struct virtio_dmm_page_req {
 	__le16 type;		/* VIRTIO_DMM_REQ_*_PAGES */
-	__le16 padding;		/* must be 0 */
-	__le32 nb_pages;
+	__le16 order;		/* 0 without F_PAGE_RANGES */
+	__le32 nb_pages;	/* entries in addr[] */
 	__le64 addr[];		/* guest-physical */
 };
 

@@ -53,6 +53,8 @@ enum dmm_status {
 #define DMM_RETRY_MS_MAX	600000
 /* Back-off doubles up to this multiple of the interval. */
 #define DMM_RETRY_MAX_FACTOR	32
+/* Look for free ranges to trade single unplugged pages for this often. */
+#define DMM_TRADE_INTERVAL_MS	5000
 
 /*
  * The state of a block of the region (see dmm_blocks.c for the moves).
@@ -86,11 +88,11 @@ struct dmm_blocks {
 	/* one bit per sub-block: plugged (NULL without sub-blocks) */
 	unsigned long *sb_plugged;
 	struct notifier_block memory_nb;
-};
-
 	/* blocks removed, by whether they had to be vacated first (hotplug_mutex) */
 	u64 vacated;
 	u64 free_removals;
+};
+
 /* Sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); fixed after probe but the counter. */
 struct dmm_sb {
 	bool on;			/* negotiated and set up */
@@ -127,11 +129,27 @@ struct dmm_pages {
 	struct virtio_dmm_resp resp;
 	/* the unplugged pages; migratable, see dmm_pages_migrate() */
 	struct balloon_dev_info b_dev_info;
-	/* pages unplugged; changed by the control loop only (WRITE_ONCE) */
+	/*
+	 * pages unplugged, single and in ranges; changed by the control loop
+	 * only (WRITE_ONCE)
+	 */
 	u64 unplugged;
+	/*
+	 * Ranges (VIRTIO_DMM_F_PAGE_RANGES; dmm_ranges.c): unplugged free
+	 * blocks of 2^range_order[i] pages on ranges[i], largest order
+	 * first; nr_orders 0 without the feature.  Changed by the control
+	 * loop with @lock held, and at removal.
+	 */
+	unsigned int range_order[2];
+	int nr_orders;
+	struct list_head ranges[2];
+	u64 range_pages;		/* of @unplugged, pages in ranges */
 	/* counters */
 	u64 unplug_failures;		/* stopped at the floor or no memory */
 	u64 moves;			/* unplugged pages migrated */
+	u64 ranges_unplugged;		/* ranges unplugged */
+	u64 range_splits;		/* ranges made single pages */
+	u64 traded;			/* single pages traded for ranges */
 	/*
 	 * Set when the device is going away: migration no longer tells the
 	 * device, it refuses, so that the core puts isolated pages back
@@ -419,6 +437,17 @@ int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes);
 void dmm_pages_detach(struct virtio_dmm *vm);
 void dmm_pages_release(struct virtio_dmm *vm);
 u64 dmm_pages_floor(struct virtio_dmm *vm);
+int dmm_pages_trade(struct virtio_dmm *vm);
+unsigned long dmm_pages_headroom(void);
+int dmm_send_pages(struct virtio_dmm *vm, u16 type, u16 order,
+		   unsigned int nb);
+/* dmm_ranges.c */
+void dmm_ranges_init(struct virtio_dmm *vm);
+s64 dmm_ranges_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_ranges_unplug_batch(struct virtio_dmm *vm, int i, unsigned int want);
+s64 dmm_ranges_plug(struct virtio_dmm *vm, u64 bytes);
+bool dmm_ranges_split_one(struct virtio_dmm *vm);
+void dmm_ranges_release(struct virtio_dmm *vm);
 #else
 static inline int dmm_pages_init(struct virtio_dmm *vm) { return 0; }
 static inline void dmm_pages_exit(struct virtio_dmm *vm) { }
@@ -435,6 +464,7 @@ static inline int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 static inline void dmm_pages_detach(struct virtio_dmm *vm) { }
 static inline void dmm_pages_release(struct virtio_dmm *vm) { }
 static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
+static inline int dmm_pages_trade(struct virtio_dmm *vm) { return 0; }
 #endif
 
 /* dmm_kdump.c: in a kdump kernel */

@@ -81,6 +81,11 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "page_unplug_failures",
 		    READ_ONCE(vm->pages.unplug_failures));
 	dmm_seq_u64(m, "page_moves", READ_ONCE(vm->pages.moves));
+	dmm_seq_u64(m, "range_pages", READ_ONCE(vm->pages.range_pages));
+	dmm_seq_u64(m, "ranges_unplugged",
+		    READ_ONCE(vm->pages.ranges_unplugged));
+	dmm_seq_u64(m, "range_splits", READ_ONCE(vm->pages.range_splits));
+	dmm_seq_u64(m, "pages_traded", READ_ONCE(vm->pages.traded));
 	dmm_seq_u64(m, "reported_bytes", atomic64_read(&vm->report.bytes));
 	dmm_seq_u64(m, "hint_zero_sent",
 		    atomic64_read(&vm->hints.sent[VIRTIO_DMM_HINT_ZERO]));

@@ -183,6 +183,24 @@ static int dmm_resize(struct virtio_dmm *vm)
 }
 
 /*
+ * At the target, with single pages unplugged: trade them for ranges while
+ * the allocator has free ones (dmm_pages_trade()), a batch per pass, and
+ * look again every DMM_TRADE_INTERVAL_MS while there is none.  An error
+ * here is not the resize's: the next pass meets it again if it lasts.
+ */
+static void dmm_trade(struct virtio_dmm *vm)
+{
+	int rc;
+
+	if (!vm->pages.nr_orders ||
+	    vm->pages.unplugged - vm->pages.range_pages <
+	    (1UL << vm->pages.range_order[vm->pages.nr_orders - 1]))
+		return;
+	rc = dmm_pages_trade(vm);
+	dmm_schedule(vm, rc > 0 ? 0 : msecs_to_jiffies(DMM_TRADE_INTERVAL_MS));
+}
+
+/*
  * One pass of the control loop, with hotplug_mutex held.  Maps each result
  * to one policy: done (idle), retry now (-EAGAIN: the configuration
  * changed during the pass), retry with back-off (-EBUSY memory busy,
@@ -205,6 +223,7 @@ static void dmm_step(struct virtio_dmm *vm)
 	case 0:
 		WRITE_ONCE(vm->status, DMM_STATUS_IDLE);
 		vm->backoff_ms = 0;
+		dmm_trade(vm);
 		break;
 	case -ENOSPC:
 		/* NACK: requested_size shrank under us; look again. */
@@ -473,6 +492,7 @@ static unsigned int dmm_features[] = {
 #endif
 #if IS_ENABLED(CONFIG_MEMORY_BALLOON)
 	VIRTIO_DMM_F_PAGES,
+	VIRTIO_DMM_F_PAGE_RANGES,
 #endif
 #if IS_ENABLED(CONFIG_CONTIG_ALLOC)
 	VIRTIO_DMM_F_SUB_BLOCKS,

@@ -36,30 +36,32 @@
 #define DMM_RELEASE_WARN_SECS	10
 
 /*
- * Send the page request in vm->pages.req (@nb addresses) and wait for the
- * answer.  Called with pages.lock held: one request in flight.
- * ACK 0, NACK -ENOSPC, anything else an error (see dmm_resp_errno()).
+ * Send the page request in vm->pages.req (@nb addresses, each naming
+ * 2^@order pages) and wait for the answer.  Called with pages.lock held:
+ * one request in flight.  ACK 0, NACK -ENOSPC, anything else an error (see
+ * dmm_resp_errno()).
  */
-static int dmm_send_pages(struct virtio_dmm *vm, u16 type, unsigned int nb)
+int dmm_send_pages(struct virtio_dmm *vm, u16 type, u16 order,
+		   unsigned int nb)
 {
 	int rc;
 
 	lockdep_assert_held(&vm->pages.lock);
 	vm->pages.req->type = cpu_to_le16(type);
-	vm->pages.req->padding = 0;
+	vm->pages.req->order = cpu_to_le16(order);
 	vm->pages.req->nb_pages = cpu_to_le32(nb);
 	rc = dmm_resp_errno(dmm_vq_exchange(vm->pages.vq, &vm->pages.resp_wq,
 					    vm->pages.req,
 					    struct_size(vm->pages.req, addr, nb),
 					    &vm->pages.resp));
 	if (rc && rc != -ENOSPC && rc != -ETXTBSY)
-		dev_err(&vm->vdev->dev, "page request %u of %u pages failed: %d\n",
-			type, nb, rc);
+		dev_err(&vm->vdev->dev, "page request %u of %u ranges of order %u failed: %d\n",
+			type, nb, order, rc);
 	return rc;
 }
 
 /* How many more pages may be unplugged before the floor is reached. */
-static unsigned long dmm_pages_headroom(void)
+unsigned long dmm_pages_headroom(void)
 {
 	long avail = si_mem_available();
 	unsigned long reserve = dmm_mem_reserve();
@@ -153,7 +155,7 @@ static int dmm_unplug_batch(struct virtio_dmm *vm, unsigned int want)
 
 	mutex_lock(&vm->pages.lock);
 	dmm_fill_addrs(vm, &pages);
-	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_UNPLUG_PAGES, n);
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_UNPLUG_PAGES, 0, n);
 	if (!rc) {
 		list_for_each_entry_safe(page, next, &pages, lru) {
 			list_del(&page->lru);
@@ -171,15 +173,24 @@ static int dmm_unplug_batch(struct virtio_dmm *vm, unsigned int want)
 }
 
 /*
- * Unplug up to @bytes in pages.  Called from the control loop.  Returns 0
- * when done, -ENOMEM at the floor (after partial progress), or the
- * device's error.
+ * Unplug up to @bytes in pages: in ranges as far as free blocks allow
+ * (dmm_ranges.c), the rest page by page.  Called from the control loop.
+ * Returns 0 when done, -ENOMEM at the floor (after partial progress), or
+ * the device's error.
  */
 int dmm_pages_unplug(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 left = bytes >> PAGE_SHIFT;
+	u64 left;
+	s64 rest;
 	int rc;
 
+	if (vm->pages.nr_orders) {
+		rest = dmm_ranges_unplug(vm, bytes);
+		if (rest < 0)
+			return rest;
+		bytes = rest;
+	}
+	left = bytes >> PAGE_SHIFT;
 	while (left) {
 		rc = dmm_unplug_batch(vm, min_t(u64, left, vm->pages.batch));
 		if (rc < 0) {
@@ -215,7 +226,7 @@ static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
 		return -EBUSY;
 	}
 	dmm_fill_addrs(vm, &pages);
-	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_PLUG_PAGES, n);
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_PLUG_PAGES, 0, n);
 	if (rc) {
 		balloon_page_list_enqueue(&vm->pages.b_dev_info, &pages);
 	} else {
@@ -230,10 +241,11 @@ static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
 	return n;
 }
 
-/* Plug back up to @bytes of unplugged pages.  0, or the first error. */
-int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
+/* Plug back up to @pages single pages.  0, or the first error. */
+static int dmm_singles_plug(struct virtio_dmm *vm, u64 pages)
 {
-	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages.unplugged);
+	u64 left = min_t(u64, pages,
+			 vm->pages.unplugged - vm->pages.range_pages);
 	int rc;
 
 	while (left) {
@@ -244,6 +256,63 @@ int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 		cond_resched();
 	}
 	return 0;
+}
+
+/*
+ * Plug back up to @bytes of unplugged pages: single pages first (they
+ * fragment the guest and split the host's huge pages), then whole ranges;
+ * less than a range left splits one.  0, or the first error.
+ */
+int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
+{
+	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages.unplugged);
+	u64 singles = vm->pages.unplugged - vm->pages.range_pages;
+	s64 done;
+	int rc;
+
+	rc = dmm_singles_plug(vm, left);
+	if (rc || left <= singles)
+		return rc;
+	left -= singles;
+	done = dmm_ranges_plug(vm, left << PAGE_SHIFT);
+	if (done < 0)
+		return done;
+	left -= done >> PAGE_SHIFT;
+	if (left && dmm_ranges_split_one(vm))
+		return dmm_singles_plug(vm, left);
+	return 0;
+}
+
+/*
+ * Trade single pages for a range: single pages were given back while the
+ * allocator had no free range (memory was fragmented or short); if it has
+ * one now, unplug it and plug as many single pages back.  The guest's size
+ * stays, it gets its scattered pages back, and the host drops a whole
+ * range where it had dropped scattered pages.  One batch per call, from the
+ * control loop when it is otherwise idle.  Returns the pages traded, 0 if
+ * there is nothing to trade or no range free, or an error.
+ */
+int dmm_pages_trade(struct virtio_dmm *vm)
+{
+	u64 singles = vm->pages.unplugged - vm->pages.range_pages;
+	int i = vm->pages.nr_orders - 1;	/* the smallest: most often free */
+	unsigned long nr;
+	int n, rc;
+
+	if (i < 0)
+		return 0;
+	nr = 1UL << vm->pages.range_order[i];
+	if (singles < nr)
+		return 0;
+	n = dmm_ranges_unplug_batch(vm, i, min_t(u64, singles / nr,
+						 vm->pages.batch));
+	if (n <= 0)
+		return n;
+	rc = dmm_singles_plug(vm, (u64)n * nr);
+	if (rc)
+		return rc;
+	vm->pages.traded += (u64)n * nr;
+	return n * nr;
 }
 
 /*
@@ -270,7 +339,7 @@ static int dmm_pages_migrate(struct balloon_dev_info *b_dev_info,
 	}
 	vm->pages.req->addr[0] = cpu_to_le64(page_to_phys(page));
 	vm->pages.req->addr[1] = cpu_to_le64(page_to_phys(newpage));
-	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_MOVE_PAGES, 2);
+	rc = dmm_send_pages(vm, VIRTIO_DMM_REQ_MOVE_PAGES, 0, 2);
 	if (rc) {
 		mutex_unlock(&vm->pages.lock);
 		return -EAGAIN;
@@ -299,6 +368,8 @@ int dmm_pages_init(struct virtio_dmm *vm)
 
 	mutex_init(&vm->pages.lock);
 	balloon_devinfo_init(&vm->pages.b_dev_info);
+	INIT_LIST_HEAD(&vm->pages.ranges[0]);
+	INIT_LIST_HEAD(&vm->pages.ranges[1]);
 	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGES))
 		return 0;
 
@@ -319,6 +390,7 @@ int dmm_pages_init(struct virtio_dmm *vm)
 	if (IS_ENABLED(CONFIG_BALLOON_COMPACTION))
 		vm->pages.b_dev_info.migratepage = dmm_pages_migrate;
 	vm->pages.on = true;
+	dmm_ranges_init(vm);
 	return 0;
 }
 
@@ -366,6 +438,7 @@ void dmm_pages_release(struct virtio_dmm *vm)
 	size_t n;
 
 	WARN_ON_ONCE(!vm->pages.detached);
+	dmm_ranges_release(vm);
 	while (READ_ONCE(vm->pages.unplugged)) {
 		mutex_lock(&vm->pages.lock);
 		n = balloon_page_list_dequeue(&vm->pages.b_dev_info, &pages,

@@ -57,9 +57,14 @@ def suite_fine(r):
         r.ok(rss0 - rss1 >= 400 * MiB,
              "384 MiB: QEMU RSS fell by %d MiB (>= 400)"
              % ((rss0 - rss1) // MiB))
+        # free memory in large blocks goes as ranges, the rest as balloon
+        # pages (issue 14)
         vm = g.out("grep balloon_inflate /proc/vmstat").split()
-        r.ok(len(vm) == 2 and int(vm[1]) >= 640 * MiB // 4096,
-             "384 MiB: the pages are balloon pages (%s)" % " ".join(vm))
+        ranges = int(g.counter("range_pages"))
+        r.ok(len(vm) == 2 and ranges + int(vm[1]) >= 640 * MiB // 4096 and
+             ranges * 4096 >= 320 * MiB,
+             "384 MiB: %d MiB unplugged in ranges, the rest as balloon pages "
+             "(%s)" % (ranges * 4096 // MiB, " ".join(vm)))
         hmp = g.qmp.hmp("info memory-devices")
         r.ok("unplugged-size: %d" % (640 * MiB) in hmp and
              "guest-size: %d" % (384 * MiB) in hmp,
@@ -245,13 +250,9 @@ def suite_fine_frag(r):
                                     g.counter("sub_block_unplug_failures")))
         check_sizes(r, g, 1280 * MiB, mt0, "fragmented 1.25 GiB")
 
-        # unplugged pages are movable: compaction migrates them
-        moves0 = int(g.counter("page_moves"))
+        # compaction may move unplugged single pages (suite ranges checks
+        # that it does); whatever it moves, the device counts the same
         g.run("echo 1 > /proc/sys/vm/compact_memory")
-        moves = int(g.counter("page_moves")) - moves0
-        vmstat = g.out("grep balloon_migrate /proc/vmstat").strip()
-        r.ok(moves > 0, "compaction migrated %d unplugged pages (%s)"
-             % (moves, vmstat))
         info2 = g.dmm_info()
         r.ok(info2["unplugged-size"] == info["unplugged-size"] and
              info2["guest-size"] == 1280 * MiB and

@@ -111,6 +111,10 @@ struct dmm_report {
 #endif
 	bool on;			/* registered with the framework */
 	atomic64_t bytes;		/* bytes of free pages reported */
+	/* starts the framework's next pass early after a full batch */
+	struct delayed_work kick;
+	bool stopping;			/* no more kicks (dmm_report_exit()) */
+	u64 kicks;			/* passes started early */
 };
 
 /* Single pages (VIRTIO_DMM_F_PAGES); dmm_pages.c */

@@ -87,6 +87,7 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "range_splits", READ_ONCE(vm->pages.range_splits));
 	dmm_seq_u64(m, "pages_traded", READ_ONCE(vm->pages.traded));
 	dmm_seq_u64(m, "reported_bytes", atomic64_read(&vm->report.bytes));
+	dmm_seq_u64(m, "report_kicks", READ_ONCE(vm->report.kicks));
 	dmm_seq_u64(m, "hint_zero_sent",
 		    atomic64_read(&vm->hints.sent[VIRTIO_DMM_HINT_ZERO]));
 	dmm_seq_u64(m, "hint_dup_sent",

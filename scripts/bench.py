@@ -25,7 +25,8 @@ Times are taken on the host from the QMP command until QMP reports the
 target, polled every 5 ms.  Not a test: nothing is asserted.
 
   scripts/bench.py [--runs 3] [--quick] [--only SCENARIO ...] [--list]
-                   [--scale GIB ...] [--out DIR] [--render]
+                   [--scale GIB ...] [--guest-append ARGS] [--out DIR]
+                   [--render]
 
 --quick: each scenario once at small sizes (a few minutes; CI runs it).
 """
@@ -164,7 +165,7 @@ def table(res):
     lines += ["", "%s per system (rss-1s: lowest)%s; ratio = "
               "virtio-dmm / best anchor (hints: per anchor), below 1 is "
               "faster for times.  Commit %s, %s, %d CPUs, load %s at the "
-              "start, %s at the end; THP %s; %s; QEMU %s; guest %s." % (
+              "start, %s at the end; THP %s; %s; QEMU %s; guest %s%s." % (
                   "median of %d runs" % runs if runs > 1 else "1 run",
                   "; --quick: sizes smaller than the titles say (see "
                   "results.json)" if res["args"]["quick"] else "",
@@ -175,7 +176,10 @@ def table(res):
                   res["host"]["thp_enabled"], res["host"]["accel"].upper(),
                   res["host"]["qemu_version"].replace("QEMU emulator "
                                                       "version ", ""),
-                  res["host"]["guest_kernel"]),
+                  res["host"]["guest_kernel"],
+                  " with `%s` on its command line" %
+                  res["args"]["guest_append"]
+                  if res["args"].get("guest_append") else ""),
               "Command: `%s`" % res["command"]]
     return "\n".join(lines) + "\n"
 
@@ -289,6 +293,10 @@ def main():
                     "--quick %s)" % (" ".join(map(str, bench.Scaling.SIZES)),
                                      " ".join(map(str,
                                                   bench.Scaling.QUICK_SIZES))))
+    ap.add_argument("--guest-append", default="", metavar="ARGS",
+                    help="add ARGS to every guest's kernel command line, "
+                    "e.g. init_on_alloc=0 (to see what the allocator's "
+                    "clearing of pages costs each system)")
     ap.add_argument("--out", default=os.path.join(dmmvm.BUILD, "bench"))
     ap.add_argument("--render", action="store_true",
                     help="only write results.md and the plots again from "
@@ -306,6 +314,7 @@ def main():
     if bad:
         ap.error("unknown scenario(s) %s (see --list)" % " ".join(bad))
     runs = args.runs or (1 if args.quick else 3)
+    dmmvm.Guest.extra_append = args.guest_append
     if args.scale:
         bench.Scaling.SIZES = bench.Scaling.QUICK_SIZES = tuple(args.scale)
     want = args.only or [s.name for s in SCENARIOS]
@@ -327,7 +336,8 @@ def main():
            ("-dirty" if git("status", "--porcelain", "-uno") else ""),
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                timespec="seconds"),
-           "args": {"runs": runs, "quick": args.quick, "only": args.only},
+           "args": {"runs": runs, "quick": args.quick, "only": args.only,
+                    "guest_append": args.guest_append},
            "host": host_facts(),
            "scenarios": [{"name": s.name, "title": s.title, "unit": s.unit,
                           "systems": s.systems, "na": s.na,

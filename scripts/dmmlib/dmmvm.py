@@ -267,6 +267,9 @@ class Guest:
     """
 
     start_hooks = []
+    # added to every guest's kernel command line (scripts/bench.py
+    # --guest-append)
+    extra_append = ""
 
     def __init__(self, name, mem="512M", maxmem="4G", region="3G",
                  block_size="128M", requested=None, smp=2, dmm=True,
@@ -325,8 +328,8 @@ class Guest:
         # after every pass of its control loop and warns if they disagree
         append = "console=ttyS0 quiet loglevel=4 " \
             "memhp_default_state=online_movable dmm.modules=%s " \
-            "virtio_dmm.debug_checks=1 %s" % (
-                ",".join(mods) or "none", self.append)
+            "virtio_dmm.debug_checks=1 %s %s" % (
+                ",".join(mods) or "none", self.append, Guest.extra_append)
         machine = "q35,mem-merge=%s" % ("on" if self.mem_merge else "off")
         args = [QEMU, *accel, "-machine", machine, "-smp", str(self.smp),
                 "-m", "%dM,slots=4,maxmem=%dM" % (self.mem // MiB,

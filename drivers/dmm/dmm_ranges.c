@@ -33,9 +33,15 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/mmzone.h>
+#include <linux/module.h>
 #include <linux/virtio_config.h>
 
 #include "dmm.h"
+
+static bool page_ranges = true;
+module_param(page_ranges, bool, 0444);
+MODULE_PARM_DESC(page_ranges,
+		 "unplug free 2 and 4 MiB blocks as ranges where the device takes them (default: true); off, every page goes singly");
 
 /* No reclaim, compaction or kswapd: only blocks that are free now. */
 #define DMM_RANGE_GFP	(__GFP_NOWARN | __GFP_NOMEMALLOC | __GFP_NORETRY)
@@ -297,7 +303,8 @@ void dmm_ranges_init(struct virtio_dmm *vm)
 	unsigned int orders[] = { MAX_PAGE_ORDER, pageblock_order };
 	int i;
 
-	if (!virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGE_RANGES))
+	if (!page_ranges ||
+	    !virtio_has_feature(vm->vdev, VIRTIO_DMM_F_PAGE_RANGES))
 		return;
 	for (i = 0; i < ARRAY_SIZE(orders); i++) {
 		if (!orders[i] || orders[i] > VIRTIO_DMM_MAX_PAGE_ORDER ||

@@ -166,7 +166,8 @@ static bool dmm_hint_holds(struct dmm_dev *d, uint16_t type,
 
 static uint16_t dmm_process_hints(struct dmm_dev *d,
                                   const struct dmm_list_hdr *h,
-                                  const uint8_t *e, struct virtio_dmm_resp *resp,
+                                  const uint8_t *e,
+                                  struct virtio_dmm_resp *resp,
                                   unsigned int *changed)
 {
     uint16_t type = h->type;

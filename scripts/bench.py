@@ -162,11 +162,16 @@ def table(res):
             sc.name, sc.title, ours, anchors, na, ratio, sc.target_text,
             met))
     runs = res["args"]["runs"]
+    done = 1 + max((s["run"] for s in samples), default=-1)
+    if done < runs:
+        per_run = "%d of %d runs (stopped before the end)" % (done, runs)
+    else:
+        per_run = "median of %d runs" % runs if runs > 1 else "1 run"
     lines += ["", "%s per system (rss-1s: lowest)%s; ratio = "
               "virtio-dmm / best anchor (hints: per anchor), below 1 is "
               "faster for times.  Commit %s, %s, %d CPUs, load %s at the "
               "start, %s at the end; THP %s; %s; QEMU %s; guest %s%s." % (
-                  "median of %d runs" % runs if runs > 1 else "1 run",
+                  per_run,
                   "; --quick: sizes smaller than the titles say (see "
                   "results.json)" if res["args"]["quick"] else "",
                   res["commit"],

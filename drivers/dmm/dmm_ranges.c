@@ -148,35 +148,54 @@ int dmm_ranges_unplug_batch(struct virtio_dmm *vm, int i, unsigned int want)
 	return n;
 }
 
+/* A batch of at most @want ranges of list @i: how many it did, or an error. */
+typedef int (*dmm_range_batch_fn)(struct virtio_dmm *vm, int i,
+				  unsigned int want);
+
+/*
+ * Unplug or plug (@batch) up to @pages pages in whole ranges, largest
+ * order first, each order until @batch does no more.  Returns the pages
+ * left, or an error.
+ */
+static s64 dmm_ranges_each(struct virtio_dmm *vm, u64 pages,
+			   dmm_range_batch_fn batch)
+{
+	unsigned long nr;
+	u64 want;
+	int i, rc;
+
+	for (i = 0; i < vm->pages.nr_orders; i++) {
+		nr = dmm_range_nr(vm, i);
+		while (pages >= nr) {
+			want = min_t(u64, pages / nr, vm->pages.batch);
+			rc = batch(vm, i, want);
+			if (rc < 0)
+				return rc;
+			if (!rc)
+				break;
+			pages -= (u64)rc * nr;
+			cond_resched();
+		}
+	}
+	return pages;
+}
+
 /*
  * Unplug what of @bytes whole ranges can take, largest order first.
  * Returns the bytes left to unplug (in single pages), or an error.
  */
 s64 dmm_ranges_unplug(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 left = bytes >> PAGE_SHIFT, want;
-	unsigned long nr;
-	int i, rc;
+	s64 left = dmm_ranges_each(vm, bytes >> PAGE_SHIFT,
+				   dmm_ranges_unplug_batch);
 
-	for (i = 0; i < vm->pages.nr_orders; i++) {
-		nr = dmm_range_nr(vm, i);
-		while (left >= nr) {
-			want = min_t(u64, left / nr, vm->pages.batch);
-			rc = dmm_ranges_unplug_batch(vm, i, want);
-			if (rc < 0)
-				return rc;
-			if (!rc)
-				break;
-			left -= (u64)rc * nr;
-			cond_resched();
-		}
-	}
-	return left << PAGE_SHIFT;
+	return left < 0 ? left : left << PAGE_SHIFT;
 }
 
 /*
  * Plug back at most @want ranges of list @i: the device first, then they
- * go back to the allocator.  Returns the number plugged or an error.
+ * go back to the allocator.  Returns the number plugged (0: none left) or
+ * an error.
  */
 static int dmm_ranges_plug_batch(struct virtio_dmm *vm, int i,
 				 unsigned int want)
@@ -193,6 +212,10 @@ static int dmm_ranges_plug_batch(struct virtio_dmm *vm, int i,
 			break;
 		list_move_tail(&page->lru, &list);
 		n++;
+	}
+	if (!n) {
+		mutex_unlock(&vm->pages.lock);
+		return 0;
 	}
 	rc = dmm_ranges_send(vm, VIRTIO_DMM_REQ_PLUG_PAGES, i, &list, n);
 	if (rc) {
@@ -218,22 +241,10 @@ static int dmm_ranges_plug_batch(struct virtio_dmm *vm, int i,
  */
 s64 dmm_ranges_plug(struct virtio_dmm *vm, u64 bytes)
 {
-	u64 left = bytes >> PAGE_SHIFT, want;
-	unsigned long nr;
-	int i, rc;
+	s64 left = dmm_ranges_each(vm, bytes >> PAGE_SHIFT,
+				   dmm_ranges_plug_batch);
 
-	for (i = 0; i < vm->pages.nr_orders; i++) {
-		nr = dmm_range_nr(vm, i);
-		while (left >= nr && !list_empty(&vm->pages.ranges[i])) {
-			want = min_t(u64, left / nr, vm->pages.batch);
-			rc = dmm_ranges_plug_batch(vm, i, want);
-			if (rc < 0)
-				return rc;
-			left -= (u64)rc * nr;
-			cond_resched();
-		}
-	}
-	return bytes - (left << PAGE_SHIFT);
+	return left < 0 ? left : bytes - (left << PAGE_SHIFT);
 }
 
 /*

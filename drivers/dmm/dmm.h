@@ -442,6 +442,7 @@ void dmm_pages_detach(struct virtio_dmm *vm);
 void dmm_pages_release(struct virtio_dmm *vm);
 u64 dmm_pages_floor(struct virtio_dmm *vm);
 int dmm_pages_trade(struct virtio_dmm *vm);
+bool dmm_pages_tradable(const struct virtio_dmm *vm);
 unsigned long dmm_pages_headroom(void);
 int dmm_send_pages(struct virtio_dmm *vm, u16 type, u16 order,
 		   unsigned int nb);
@@ -469,6 +470,10 @@ static inline void dmm_pages_detach(struct virtio_dmm *vm) { }
 static inline void dmm_pages_release(struct virtio_dmm *vm) { }
 static inline u64 dmm_pages_floor(struct virtio_dmm *vm) { return 0; }
 static inline int dmm_pages_trade(struct virtio_dmm *vm) { return 0; }
+static inline bool dmm_pages_tradable(const struct virtio_dmm *vm)
+{
+	return false;
+}
 #endif
 
 /* dmm_kdump.c: in a kdump kernel */
@@ -566,6 +571,12 @@ static inline bool dmm_above_floor(u64 bytes)
 
 	return free >= pages + DMM_OFFLINE_RESERVE &&
 	       si_mem_available() >= (long)(pages + dmm_mem_reserve());
+}
+
+/* Unplugged pages held singly, not in ranges. */
+static inline u64 dmm_pages_singles(const struct virtio_dmm *vm)
+{
+	return vm->pages.unplugged - vm->pages.range_pages;
 }
 
 /* The guest's RAM now, as the device counts it. */

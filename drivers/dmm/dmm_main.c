@@ -192,9 +192,7 @@ static void dmm_trade(struct virtio_dmm *vm)
 {
 	int rc;
 
-	if (!vm->pages.nr_orders ||
-	    vm->pages.unplugged - vm->pages.range_pages <
-	    (1UL << vm->pages.range_order[vm->pages.nr_orders - 1]))
+	if (!dmm_pages_tradable(vm))
 		return;
 	rc = dmm_pages_trade(vm);
 	dmm_schedule(vm, rc > 0 ? 0 : msecs_to_jiffies(DMM_TRADE_INTERVAL_MS));

@@ -244,8 +244,7 @@ static int dmm_plug_batch(struct virtio_dmm *vm, unsigned int want)
 /* Plug back up to @pages single pages.  0, or the first error. */
 static int dmm_singles_plug(struct virtio_dmm *vm, u64 pages)
 {
-	u64 left = min_t(u64, pages,
-			 vm->pages.unplugged - vm->pages.range_pages);
+	u64 left = min_t(u64, pages, dmm_pages_singles(vm));
 	int rc;
 
 	while (left) {
@@ -266,7 +265,7 @@ static int dmm_singles_plug(struct virtio_dmm *vm, u64 pages)
 int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
 {
 	u64 left = min_t(u64, bytes >> PAGE_SHIFT, vm->pages.unplugged);
-	u64 singles = vm->pages.unplugged - vm->pages.range_pages;
+	u64 singles = dmm_pages_singles(vm);
 	s64 done;
 	int rc;
 
@@ -294,18 +293,16 @@ int dmm_pages_plug(struct virtio_dmm *vm, u64 bytes)
  */
 int dmm_pages_trade(struct virtio_dmm *vm)
 {
-	u64 singles = vm->pages.unplugged - vm->pages.range_pages;
 	int i = vm->pages.nr_orders - 1;	/* the smallest: most often free */
 	unsigned long nr;
 	int n, rc;
 
-	if (i < 0)
+	if (!dmm_pages_tradable(vm))
 		return 0;
 	nr = 1UL << vm->pages.range_order[i];
-	if (singles < nr)
-		return 0;
-	n = dmm_ranges_unplug_batch(vm, i, min_t(u64, singles / nr,
-						 vm->pages.batch));
+	n = dmm_ranges_unplug_batch(vm, i,
+				    min_t(u64, dmm_pages_singles(vm) / nr,
+					  vm->pages.batch));
 	if (n <= 0)
 		return n;
 	rc = dmm_singles_plug(vm, (u64)n * nr);
@@ -313,6 +310,14 @@ int dmm_pages_trade(struct virtio_dmm *vm)
 		return rc;
 	vm->pages.traded += (u64)n * nr;
 	return n * nr;
+}
+
+/* Are there single pages enough for the smallest range to trade them for? */
+bool dmm_pages_tradable(const struct virtio_dmm *vm)
+{
+	int i = vm->pages.nr_orders - 1;
+
+	return i >= 0 && dmm_pages_singles(vm) >= 1UL << vm->pages.range_order[i];
 }
 
 /*

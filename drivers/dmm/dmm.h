@@ -55,6 +55,8 @@ enum dmm_status {
 #define DMM_RETRY_MAX_FACTOR	32
 /* Look for free ranges to trade single unplugged pages for this often. */
 #define DMM_TRADE_INTERVAL_MS	5000
+/* after a region trade found nothing to give, look again this many retries later */
+#define DMM_REGION_TRADE_RETRY_FACTOR	60
 /* most whole blocks plugged and added to Linux at once */
 #define DMM_PLUG_BATCH_MAX	16
 
@@ -319,6 +321,9 @@ struct virtio_dmm {
 	u64 plug_failures;	/* PLUG refused or add_memory failed */
 	u64 unplug_failures;	/* a block could not be offlined (busy) */
 	u64 floor_stops;	/* unplugs stopped at the floor */
+	u64 region_traded;	/* bytes of region unplugged for pages */
+	/* no region trade before this (jiffies): the last one found none */
+	unsigned long region_trade_at;
 
 	/* one part per feature, each with its own lock (see above) */
 	struct dmm_blocks blocks;

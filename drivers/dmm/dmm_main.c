@@ -183,19 +183,81 @@ static int dmm_resize(struct virtio_dmm *vm)
 }
 
 /*
- * At the target, with single pages unplugged: trade them for ranges while
- * the allocator has free ones (dmm_pages_trade()), a batch per pass, and
- * look again every DMM_TRADE_INTERVAL_MS while there is none.  An error
- * here is not the resize's: the next pass meets it again if it lasts.
+ * Bytes of region memory that could be given back in place of unplugged
+ * pages: at least a unit (a sub-block, or a block), so that pages a grow
+ * unplugged to fill a gap below one unit (dmm_grow_last()) stay.
+ */
+static u64 dmm_region_tradable(const struct virtio_dmm *vm)
+{
+	u64 unit = vm->sb.on ? vm->sb.size : vm->block_size;
+	u64 bytes = min(vm->pages.unplugged << PAGE_SHIFT, vm->plugged_size);
+
+	return bytes >= unit ? bytes : 0;
+}
+
+/*
+ * At the target, with pages unplugged and region memory plugged (a shrink
+ * met blocks and sub-blocks Linux could not let go of then): give back the
+ * region memory Linux can let go of now, whole blocks then sub-blocks, and
+ * plug as many pages again.  The guest dips below the target for a moment
+ * (never above it: the device refuses that), its boot RAM comes back whole,
+ * and once nothing of the region is plugged the module can be unloaded.
+ * Returns the bytes traded, or an error.
+ */
+static s64 dmm_trade_region(struct virtio_dmm *vm)
+{
+	u64 before = vm->plugged_size, bytes = dmm_region_tradable(vm);
+	int rc = 0;
+
+	if (bytes >= vm->block_size)
+		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size));
+	bytes -= before - vm->plugged_size;
+	if ((!rc || rc == -EBUSY) && vm->sb.on && bytes >= vm->sb.size)
+		rc = dmm_sb_unplug(vm, round_down(bytes, vm->sb.size));
+	if (dmm_deficit(vm))
+		rc = dmm_pages_plug(vm, dmm_deficit(vm));
+	if (rc && rc != -EBUSY && rc != -ENOMEM)
+		return rc;
+	WRITE_ONCE(vm->region_traded,
+		   vm->region_traded + before - vm->plugged_size);
+	return before - vm->plugged_size;
+}
+
+/*
+ * At the target: trade unplugged pages for region memory, then single pages
+ * for ranges while the allocator has free ones (dmm_pages_trade()), a batch
+ * per pass, and look again every DMM_TRADE_INTERVAL_MS while there is none
+ * (DMM_REGION_TRADE_RETRY_FACTOR retry intervals for the region, whose
+ * blocks and sub-blocks cost a migration attempt each: a minute by
+ * default).  An error here is not the resize's: the next pass meets it
+ * again if it lasts.
  */
 static void dmm_trade(struct virtio_dmm *vm)
 {
+	s64 traded;
 	int rc;
 
-	if (!dmm_pages_tradable(vm))
-		return;
-	rc = dmm_pages_trade(vm);
-	dmm_schedule(vm, rc > 0 ? 0 : msecs_to_jiffies(DMM_TRADE_INTERVAL_MS));
+	if (dmm_region_tradable(vm) &&
+	    time_after_eq(jiffies, vm->region_trade_at)) {
+		traded = dmm_trade_region(vm);
+		if (traded > 0) {
+			dmm_schedule(vm, 0);
+			return;
+		}
+		vm->region_trade_at = jiffies +
+			msecs_to_jiffies(READ_ONCE(vm->retry_interval_ms) *
+					 DMM_REGION_TRADE_RETRY_FACTOR);
+	}
+	if (dmm_pages_tradable(vm)) {
+		rc = dmm_pages_trade(vm);
+		dmm_schedule(vm, rc > 0 ? 0 :
+			     msecs_to_jiffies(DMM_TRADE_INTERVAL_MS));
+	} else if (dmm_region_tradable(vm)) {
+		dmm_schedule(vm, vm->region_trade_at - jiffies);
+	}
+	/* a configuration change during this pass wants its run now */
+	if (atomic_read(&vm->config_changed))
+		dmm_schedule(vm, 0);
 }
 
 /*
@@ -212,16 +274,20 @@ static void dmm_step(struct virtio_dmm *vm)
 
 	/* working; the pass ends saying how it went */
 	WRITE_ONCE(vm->status, DMM_STATUS_BUSY);
-	if (atomic_xchg(&vm->config_changed, 0))
+	if (atomic_xchg(&vm->config_changed, 0)) {
 		dmm_read_requested_size(vm);
+		/* a new target: whatever was busy may be free now */
+		vm->region_trade_at = jiffies;
+	}
 	rc = vm->pages.on || vm->sb.on ? dmm_resize(vm) :
 					   dmm_resize_blocks(vm);
 
 	switch (rc) {
 	case 0:
-		WRITE_ONCE(vm->status, DMM_STATUS_IDLE);
 		vm->backoff_ms = 0;
+		/* busy while trading: the size dips and comes back */
 		dmm_trade(vm);
+		WRITE_ONCE(vm->status, DMM_STATUS_IDLE);
 		break;
 	case -ENOSPC:
 		/* NACK: requested_size shrank under us; look again. */
@@ -325,6 +391,7 @@ static int dmm_probe(struct virtio_device *vdev)
 	vdev->priv = vm;
 	vm->vdev = vdev;
 	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
+	vm->region_trade_at = jiffies;
 	init_waitqueue_head(&vm->host_resp);
 	spin_lock_init(&vm->ask.lock);
 	init_waitqueue_head(&vm->report.done_wq);

@@ -220,6 +220,8 @@ def suite_fine_frag(r):
     with grown_guest("fine-frag") as g:
         mt0 = boot_memtotal(g)
         addr = int(g.sysfs("region_addr"), 0)
+        # retries (and the region trade's, 60 of them) every 100 ms
+        g.run("echo 100 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
         # a page in every other sub-block of every block: no block can go,
         # half the sub-blocks can, the rest must come as pages
         rc, out = g.run("insmod /lib/modules/dmm_test_pin.ko start=%d "
@@ -257,14 +259,32 @@ def suite_fine_frag(r):
         # that it does); whatever it moves, the device counts the same
         g.run("echo 1 > /proc/sys/vm/compact_memory")
         info2 = g.dmm_info()
-        r.ok(info2["unplugged-size"] == info["unplugged-size"] and
+        # (a trade of the region for pages changes both sizes alike)
+        r.ok(info2["unplugged-size"] - info["unplugged-size"] ==
+             info2["size"] - info["size"] and
              info2["guest-size"] == 1280 * MiB and
              g.sysfs("status") == "idle",
              "after compaction: the device counts the same pages unplugged",
              info2)
         gtap(r, g, "dmm_memfill -l %d" % (64 * MiB), 600)
 
+        # unpinned, the region's sub-blocks can go: the driver trades the
+        # pages it took in their place for them, at the same size
         g.run("rmmod dmm_test_pin", check=True)
+        deadline, info3 = time.time() + 60, {}
+        while time.time() < deadline:
+            info3 = g.dmm_info()
+            if info3["unplugged-size"] < 2 * MiB:
+                break
+            time.sleep(1)
+        traded = int(g.counter("region_traded"))
+        r.ok(info3["unplugged-size"] < 2 * MiB and traded > 0,
+             "unpinned: %d MiB of region sub-blocks traded for the pages "
+             "taken in their place (%d KiB of pages left)"
+             % (traded // MiB, info3["unplugged-size"] // 1024), info3)
+        g.wait_current(1280 * MiB, 60)
+        check_sizes(r, g, 1280 * MiB, mt0, "traded 1.25 GiB")
+        gtap(r, g, "dmm_state_check")
         resize(r, g, 2 * GiB, "unpinned: grow back to 2 GiB")
         check_sizes(r, g, 2 * GiB, mt0, "2 GiB again")
         resize(r, g, 1024 * MiB, "unpinned: shrink to 1 GiB")

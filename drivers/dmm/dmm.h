@@ -57,8 +57,6 @@ enum dmm_status {
 #define DMM_TRADE_INTERVAL_MS	5000
 /* after a region trade found nothing to give, look again this many retries later */
 #define DMM_REGION_TRADE_RETRY_FACTOR	60
-/* most whole blocks plugged and added to Linux at once */
-#define DMM_PLUG_BATCH_MAX	16
 
 /*
  * The state of a block of the region (see dmm_blocks.c for the moves).
@@ -95,8 +93,6 @@ struct dmm_blocks {
 	/* blocks removed, by whether they had to be vacated first (hotplug_mutex) */
 	u64 vacated;
 	u64 free_removals;
-	/* PLUG requests of whole blocks sent and answered ACK (hotplug_mutex) */
-	u64 plug_requests;
 };
 
 /* Sub-blocks (VIRTIO_DMM_F_SUB_BLOCKS); fixed after probe but the counter. */

@@ -131,54 +131,12 @@ int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
 }
 
 /*
- * Plug @nr unplugged blocks from @id with one request (the device changes
- * what the guest can reach once: one memory transaction), then add them
- * to Linux block by block.  Never several blocks with one call: x86 maps
- * an added GiB with one 1 GiB page, and removing part of it later faults
- * in remove_pagetable() (an oops in suite fine); a block added alone can
- * be removed alone or with its neighbours.  Blocks Linux refuses are unplugged again.
- * Returns 0, or an error after partial progress.
- */
-static int dmm_plug_blocks(struct virtio_dmm *vm, unsigned long id,
-			   unsigned long nr)
-{
-	unsigned long i;
-	int rc;
-
-	rc = dmm_send_plug(vm, dmm_block_addr(vm, id), nr);
-	if (rc)
-		goto failed;
-	vm->blocks.plug_requests++;
-	for (i = 0; i < nr; i++) {
-		/* the online_page callback reads the state while adding */
-		dmm_block_whole(vm, id + i, true);
-		rc = dmm_add_block(vm, id + i);
-		if (rc) {
-			dmm_block_whole(vm, id + i, false);
-			/* Linux refused them: give them back. */
-			if (dmm_send_unplug(vm, dmm_block_addr(vm, id + i),
-					    nr - i))
-				rc = -EIO;
-			goto failed;
-		}
-		dmm_plugged_add(vm, vm->block_size);
-	}
-	return 0;
-failed:
-	vm->plug_failures++;
-	return rc;
-}
-
-/*
- * Plug up to @bytes in whole blocks, lowest free block first, a run of
- * free blocks per request, at most DMM_PLUG_BATCH_MAX: the device handles
- * a request with the big QEMU lock held, and with a preallocating backend
- * it allocates all of it then.
+ * Plug up to @bytes in whole blocks, lowest free block first.
  * Must be called with hotplug_mutex held.  Can fail after partial progress.
  */
 int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 {
-	unsigned long id, nr;
+	unsigned long id;
 	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
@@ -186,13 +144,24 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 		id = dmm_first_unplugged(vm);
 		if (id >= vm->nb_blocks)
 			return -ENOSPC;
-		nr = min3(dmm_next_added(vm, id) - id,
-			  (unsigned long)div64_u64(bytes, vm->block_size),
-			  (unsigned long)DMM_PLUG_BATCH_MAX);
-		rc = dmm_plug_blocks(vm, id, nr);
-		if (rc)
+		rc = dmm_send_plug(vm, dmm_block_addr(vm, id), 1);
+		if (rc) {
+			vm->plug_failures++;
 			return rc;
-		bytes -= nr * vm->block_size;
+		}
+		/* the online_page callback reads the state while adding */
+		dmm_block_whole(vm, id, true);
+		rc = dmm_add_block(vm, id);
+		if (rc) {
+			vm->plug_failures++;
+			dmm_block_whole(vm, id, false);
+			/* Linux refused it: give it back. */
+			if (dmm_send_unplug(vm, dmm_block_addr(vm, id), 1))
+				return -EIO;
+			return rc;
+		}
+		dmm_plugged_add(vm, vm->block_size);
+		bytes -= vm->block_size;
 	}
 	return 0;
 }
@@ -254,105 +223,44 @@ static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 }
 
 /*
- * Remove @nr blocks from @id from Linux with one call, then unplug them
- * with one request.  -EBUSY if Linux cannot offline them now.  If the
- * device cannot unplug them now, they go back to Linux and the device's
- * answer is returned.
+ * Remove block @id from Linux, then unplug it.  -EBUSY if Linux cannot
+ * offline it now.  If the device cannot unplug it now, the block goes back
+ * to Linux and the device's answer is returned.
  */
-static int dmm_remove_blocks(struct virtio_dmm *vm, unsigned long id,
-			     unsigned long nr)
-{
-	u64 addr = dmm_block_addr(vm, id), size = nr * vm->block_size;
-	unsigned long i;
-	int rc;
-
-	rc = offline_and_remove_memory(addr, size);
-	if (rc) {
-		vm->unplug_failures++;
-		dev_dbg(&vm->vdev->dev, "removing memory 0x%llx+0x%llx failed: %d\n",
-			addr, size, rc);
-		return rc == -EBUSY || rc == -EAGAIN ? -EBUSY : rc;
-	}
-	rc = dmm_send_unplug(vm, addr, nr);
-	if (rc) {
-		for (i = 0; i < nr; i++)
-			if (dmm_add_block(vm, id + i))
-				return -EIO;	/* neither Linux's nor unplugged */
-		return rc;
-	}
-	for (i = 0; i < nr; i++)
-		dmm_block_whole(vm, id + i, false);
-	dmm_plugged_add(vm, -(s64)size);
-	return 0;
-}
-
-/*
- * offline_pages() retries migration for as long as it takes when there is
- * no free memory to migrate to, and a kernel worker gets no signal to stop
- * it: never start without room.
- */
-static bool dmm_room_to_remove(struct virtio_dmm *vm, u64 bytes)
-{
-	if (dmm_above_floor(bytes))
-		return true;
-	vm->floor_stops++;
-	return false;
-}
-
-/* Remove block @id from Linux, vacated first, then unplug it. */
 static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 {
-	if (!dmm_room_to_remove(vm, vm->block_size))
+	u64 addr = dmm_block_addr(vm, id);
+	int rc;
+
+	/*
+	 * offline_pages() retries migration for as long as it takes when
+	 * there is no free memory to migrate to, and a kernel worker gets no
+	 * signal to stop it: never start without room.
+	 */
+	if (!dmm_above_floor(vm->block_size)) {
+		vm->floor_stops++;
 		return -EBUSY;
+	}
 	if (dmm_vacate_block(vm, id)) {
 		vm->unplug_failures++;
 		return -EBUSY;
 	}
-	return dmm_remove_blocks(vm, id, 1);
-}
-
-/*
- * Whole online blocks @id, @id - 1, ... with every page free, at most
- * @max: the run ends at the first block that is not.
- */
-static unsigned long dmm_free_run(struct virtio_dmm *vm, unsigned long id,
-				  unsigned long max)
-{
-	unsigned long nr = 0, nr_pages = vm->block_size >> PAGE_SHIFT;
-
-	for (; nr < max && nr <= id; nr++) {
-		if (dmm_block_state(vm, id - nr) != DMM_BLOCK_ONLINE ||
-		    !dmm_range_free(PHYS_PFN(dmm_block_addr(vm, id - nr)),
-				    nr_pages))
-			break;
+	rc = offline_and_remove_memory(addr, vm->block_size);
+	if (rc) {
+		vm->unplug_failures++;
+		dev_dbg(&vm->vdev->dev, "removing memory 0x%llx failed: %d\n",
+			addr, rc);
+		return rc == -EBUSY || rc == -EAGAIN ? -EBUSY : rc;
 	}
-	return nr;
-}
-
-/*
- * Remove blocks ending at @id, at most @max: a run of free blocks
- * (dmm_free_run()) with one call and one request (each was added alone:
- * see dmm_plug_blocks()), else block @id alone.
- * Returns how many blocks went, or an error (-EBUSY: @id is busy).
- */
-static long dmm_remove_some(struct virtio_dmm *vm, unsigned long id,
-			    unsigned long max)
-{
-	unsigned long nr = dmm_free_run(vm, id, max);
-	int rc;
-
-	if (nr > 1 && dmm_room_to_remove(vm, nr * vm->block_size)) {
-		rc = dmm_remove_blocks(vm, id + 1 - nr, nr);
-		if (!rc) {
-			vm->blocks.free_removals += nr;
-			return nr;
-		}
-		/* a page taken meanwhile, or no room: a block at a time */
-		if (rc != -EBUSY)
-			return rc;
+	rc = dmm_send_unplug(vm, addr, 1);
+	if (rc) {
+		if (dmm_add_block(vm, id))
+			return -EIO;	/* neither Linux's nor unplugged */
+		return rc;
 	}
-	rc = dmm_remove_block(vm, id);
-	return rc ? rc : 1;
+	dmm_block_whole(vm, id, false);
+	dmm_plugged_add(vm, -(s64)vm->block_size);
+	return 0;
 }
 
 /*
@@ -365,7 +273,7 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 {
 	unsigned long id;
 	bool busy = false;
-	long nr;
+	int rc;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	for (id = dmm_prev_added(vm, vm->nb_blocks); id < vm->nb_blocks;
@@ -375,15 +283,14 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 		/* partially plugged blocks empty out by sub-blocks */
 		if (dmm_state_partial(dmm_block_state(vm, id)))
 			continue;
-		nr = dmm_remove_some(vm, id, div64_u64(bytes, vm->block_size));
-		if (nr == -EBUSY) {
+		rc = dmm_remove_block(vm, id);
+		if (rc == -EBUSY) {
 			busy = true;
 			continue;
 		}
-		if (nr < 0)
-			return nr;
-		bytes -= nr * vm->block_size;
-		id += 1 - nr;	/* the lowest block removed */
+		if (rc)
+			return rc;
+		bytes -= vm->block_size;
 	}
 	return bytes >= vm->block_size && busy ? -EBUSY : 0;
 }

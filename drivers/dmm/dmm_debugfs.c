@@ -73,8 +73,6 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "blocks_removed_free",
 		    READ_ONCE(vm->blocks.free_removals));
 	dmm_seq_u64(m, "region_traded", READ_ONCE(vm->region_traded));
-	dmm_seq_u64(m, "block_plug_requests",
-		    READ_ONCE(vm->blocks.plug_requests));
 	seq_printf(m, "gap_size %lld\n", gap);
 	dmm_seq_u64(m, "floor_size", vm->pages.on ? dmm_pages_floor(vm) :
 						    vm->boot_size);

@@ -318,8 +318,11 @@ struct virtio_dmm {
 	u64 unplug_failures;	/* a block could not be offlined (busy) */
 	u64 floor_stops;	/* unplugs stopped at the floor */
 	u64 region_traded;	/* bytes of region unplugged for pages */
-	/* no region trade before this (jiffies): the last one found none */
+	/* no region trade before this (jiffies); dmm_region_trade_later() */
 	unsigned long region_trade_at;
+	unsigned int region_trade_backoff;	/* times the first wait */
+	/* no trade of single pages for ranges before this (jiffies) */
+	unsigned long pages_trade_at;
 
 	/* one part per feature, each with its own lock (see above) */
 	struct dmm_blocks blocks;

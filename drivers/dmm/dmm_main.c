@@ -224,13 +224,31 @@ static s64 dmm_trade_region(struct virtio_dmm *vm)
 }
 
 /*
+ * The next region trade no sooner than DMM_REGION_TRADE_RETRY_FACTOR retry
+ * intervals from now (a minute by default) after a new target, whose
+ * shrink has just found the region busy; after an attempt that freed
+ * nothing (@failed), twice as long as the last wait, up to
+ * DMM_RETRY_MAX_FACTOR times that.  Each attempt costs a migration attempt
+ * per busy block and sub-block (seconds for a few hundred under TCG).
+ */
+static void dmm_region_trade_later(struct virtio_dmm *vm, bool failed)
+{
+	u64 ms = (u64)READ_ONCE(vm->retry_interval_ms) *
+		 DMM_REGION_TRADE_RETRY_FACTOR;
+
+	vm->region_trade_backoff = failed ?
+		min(vm->region_trade_backoff * 2, DMM_RETRY_MAX_FACTOR) : 1;
+	vm->region_trade_at = jiffies +
+		msecs_to_jiffies(ms * vm->region_trade_backoff);
+}
+
+/*
  * At the target: trade unplugged pages for region memory, then single pages
  * for ranges while the allocator has free ones (dmm_pages_trade()), a batch
- * per pass, and look again every DMM_TRADE_INTERVAL_MS while there is none
- * (DMM_REGION_TRADE_RETRY_FACTOR retry intervals for the region, whose
- * blocks and sub-blocks cost a migration attempt each: a minute by
- * default).  An error here is not the resize's: the next pass meets it
- * again if it lasts.
+ * per pass, from DMM_TRADE_INTERVAL_MS after a new target on, and look
+ * again every DMM_TRADE_INTERVAL_MS while there is none
+ * (dmm_region_trade_later() for the region).  An error here is not the
+ * resize's: the next pass meets it again if it lasts.
  */
 static void dmm_trade(struct virtio_dmm *vm)
 {
@@ -244,12 +262,12 @@ static void dmm_trade(struct virtio_dmm *vm)
 			dmm_schedule(vm, 0);
 			return;
 		}
-		vm->region_trade_at = jiffies +
-			msecs_to_jiffies(READ_ONCE(vm->retry_interval_ms) *
-					 DMM_REGION_TRADE_RETRY_FACTOR);
+		dmm_region_trade_later(vm, true);
 	}
 	if (dmm_pages_tradable(vm)) {
-		rc = dmm_pages_trade(vm);
+		/* a shrink has just found no free range: not at once */
+		rc = time_after_eq(jiffies, vm->pages_trade_at) ?
+		     dmm_pages_trade(vm) : 0;
 		dmm_schedule(vm, rc > 0 ? 0 :
 			     msecs_to_jiffies(DMM_TRADE_INTERVAL_MS));
 	} else if (dmm_region_tradable(vm)) {
@@ -276,8 +294,9 @@ static void dmm_step(struct virtio_dmm *vm)
 	WRITE_ONCE(vm->status, DMM_STATUS_BUSY);
 	if (atomic_xchg(&vm->config_changed, 0)) {
 		dmm_read_requested_size(vm);
-		/* a new target: whatever was busy may be free now */
-		vm->region_trade_at = jiffies;
+		dmm_region_trade_later(vm, false);
+		vm->pages_trade_at = jiffies +
+				     msecs_to_jiffies(DMM_TRADE_INTERVAL_MS);
 	}
 	rc = vm->pages.on || vm->sb.on ? dmm_resize(vm) :
 					   dmm_resize_blocks(vm);
@@ -391,7 +410,8 @@ static int dmm_probe(struct virtio_device *vdev)
 	vdev->priv = vm;
 	vm->vdev = vdev;
 	vm->retry_interval_ms = DMM_RETRY_MS_DEFAULT;
-	vm->region_trade_at = jiffies;
+	dmm_region_trade_later(vm, false);
+	vm->pages_trade_at = jiffies;
 	init_waitqueue_head(&vm->host_resp);
 	spin_lock_init(&vm->ask.lock);
 	init_waitqueue_head(&vm->report.done_wq);

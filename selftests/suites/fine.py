@@ -220,7 +220,7 @@ def suite_fine_frag(r):
     with grown_guest("fine-frag") as g:
         mt0 = boot_memtotal(g)
         addr = int(g.sysfs("region_addr"), 0)
-        # retries (and the region trade's, 60 of them) every 100 ms
+        # retries every 100 ms (the region trade's: 60 of them)
         g.run("echo 100 > %s/retry_interval_ms" % g.sysfs_dir(), check=True)
         # a page in every other sub-block of every block: no block can go,
         # half the sub-blocks can, the rest must come as pages
@@ -258,6 +258,8 @@ def suite_fine_frag(r):
         # compaction may move unplugged single pages (suite ranges checks
         # that it does); whatever it moves, the device counts the same
         g.run("echo 1 > /proc/sys/vm/compact_memory")
+        # (an attempt to trade pages for the region is busy for a while)
+        g.wait_current(1280 * MiB, 60)
         info2 = g.dmm_info()
         # (a trade of the region for pages changes both sizes alike)
         r.ok(info2["unplugged-size"] - info["unplugged-size"] ==
@@ -271,7 +273,8 @@ def suite_fine_frag(r):
         # unpinned, the region's sub-blocks can go: the driver trades the
         # pages it took in their place for them, at the same size
         g.run("rmmod dmm_test_pin", check=True)
-        deadline, info3 = time.time() + 60, {}
+        # attempts 6 s after the target, then 12, 24, 48 s apart
+        deadline, info3 = time.time() + 120, {}
         while time.time() < deadline:
             info3 = g.dmm_info()
             if info3["unplugged-size"] < 2 * MiB:

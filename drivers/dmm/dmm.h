@@ -55,7 +55,7 @@ enum dmm_status {
 #define DMM_RETRY_MAX_FACTOR	32
 /* Look for free ranges to trade single unplugged pages for this often. */
 #define DMM_TRADE_INTERVAL_MS	5000
-/* after a region trade found nothing to give, look again this many retries later */
+/* First wait before a region trade after a new target, in retry intervals */
 #define DMM_REGION_TRADE_RETRY_FACTOR	60
 
 /*

@@ -131,7 +131,10 @@ def settle(g, target, timeout=90):
     unchanged current_size only mean the driver has not started yet.
     Under TCG, offlining the first block of a busy guest migrates up to
     128 MiB and takes seconds, so an unchanged size only counts as the end
-    once the driver has stopped at its floor (floor_stops grew) or after
+    once the driver has stopped at its floor (floor_stops grew) and made
+    no progress for 8 s (the suite's back-off reaches 32 x 100 ms: 3 s
+    was less than one retry, and a run of 2026-12-01 took a pause there
+    for the end, 256 MiB into a shrink that went on to 490 MiB), or after
     15 s without progress.
     """
     deadline = time.time() + timeout
@@ -147,7 +150,7 @@ def settle(g, target, timeout=90):
         if g.sysfs("status") == "idle":
             return cur
         quiet = time.time() - since
-        if quiet >= 15 or (quiet >= 3 and
+        if quiet >= 15 or (quiet >= 8 and
                            int(g.counter("floor_stops")) > stops0):
             return cur
         time.sleep(0.5)

@@ -121,7 +121,6 @@ def suite_fine(r):
                 r.diag("  -> %s" % e.desc)
 
 
-
 def settle(g, target, timeout=90):
     """Wait until the driver has seen @target as its requested size and
     then stops making progress; returns current_size.

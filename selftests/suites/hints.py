@@ -89,7 +89,7 @@ def suite_hint_zero(r):
         wait_guest_file(g, "/tmp/z.log", "zeroed", 300)
         fell, secs = wait_host(lambda: peak - g.rss() >= 450 * MiB, 180)
         # the RSS may fall by 450 MiB before the scanner hinted the last
-        # ranges (seen in CI: 245 of 256 sent): wait for those as well
+        # ranges (seen in a full run: 245 of 256 sent): wait for those too
         ranges = 512 * MiB // wire.HINT_RANGE_SIZE
         wait_host(lambda: hint_counters(g)["hint_zero_sent"] >= ranges and
                   g.dmm_info()["hint-mergeable-size"] >= 512 * MiB, 60)

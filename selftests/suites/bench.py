@@ -10,6 +10,7 @@ say nothing).
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,25 @@ def check_files(r, out, proc_out):
         r.ok(head == PNG, "bench-quick: %s is a PNG" % png)
 
 
+def check_profile(r):
+    """scripts/profile-scale.py at one small size: the profile of a shrink
+    (UNPLUG requests traced by QEMU, the guest's function profile) is
+    there, so that the script behind design.rst's figures cannot break
+    unnoticed."""
+    p = subprocess.run([sys.executable, os.path.join(
+        dmmvm.TOP, "scripts", "profile-scale.py"), "--sizes", "0.25",
+        "--memslots", "on", "--out", os.path.join(dmmvm.BUILD,
+                                                  "profile-quick")],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=600)
+    m = re.search(r"shrink [0-9.]+ s, (\d+) UNPLUG", p.stdout)
+    r.ok(p.returncode == 0 and m and int(m.group(1)) == 2 and
+         "vmemmap_alloc_block" in p.stdout,
+         "bench-quick: profile-scale.py traced 2 UNPLUG requests of a "
+         "256 MiB shrink and profiled the grow's vmemmap_alloc_block()",
+         p.stdout[-3000:])
+
+
 @suite
 def suite_bench_quick(r):
     """scripts/bench.py --quick: results.json, results.md and plots complete
@@ -83,7 +103,8 @@ def suite_bench_quick(r):
     r.ok(p.returncode == 0, "bench-quick: scripts/bench.py --quick exits 0",
          p.stdout[-3000:])
     check_files(r, OUT, p.stdout)
-    # the guests bench.py booted are not the harness's: check their logs
+    check_profile(r)
+    # the guests bench.py and profile-scale.py booted are not the harness's: check their logs
     bad = []
     for log in glob.glob(os.path.join(dmmvm.LOGS, "bench-*-console.log")):
         if os.path.getmtime(log) >= t0:

@@ -72,6 +72,18 @@ def wait_guest_file(g, path, text, timeout=120):
         time.sleep(0.2)
 
 
+def wait_guest_exit(g, comm, timeout=60):
+    """Wait until no guest process is called @comm: a program prints its
+    last line before its memory is freed, which takes a while under TCG.
+    Returns whether it is gone."""
+    deadline = time.time() + timeout
+    while g.run("grep -qx %s /proc/[0-9]*/comm" % comm)[0] == 0:
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def resize(r, g, total, label, timeout=120):
     """Set requested-guest-size to @total; wait until the guest has exactly
     that much RAM and is idle.  Returns seconds, or None after a failed

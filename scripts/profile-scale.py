@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Where the time of a large shrink goes (benchmark row ``scale-shrink``).
+"""Where a grow's and a large shrink's time goes (rows grow, scale-*).
 
 Boots the benchmark's virtio-dmm guest of the scaling rows (an untouched
 region, backend reserve=off) once with the device's per-block memslots
@@ -51,8 +51,8 @@ GRAPH_RE = re.compile(r"([\d.]+) us\s+\|\s+(?:\} /\* (\w+)(?: \[\w+\])? \*/|"
                       r"(\w+)(?: \[\w+\])?\(\);)")
 
 
-def profiler(g, on, funcs=FUNCS):
-    """Start (@on) or stop the guest's function_graph tracer over @funcs
+def profiler(g, on):
+    """Start (@on) or stop the guest's function_graph tracer over FUNCS
     (Debian's kernel has no function profiler); returns per function the
     calls and the microseconds spent in them, children included."""
     t = TRACING
@@ -63,7 +63,7 @@ def profiler(g, on, funcs=FUNCS):
               "%s/buffer_size_kb; echo 1 > %s/options/funcgraph-tail"
               % (t, t, t))
         g.run(": > %s/set_ftrace_filter" % t)
-        for f in funcs:
+        for f in FUNCS:
             g.run("echo %s >> %s/set_ftrace_filter 2>/dev/null" % (f, t))
         g.run(": > %s/trace; echo function_graph > %s/current_tracer"
               % (t, t))
@@ -81,7 +81,7 @@ def profiler(g, on, funcs=FUNCS):
         if not m:
             continue
         f = m.group(2) or m.group(3)
-        if f in funcs:
+        if f in FUNCS:
             h0, t0 = stats.get(f, (0, 0.0))
             stats[f] = (h0 + 1, t0 + float(m.group(1)))
     g.run(": > %s/set_ftrace_filter; : > %s/trace" % (t, t))
@@ -139,9 +139,8 @@ def run(memslots, sizes, outdir):
             ts = unplug_times(log, w0, w1 + 1)
             gaps = [b - a for a, b in zip(ts, ts[1:])]
             rows.append((gib, grow, shrink, len(ts), tenth(gaps),
-                         tenth(gaps, True), stats))
-            stats = {}
-    return rows
+                         tenth(gaps, True)))
+    return rows, stats
 
 
 def main():
@@ -152,14 +151,14 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for ms in args.memslots:
-        for (gib, grow, shrink, n, first, last, stats) in \
-                run(ms, args.sizes, args.out):
+        rows, stats = run(ms, args.sizes, args.out)
+        for i, (gib, grow, shrink, n, first, last) in enumerate(rows):
             print("memslots=%-3s %g GiB: grow %s, shrink %s, "
                   "%d UNPLUG; between UNPLUGs: first tenth %.1f ms, "
                   "last tenth %.1f ms" % (
                       ms, gib, bench.fmt(grow, "s"),
                       bench.fmt(shrink, "s"), n, first, last))
-            for f in FUNCS:
+            for f in FUNCS if i == 0 else ():
                 if f in stats:
                     hits, us = stats[f]
                     print("    grow: %-26s %5d calls, %7.2f ms per call, "

@@ -71,8 +71,8 @@ def check_files(r, out, proc_out):
 
 
 def check_profile(r):
-    """scripts/profile-scale.py at one small size: the profile of a shrink
-    (UNPLUG requests traced by QEMU, the guest's function profile) is
+    """scripts/profile-scale.py at one small size: the UNPLUG requests of
+    a shrink traced by QEMU and the guest's function profile of a grow are
     there, so that the script behind design.rst's figures cannot break
     unnoticed."""
     p = subprocess.run([sys.executable, os.path.join(
@@ -104,7 +104,8 @@ def suite_bench_quick(r):
          p.stdout[-3000:])
     check_files(r, OUT, p.stdout)
     check_profile(r)
-    # the guests bench.py and profile-scale.py booted are not the harness's: check their logs
+    # the guests bench.py and profile-scale.py booted are not the
+    # harness's: check their logs
     bad = []
     for log in glob.glob(os.path.join(dmmvm.LOGS, "bench-*-console.log")):
         if os.path.getmtime(log) >= t0:

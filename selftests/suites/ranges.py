@@ -81,13 +81,18 @@ def suite_ranges(r):
              "fragmented: nothing traded while no range is free")
 
         # single pages are movable: compaction migrates them, telling the
-        # device (MOVE_PAGES); the device counts the same
+        # device (MOVE_PAGES); the device counts the same.  Where the
+        # compaction scanners meet decides how many it reaches: a first
+        # pass moved 0 to 24 of them, a second 2372 (seen here)
         moves0 = int(g.counter("page_moves"))
-        g.run("echo 1 > /proc/sys/vm/compact_memory")
-        moves = int(g.counter("page_moves")) - moves0
+        for passes in range(1, 4):
+            g.run("echo 1 > /proc/sys/vm/compact_memory")
+            moves = int(g.counter("page_moves")) - moves0
+            if moves:
+                break
         vmstat = g.out("grep balloon_migrate /proc/vmstat").strip()
-        r.ok(moves > 0, "compaction migrated %d unplugged single pages (%s)"
-             % (moves, vmstat))
+        r.ok(moves > 0, "compaction migrated %d unplugged single pages in "
+             "%d passes (%s)" % (moves, passes, vmstat))
         r.ok(g.dmm_info()["guest-size"] == 896 * MiB and
              g.dmm_info()["unplugged-size"] == 640 * MiB,
              "after compaction: the device counts the same 640 MiB unplugged")

@@ -89,6 +89,16 @@ struct dmm_blocks {
 	unsigned long count[DMM_BLOCK_STATE_COUNT];
 	/* one bit per sub-block: plugged (NULL without sub-blocks) */
 	unsigned long *sb_plugged;
+	/*
+	 * One bit per block added with its memory map on itself
+	 * (MHP_MEMMAP_ON_MEMORY), set and cleared with @lock and
+	 * hotplug_mutex held; the control loop reads it under either.  The
+	 * first @memmap_pages pages of such a block hold the map: they stay
+	 * plugged and out of the buddy while the block is in Linux.
+	 * @memmap_pages is 0 when blocks are added without (fixed at probe).
+	 */
+	unsigned long *memmap_on;
+	unsigned long memmap_pages;
 	struct notifier_block memory_nb;
 	/* blocks removed, by whether they had to be vacated first (hotplug_mutex) */
 	u64 vacated;
@@ -370,11 +380,19 @@ unsigned long dmm_first_unplugged(struct virtio_dmm *vm);
 unsigned long dmm_next_added(struct virtio_dmm *vm, unsigned long id);
 unsigned long dmm_prev_added(struct virtio_dmm *vm, unsigned long end);
 long dmm_blocks_check(struct virtio_dmm *vm);
+void dmm_blocks_memmap_init(struct virtio_dmm *vm);
 
 static inline enum dmm_block_state dmm_block_state(struct virtio_dmm *vm,
 						   unsigned long id)
 {
 	return READ_ONCE(vm->blocks.state[id]);
+}
+
+/* Pages at the start of block @id that hold its memory map (0: none). */
+static inline unsigned long dmm_block_memmap_pages(const struct virtio_dmm *vm,
+						   unsigned long id)
+{
+	return test_bit(id, vm->blocks.memmap_on) ? vm->blocks.memmap_pages : 0;
 }
 
 /* dmm_coarse.c: whole blocks */

@@ -104,26 +104,31 @@ void dmm_plugged_add(struct virtio_dmm *vm, s64 delta)
 /*
  * Block @id is plugged whole and about to be added (@plug), or removed and
  * unplugged.  Added blocks start offline; the memory notifier moves them
- * online when Linux onlines them, while adding or later.
+ * online when Linux onlines them, while adding or later.  Whole blocks
+ * carry their memory map where the administrator asked for that.
  */
 static void dmm_block_whole(struct virtio_dmm *vm, unsigned long id,
 			    bool plug)
 {
 	mutex_lock(&vm->blocks.lock);
 	dmm_sb_mark_block(vm, id, plug);
+	assign_bit(id, vm->blocks.memmap_on, plug && vm->blocks.memmap_pages);
 	dmm_block_set_state(vm, id, plug ? DMM_BLOCK_OFFLINE :
 				    DMM_BLOCK_UNPLUGGED);
 	mutex_unlock(&vm->blocks.lock);
 }
 
+/* Add block @id to Linux, with its memory map on it if its bit says so. */
 int dmm_add_block(struct virtio_dmm *vm, unsigned long id)
 {
+	mhp_t flags = MHP_MERGE_RESOURCE | MHP_NID_IS_MGID;
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
 
+	if (dmm_block_memmap_pages(vm, id))
+		flags |= MHP_MEMMAP_ON_MEMORY;
 	rc = add_memory_driver_managed(vm->mgid, addr, vm->block_size,
-				       dmm_resource_name,
-				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
+				       dmm_resource_name, flags);
 	if (rc)
 		dev_warn(&vm->vdev->dev, "adding memory 0x%llx failed: %d\n",
 			 addr, rc);
@@ -197,11 +202,15 @@ static bool dmm_range_free(unsigned long pfn, unsigned long nr)
  * the allocator, which clears it where init_on_alloc is on (the default of
  * most distributions), about half a second per 128 MiB under TCG.  Such a
  * block is offlined straight away.
+ *
+ * The pages holding the block's own memory map (if it carries it) were
+ * never the buddy's: both skip them.
  */
 static int dmm_vacate_block(struct virtio_dmm *vm, unsigned long id)
 {
-	unsigned long pfn = PHYS_PFN(dmm_block_addr(vm, id));
-	unsigned long nr = vm->block_size >> PAGE_SHIFT;
+	unsigned long memmap = dmm_block_memmap_pages(vm, id);
+	unsigned long pfn = PHYS_PFN(dmm_block_addr(vm, id)) + memmap;
+	unsigned long nr = (vm->block_size >> PAGE_SHIFT) - memmap;
 	int rc;
 
 	if (!IS_ENABLED(CONFIG_CONTIG_ALLOC))

@@ -18,6 +18,7 @@
 #ifndef _DRIVERS_DMM_DMM_COMPAT_H
 #define _DRIVERS_DMM_DMM_COMPAT_H
 
+#include <linux/memory_hotplug.h>
 #include <linux/mmzone.h>
 #include <linux/page-flags.h>
 #include <linux/version.h>
@@ -121,5 +122,15 @@ static inline void dmm_offline_managed(struct page *page, unsigned long nr,
 	adjust_managed_page_count(page, going_offline ? nr : -(long)nr);
 #endif
 }
+
+/*
+ * mhp_supports_memmap_on_memory(): exported, without an argument, since
+ * 6.8 (dax/kmem uses it).  6.1 does not export it, and adds no memory map
+ * per memory block of a larger add: there, blocks never carry their map.
+ * memory_hotplug.h is included above, before its name becomes a macro.
+ */
+#if DMM_LINUX_BEFORE(6, 8)
+#define mhp_supports_memmap_on_memory()	false
+#endif
 
 #endif /* _DRIVERS_DMM_DMM_COMPAT_H */

@@ -72,6 +72,9 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "blocks_vacated", READ_ONCE(vm->blocks.vacated));
 	dmm_seq_u64(m, "blocks_removed_free",
 		    READ_ONCE(vm->blocks.free_removals));
+	/* read without the lock: a snapshot */
+	dmm_seq_u64(m, "blocks_memmap_on_memory",
+		    bitmap_weight(vm->blocks.memmap_on, vm->nb_blocks));
 	dmm_seq_u64(m, "region_traded", READ_ONCE(vm->region_traded));
 	seq_printf(m, "gap_size %lld\n", gap);
 	dmm_seq_u64(m, "floor_size", vm->pages.on ? dmm_pages_floor(vm) :

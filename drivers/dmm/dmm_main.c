@@ -447,17 +447,19 @@ static int dmm_probe(struct virtio_device *vdev)
 	rc = dmm_sb_init(vm);
 	if (rc)
 		goto out_blocks;
+	dmm_blocks_memmap_init(vm);
 	virtio_device_ready(vdev);
 
 	rc = dmm_unplug_stale(vm);
 	if (rc)
 		goto out_reset;
 
-	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s%s\n",
+	dev_info(&vdev->dev, "region 0x%llx-0x%llx, block size %llu MiB, boot size %llu MiB, node %d%s%s%s\n",
 		 vm->region_addr, vm->region_addr + vm->region_size - 1,
 		 vm->block_size >> 20, vm->boot_size >> 20, vm->nid,
 		 vm->sb.on ? ", sub-blocks" : "",
-		 vm->pages.on ? ", pages" : "");
+		 vm->pages.on ? ", pages" : "",
+		 vm->blocks.memmap_pages ? ", memmap on memory" : "");
 	dmm_report_init(vm);
 	dmm_hints_init(vm);
 	dmm_stats_init(vm);

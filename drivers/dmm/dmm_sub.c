@@ -16,6 +16,8 @@
  *    (virtio_mem, hv_balloon) holds it.
  *  - Remove a block: when memory goes offline the memory notifier drops our
  *    references to fake-offline pages, so offlining skips them.
+ *  - A block added whole with its memory map on itself keeps the sub-blocks
+ *    holding the map plugged; they are unplugged after the block left.
  *
  * A partially plugged block is in a *_PARTIAL state (dmm_blocks.c).
  * Sub-blocks change only while their block is ONLINE or ONLINE_PARTIAL.
@@ -55,6 +57,16 @@ static unsigned long dmm_sb_first(const struct virtio_dmm *vm,
 static unsigned long dmm_sb_pfn(const struct virtio_dmm *vm, unsigned long sb)
 {
 	return PHYS_PFN(vm->region_addr + (u64)sb * vm->sb.size);
+}
+
+/*
+ * Sub-blocks at the start of block @id that hold its memory map (0 unless
+ * the block carries it): they leave with the block, never on their own.
+ */
+static unsigned long dmm_sb_memmap(const struct virtio_dmm *vm,
+				   unsigned long id)
+{
+	return dmm_block_memmap_pages(vm, id) / dmm_sb_nr_pages(vm);
 }
 
 /* Plugged sub-blocks of block @id. */
@@ -246,15 +258,92 @@ static int dmm_sb_remove_empty(struct virtio_dmm *vm, unsigned long id)
 }
 
 /*
+ * Block @id carries its memory map and has no other sub-block plugged:
+ * take it out of Linux, which frees the map, then unplug the sub-blocks
+ * that held it.  If the device refuses, the block goes back to Linux as it
+ * was (the online_page callback keeps the rest fake-offline).
+ */
+static int dmm_sb_remove_memmap(struct virtio_dmm *vm, unsigned long id)
+{
+	unsigned long n = dmm_sb_memmap(vm, id);
+	u64 addr = dmm_block_addr(vm, id);
+	int rc;
+
+	rc = offline_and_remove_memory(addr, vm->block_size);
+	if (rc) {
+		dev_warn(&vm->vdev->dev, "removing block 0x%llx, its memory map all it has plugged, failed: %d\n",
+			 addr, rc);
+		return -EBUSY;
+	}
+	rc = dmm_send_range(vm, VIRTIO_DMM_REQ_UNPLUG_SB, addr, n);
+	if (rc) {
+		if (dmm_add_block(vm, id))
+			return -EIO;	/* neither Linux's nor unplugged */
+		return rc;
+	}
+	mutex_lock(&vm->blocks.lock);
+	bitmap_clear(vm->blocks.sb_plugged, dmm_sb_first(vm, id), n);
+	clear_bit(id, vm->blocks.memmap_on);
+	dmm_block_set_state(vm, id, DMM_BLOCK_UNPLUGGED);
+	mutex_unlock(&vm->blocks.lock);
+	dmm_plugged_add(vm, -(s64)n * vm->sb.size);
+	return 0;
+}
+
+/*
+ * Unplug up to @bytes in the sub-blocks of block @id, highest first; the
+ * block leaves Linux when nothing (or only its memory map) is left.
+ * Returns the bytes unplugged; sets *@busy if Linux held on to some, *@rc
+ * on another error.
+ */
+static u64 dmm_sb_unplug_block(struct virtio_dmm *vm, unsigned long id,
+			       u64 bytes, bool *busy, int *rc)
+{
+	unsigned long first = dmm_sb_first(vm, id), memmap = dmm_sb_memmap(vm, id);
+	unsigned long sb, n;
+	u64 done = 0;
+
+	for (sb = first + vm->sb.per_block;
+	     sb-- > first + memmap && bytes - done >= vm->sb.size;) {
+		if (!test_bit(sb, vm->blocks.sb_plugged))
+			continue;
+		*rc = dmm_sb_unplug_one(vm, sb);
+		if (*rc == -EBUSY) {
+			vm->sb.unplug_failures++;
+			*busy = true;
+			*rc = 0;
+			continue;
+		}
+		if (*rc)
+			return done;
+		done += vm->sb.size;
+	}
+
+	n = dmm_sb_count(vm, id);
+	if (!n) {
+		dmm_sb_remove_empty(vm, id);
+	} else if (n == memmap && bytes - done >= (u64)n * vm->sb.size) {
+		*rc = dmm_sb_remove_memmap(vm, id);
+		if (!*rc)
+			return done + (u64)n * vm->sb.size;
+		if (*rc == -EBUSY) {
+			*busy = true;
+			*rc = 0;
+		}
+	}
+	return done;
+}
+
+/*
  * Unplug up to @bytes in sub-blocks of added blocks, highest first,
  * partially plugged blocks before full ones so that blocks empty out and
  * leave Linux.  Returns 0, -EBUSY if sub-blocks were busy, or an error.
  */
 int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
 {
-	unsigned long id, sb;
+	unsigned long id;
 	bool busy = false;
-	int pass, rc;
+	int pass, rc = 0;
 
 	lockdep_assert_held(&vm->hotplug_mutex);
 	for (pass = 0; pass < 2; pass++) {
@@ -265,22 +354,9 @@ int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
 			/* pass 0: partially plugged blocks; pass 1: full */
 			if (dmm_state_partial(dmm_block_state(vm, id)) == !!pass)
 				continue;
-			for (sb = dmm_sb_first(vm, id) + vm->sb.per_block;
-			     sb-- > dmm_sb_first(vm, id) && bytes >= vm->sb.size;) {
-				if (!test_bit(sb, vm->blocks.sb_plugged))
-					continue;
-				rc = dmm_sb_unplug_one(vm, sb);
-				if (rc == -EBUSY) {
-					vm->sb.unplug_failures++;
-					busy = true;
-					continue;
-				}
-				if (rc)
-					return rc;
-				bytes -= vm->sb.size;
-			}
-			if (!dmm_sb_count(vm, id))
-				dmm_sb_remove_empty(vm, id);
+			bytes -= dmm_sb_unplug_block(vm, id, bytes, &busy, &rc);
+			if (rc)
+				return rc;
 		}
 	}
 	return bytes >= vm->sb.size && busy ? -EBUSY : 0;
@@ -428,7 +504,9 @@ static void dmm_online_page_cb(struct page *page, unsigned int order)
  * Drop (or take back) our reference to every fake-offline page of the
  * Linux memory block at @pfn (@nr pages), so that offlining it skips them.
  * A block of ours may span several Linux memory blocks; each goes offline
- * on its own.  Called by the memory notifier with blocks.lock held.
+ * on its own.  A block carrying its memory map goes offline from the first
+ * page past the map, a whole number of sub-blocks in.  Called by the
+ * memory notifier with blocks.lock held.
  */
 void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
 			 unsigned long nr, bool drop)

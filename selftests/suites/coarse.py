@@ -342,3 +342,73 @@ def suite_block_states(r):
         r.ok(st["unplugged"] == "16" and st["consistent"] == "yes",
              "back at boot size: 16 blocks unplugged", st)
         gtap(r, g, "dmm_state_check %d" % 0)
+
+
+def _memmap_state(r, g, plugged, blocks, sb_plugged, label):
+    """The driver's and Linux's view after a resize of a guest whose
+    blocks carry their memory map: @blocks of them, @sb_plugged bytes in
+    partially plugged blocks, @plugged bytes in all."""
+    st = block_states(g)
+    c = g.counters()
+    r.ok(c["blocks_memmap_on_memory"] == str(blocks) and
+         c["sub_block_plugged_size"] == str(sb_plugged) and
+         g.sysfs("plugged_size") == str(plugged) and
+         g.dmm_info()["size"] == plugged and st["consistent"] == "yes",
+         "%s: %d blocks carry their memory map, %d MiB in partial blocks, "
+         "%d MiB plugged" % (label, blocks, sb_plugged // MiB, plugged // MiB),
+         "%s\n%s" % (c, st))
+    gtap(r, g, "dmm_state_check %d" % plugged)
+
+
+@suite
+def suite_memmap_on_memory(r):
+    """Issue 14: with memory_hotplug.memmap_on_memory=1 whole blocks carry
+    their memory map; the map's sub-block leaves last, with the block."""
+    memmap = 2 * MiB    # 128 MiB of 64-byte struct pages
+    with Guest("memmap", mem="512M", maxmem="4G", region="2G",
+               append="memory_hotplug.memmap_on_memory=1",
+               dev_opts="free-page-reporting=off") as g:
+        probe = g.out("dmesg | grep 'virtio_dmm.*region'")
+        r.ok("memmap on memory" in probe,
+             "probe: the driver adds blocks with their memory map", probe)
+        mt0 = g.meminfo()["MemTotal"]
+        grow(r, g, 1536 * MiB, "grow by 1 GiB")
+        mt = g.meminfo()["MemTotal"]
+        # the map is not managed memory: each block adds 126 MiB
+        r.ok(mt - mt0 == 8 * (128 * MiB - memmap),
+             "grow by 1 GiB: MemTotal grew by %d KiB (8 blocks less their "
+             "memory maps: %d KiB)" % ((mt - mt0) // 1024,
+                                       8 * (128 * MiB - memmap) // 1024))
+        _memmap_state(r, g, GiB, 8, 0, "grow by 1 GiB")
+
+        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+              % (320 * MiB))
+        out = wait_guest_file(g, "/tmp/fill.log", "waiting for")
+        r.ok("waiting for" in out, "a program holds 320 MiB", out)
+        vacated0 = int(g.counter("blocks_vacated"))
+        # the last block down to its map's sub-block, then without it
+        resize(r, g, 1536 * MiB - 126 * MiB, "126 MiB less")
+        _memmap_state(r, g, 898 * MiB, 8, memmap,
+                      "126 MiB less: the last block keeps its map")
+        resize(r, g, 1408 * MiB, "2 MiB less")
+        _memmap_state(r, g, 896 * MiB, 7, 0,
+                      "2 MiB less: the block and its map are gone")
+        # whole blocks holding the program's pages are vacated around
+        # their maps
+        resize(r, g, 640 * MiB, "shrink to one block")
+        _memmap_state(r, g, 128 * MiB, 1, 0, "shrink to one block")
+        vacated = int(g.counter("blocks_vacated")) - vacated0
+        r.ok(vacated > 0, "shrink to one block: %d blocks were vacated "
+             "(the program's pages migrated)" % vacated)
+        g.run("touch /tmp/go")
+        out = wait_guest_file(g, "/tmp/fill.log", "# Totals")
+        r.tap("dmm_memfill (held through the shrinks)", 0, out)
+        resize(r, g, 512 * MiB, "shrink to the boot size")
+        _memmap_state(r, g, 0, 0, 0, "boot size")
+
+        # less than a block is added without: its first sub-block may go
+        resize(r, g, 522 * MiB, "grow by 10 MiB")
+        _memmap_state(r, g, 10 * MiB, 0, 10 * MiB,
+                      "10 MiB: a partial block carries no map")
+        resize(r, g, 512 * MiB, "back to the boot size")
+        _memmap_state(r, g, 0, 0, 0, "back to the boot size")

@@ -89,6 +89,29 @@ def check_profile(r):
          p.stdout[-3000:])
 
 
+# what an OOM kill prints (dmmvm.kernel_problems() counts it)
+OOM_LINE = re.compile(r"Out of memory|oom-kill")
+# the console logs of the anchors in the fragmented scenario, by system
+FRAGMENTED_LOGS = {"virtio-mem/2M": "bench-fragmented-r0-vmem2-console.log",
+                   "virtio-balloon": "bench-fragmented-r0-balloon-console.log"}
+
+
+def fragmented_ooms(out):
+    """Console logs of anchors whose fragmented run results.json reports
+    as ended by an OOM kill: an anchor without a floor (virtio-balloon)
+    may kill the program, which the table reports.  virtio-dmm's may
+    not."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            samples = json.load(f).get("samples", [])
+    except (OSError, ValueError):
+        return set()
+    return {FRAGMENTED_LOGS[s["system"]] for s in samples
+            if s["scenario"] == "fragmented" and s["run"] == 0 and
+            s["system"] in FRAGMENTED_LOGS and
+            (s.get("note") or "").startswith("OOM kill")}
+
+
 @suite
 def suite_bench_quick(r):
     """scripts/bench.py --quick: results.json, results.md and plots complete
@@ -106,11 +129,16 @@ def suite_bench_quick(r):
     check_profile(r)
     # the guests bench.py and profile-scale.py booted are not the
     # harness's: check their logs
+    oom_ok = fragmented_ooms(OUT)
     bad = []
     for log in glob.glob(os.path.join(dmmvm.LOGS, "bench-*-console.log")):
         if os.path.getmtime(log) >= t0:
             with open(log, errors="replace") as f:
                 bad += ["%s: %s" % (os.path.basename(log), ln) for ln in
-                        dmmvm.kernel_problems(f.read())]
+                        dmmvm.kernel_problems(f.read())
+                        if not (os.path.basename(log) in oom_ok and
+                                OOM_LINE.search(ln))]
     r.ok(not bad, "bench-quick: the benchmark guests' kernel logs have no "
-         "warnings or oopses", "\n".join(bad[:40]))
+         "warnings or oopses (an anchor's OOM kill only where results.json "
+         "reports it: %s)" % (", ".join(sorted(oom_ok)) or "none"),
+         "\n".join(bad[:40]))

@@ -395,6 +395,17 @@ static inline unsigned long dmm_block_memmap_pages(const struct virtio_dmm *vm,
 	return test_bit(id, vm->blocks.memmap_on) ? vm->blocks.memmap_pages : 0;
 }
 
+/*
+ * Sub-blocks at the start of block @id that hold its memory map (0 unless
+ * it carries one; a whole number, dmm_blocks_memmap_init()): they leave
+ * with the block, never on their own.
+ */
+static inline unsigned long dmm_block_memmap_sbs(const struct virtio_dmm *vm,
+						 unsigned long id)
+{
+	return div64_u64(PFN_PHYS(dmm_block_memmap_pages(vm, id)), vm->sb.size);
+}
+
 /* dmm_coarse.c: whole blocks */
 int dmm_coarse_init(struct virtio_dmm *vm);
 void dmm_coarse_exit(struct virtio_dmm *vm);

@@ -133,18 +133,15 @@ static u64 dmm_block_plugged_bytes(struct virtio_dmm *vm, unsigned long id,
 static bool dmm_block_memmap_ok(struct virtio_dmm *vm, unsigned long id,
 				enum dmm_block_state s)
 {
-	unsigned long pages = dmm_block_memmap_pages(vm, id), sb;
+	unsigned long first = id * vm->sb.per_block;
+	unsigned long end = first + dmm_block_memmap_sbs(vm, id);
 
-	if (!pages)
+	if (!dmm_block_memmap_pages(vm, id))
 		return true;
 	if (s == DMM_BLOCK_UNPLUGGED)
 		return false;
-	if (!vm->sb.on)
-		return true;
-	sb = id * vm->sb.per_block;
-	return find_next_zero_bit(vm->blocks.sb_plugged,
-				  sb + PFN_PHYS(pages) / vm->sb.size, sb) ==
-	       sb + PFN_PHYS(pages) / vm->sb.size;
+	return !vm->sb.on ||
+	       find_next_zero_bit(vm->blocks.sb_plugged, end, first) == end;
 }
 
 /*

@@ -59,16 +59,6 @@ static unsigned long dmm_sb_pfn(const struct virtio_dmm *vm, unsigned long sb)
 	return PHYS_PFN(vm->region_addr + (u64)sb * vm->sb.size);
 }
 
-/*
- * Sub-blocks at the start of block @id that hold its memory map (0 unless
- * the block carries it): they leave with the block, never on their own.
- */
-static unsigned long dmm_sb_memmap(const struct virtio_dmm *vm,
-				   unsigned long id)
-{
-	return dmm_block_memmap_pages(vm, id) / dmm_sb_nr_pages(vm);
-}
-
 /* Plugged sub-blocks of block @id. */
 unsigned int dmm_sb_count(const struct virtio_dmm *vm, unsigned long id)
 {
@@ -265,7 +255,7 @@ static int dmm_sb_remove_empty(struct virtio_dmm *vm, unsigned long id)
  */
 static int dmm_sb_remove_memmap(struct virtio_dmm *vm, unsigned long id)
 {
-	unsigned long n = dmm_sb_memmap(vm, id);
+	unsigned long n = dmm_block_memmap_sbs(vm, id);
 	u64 addr = dmm_block_addr(vm, id);
 	int rc;
 
@@ -299,7 +289,7 @@ static int dmm_sb_remove_memmap(struct virtio_dmm *vm, unsigned long id)
 static u64 dmm_sb_unplug_block(struct virtio_dmm *vm, unsigned long id,
 			       u64 bytes, bool *busy, int *rc)
 {
-	unsigned long first = dmm_sb_first(vm, id), memmap = dmm_sb_memmap(vm, id);
+	unsigned long first = dmm_sb_first(vm, id), memmap = dmm_block_memmap_sbs(vm, id);
 	unsigned long sb, n;
 	u64 done = 0;
 

@@ -6,7 +6,10 @@ Boots guests on the patched QEMU, drives QMP, runs the guest selftests
 (kselftest TAP, selftests/dmm) through the guest agent, runs the host-side
 suites, and prints one TAP stream ending in "N passed, N failed, N skipped".
 
-  selftests/runner.py [--list] [SUITE ...]
+  selftests/runner.py [--list] [-j N] [SUITE ...]
+
+-j N runs N suites at once, each in its own process, and prints their
+output in suite order (selftests/harness.py says which suites run alone).
 
 The code: selftests/harness.py (TAP, suite registry, the kernel-log check
 of every guest a suite booted), selftests/suites/AREA.py (the suites),

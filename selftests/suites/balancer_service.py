@@ -480,7 +480,7 @@ def check_man(r):
          "missing: %s\n%s" % (missing, p.stderr[-500:]))
 
 
-@suite
+@suite(alone="installs into /etc and /usr/sbin")
 def suite_balancer_service(r):
     """Issue 13: dmm-balancer as a service: config file, status json, UTC
     log times, state across SIGTERM/SIGKILL restarts, make install, the

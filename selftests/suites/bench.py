@@ -112,7 +112,7 @@ def fragmented_ooms(out):
             (s.get("note") or "").startswith("OOM kill")}
 
 
-@suite
+@suite(uses="ksm")
 def suite_bench_quick(r):
     """scripts/bench.py --quick: results.json, results.md and plots complete
     (timings are not checked)."""

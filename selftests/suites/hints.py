@@ -67,7 +67,7 @@ def wait_host(cond, timeout, step=0.5):
         time.sleep(step)
 
 
-@suite
+@suite(uses="ksm")
 def suite_hint_zero(r):
     """Issue 4: zero pages a program still holds leave the host (hints)."""
     if not dmmvm.HostKSM.available():
@@ -130,7 +130,7 @@ def disk_guest(name):
                              "snapshot=on" % dmmvm.hint_file()])
 
 
-@suite
+@suite(uses="ksm")
 def suite_hint_dup(r):
     """Issue 4: two guests reading the same file share host memory."""
     if not dmmvm.HostKSM.available():

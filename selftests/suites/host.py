@@ -41,7 +41,7 @@ def check_script(r, script, name):
     r.ok(p.returncode == 0, name, p.stdout[-4000:])
 
 
-@suite
+@suite(alone="rebuilds the module the guests' initramfs holds")
 def suite_driver_checks(r):
     """checkpatch --strict and sparse C=2 on the driver."""
     check_script(r, "check-driver.sh",

@@ -92,7 +92,7 @@ def check_features(r, g, kver):
     r.tap("dmm_zerohold (%s)" % kver, 0, out)
 
 
-@suite
+@suite(uses=("ksm", "guest-kernels"))
 def suite_kernels(r):
     """Issue 15: Debian 12's stock 6.1 kernels (generic, cloud): build, boot,
     grow, sub-blocks, below boot size, free page reporting, zero hints."""
@@ -126,7 +126,7 @@ def dkms_version():
     raise KeyError("PACKAGE_VERSION")
 
 
-@suite
+@suite(alone="installs into the host's DKMS tree", uses="guest-kernels")
 def suite_dkms(r):
     """Issue 15: make dkms-add, dkms build and install against the installed
     headers of a stock kernel; that module loads in a guest of it."""

@@ -171,7 +171,7 @@ def check_balancer(r, s, agent):
             bal.wait()
 
 
-@suite
+@suite(alone="runs a libvirtd")
 def suite_libvirt(r):
     """Issue 13: a libvirt domain carries the device; virsh resizes it;
     the balancer manages it by domain name through libvirt's API."""

@@ -56,7 +56,7 @@ def _refused(r, g, want, name):
     r.ok(p.returncode != 0 and want in p.stderr, name, p.stderr.strip())
 
 
-@suite
+@suite(alone="changes the host's huge page pool")
 def suite_hugepages(r):
     """Issue 12: the region on 2 MiB host huge pages with prealloc=on:
     grow, fill, shrink, the pool back; a plug beyond the pool is refused

@@ -328,6 +328,7 @@ struct virtio_dmm {
 	u64 unplug_failures;	/* a block could not be offlined (busy) */
 	u64 floor_stops;	/* unplugs stopped at the floor */
 	u64 region_traded;	/* bytes of region unplugged for pages */
+	u64 region_deferred;	/* times a (sub-)block was left to the trade */
 	/* no region trade before this (jiffies); dmm_region_trade_later() */
 	unsigned long region_trade_at;
 	unsigned int region_trade_backoff;	/* times the first wait */
@@ -406,11 +407,26 @@ static inline unsigned long dmm_block_memmap_sbs(const struct virtio_dmm *vm,
 	return div64_u64(PFN_PHYS(dmm_block_memmap_pages(vm, id)), vm->sb.size);
 }
 
+/*
+ * How much migration a shrink accepts to take a block or sub-block back
+ * from Linux.  DMM_VACATE_CHEAP: only where at most 1/2^DMM_CHEAP_SHIFT of
+ * its pages are in use (dmm_region_cheap()); pages stand in for the rest
+ * (dmm_shrink()).  DMM_VACATE_ANY: whatever alloc_contig_range() can move.
+ */
+enum dmm_vacate {
+	DMM_VACATE_ANY,
+	DMM_VACATE_CHEAP,
+};
+
+#define DMM_CHEAP_SHIFT		3
+
+bool dmm_region_cheap(unsigned long pfn, unsigned long nr);
+
 /* dmm_coarse.c: whole blocks */
 int dmm_coarse_init(struct virtio_dmm *vm);
 void dmm_coarse_exit(struct virtio_dmm *vm);
 int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes);
-int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes, enum dmm_vacate how);
 int dmm_coarse_unplug_all(struct virtio_dmm *vm);
 int dmm_add_block(struct virtio_dmm *vm, unsigned long id);
 void dmm_plugged_add(struct virtio_dmm *vm, s64 delta);
@@ -424,7 +440,7 @@ unsigned int dmm_sb_count(const struct virtio_dmm *vm, unsigned long id);
 void dmm_sb_offline_refs(struct virtio_dmm *vm, unsigned long pfn,
 			 unsigned long nr, bool drop);
 u64 dmm_sb_partial_bytes(struct virtio_dmm *vm);
-int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes);
+int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes, enum dmm_vacate how);
 int dmm_sb_plug_added(struct virtio_dmm *vm, u64 bytes);
 int dmm_sb_plug_new(struct virtio_dmm *vm, u64 bytes);
 #else
@@ -453,7 +469,8 @@ static inline u64 dmm_sb_partial_bytes(struct virtio_dmm *vm)
 	return 0;
 }
 
-static inline int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
+static inline int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes,
+				enum dmm_vacate how)
 {
 	return -EOPNOTSUPP;
 }

@@ -191,6 +191,30 @@ static bool dmm_range_free(unsigned long pfn, unsigned long nr)
 }
 
 /*
+ * Is [pfn, pfn + nr) cheap to take back from Linux: at most
+ * nr >> DMM_CHEAP_SHIFT of its pages in use?  Each page in use must
+ * migrate: its new page is allocated (and cleared, where init_on_alloc is
+ * on), then copied and mapped, about three times the work of taking a
+ * free page (blocks 60 % in use took 2.2 times as long per byte as the
+ * balloon's free pages: design.rst, "fragmented").  Above that share,
+ * free pages elsewhere give the same memory back sooner.  A hint, read
+ * without locks, like dmm_range_free().
+ */
+bool dmm_region_cheap(unsigned long pfn, unsigned long nr)
+{
+	unsigned long end = pfn + nr, used = 0;
+
+	for (; pfn < end; pfn++) {
+		if (page_count(pfn_to_page(pfn)) &&
+		    ++used > nr >> DMM_CHEAP_SHIFT)
+			return false;
+		if (!(pfn % 4096))
+			cond_resched();
+	}
+	return true;
+}
+
+/*
  * offline_pages() also loops forever on a page it can never migrate (one
  * pinned by someone else).  alloc_contig_range() migrates the same pages
  * but gives up after a few tries: take the whole block with it first, and
@@ -272,13 +296,25 @@ static int dmm_remove_block(struct virtio_dmm *vm, unsigned long id)
 	return 0;
 }
 
+/* May block @id go for a shrink that accepts migration as @how says? */
+static bool dmm_block_vacatable(struct virtio_dmm *vm, unsigned long id,
+				enum dmm_vacate how)
+{
+	unsigned long memmap = dmm_block_memmap_pages(vm, id);
+
+	return how == DMM_VACATE_ANY ||
+	       dmm_region_cheap(PHYS_PFN(dmm_block_addr(vm, id)) + memmap,
+				(vm->block_size >> PAGE_SHIFT) - memmap);
+}
+
 /*
  * Unplug up to @bytes in whole blocks, highest address first, skipping
- * blocks Linux cannot offline now.  Must be called with hotplug_mutex held.
- * Returns 0, or -EBUSY if some blocks were busy (after partial progress),
- * or the first other error.
+ * blocks Linux cannot offline now and, with DMM_VACATE_CHEAP, blocks too
+ * full to move (counted in region_deferred).  Must be called with
+ * hotplug_mutex held.  Returns 0, or -EBUSY if some blocks were busy or
+ * skipped (after partial progress), or the first other error.
  */
-int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
+int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes, enum dmm_vacate how)
 {
 	unsigned long id;
 	bool busy = false;
@@ -292,6 +328,11 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
 		/* partially plugged blocks empty out by sub-blocks */
 		if (dmm_state_partial(dmm_block_state(vm, id)))
 			continue;
+		if (!dmm_block_vacatable(vm, id, how)) {
+			vm->region_deferred++;
+			busy = true;
+			continue;
+		}
 		rc = dmm_remove_block(vm, id);
 		if (rc == -EBUSY) {
 			busy = true;
@@ -310,9 +351,9 @@ int dmm_coarse_unplug(struct virtio_dmm *vm, u64 bytes)
  */
 int dmm_coarse_unplug_all(struct virtio_dmm *vm)
 {
-	int rc = dmm_coarse_unplug(vm, vm->plugged_size);
+	int rc = dmm_coarse_unplug(vm, vm->plugged_size, DMM_VACATE_ANY);
 
 	if (!rc && vm->sb.on && vm->plugged_size)
-		rc = dmm_sb_unplug(vm, vm->plugged_size);
+		rc = dmm_sb_unplug(vm, vm->plugged_size, DMM_VACATE_ANY);
 	return rc;
 }

@@ -76,6 +76,7 @@ static int dmm_debug_counters_show(struct seq_file *m, void *v)
 	dmm_seq_u64(m, "blocks_memmap_on_memory",
 		    bitmap_weight(vm->blocks.memmap_on, vm->nb_blocks));
 	dmm_seq_u64(m, "region_traded", READ_ONCE(vm->region_traded));
+	dmm_seq_u64(m, "region_deferred", READ_ONCE(vm->region_deferred));
 	seq_printf(m, "gap_size %lld\n", gap);
 	dmm_seq_u64(m, "floor_size", vm->pages.on ? dmm_pages_floor(vm) :
 						    vm->boot_size);

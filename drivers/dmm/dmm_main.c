@@ -66,7 +66,8 @@ static int dmm_resize_blocks(struct virtio_dmm *vm)
 	if (vm->plugged_size < target)
 		return dmm_coarse_plug(vm, target - vm->plugged_size);
 	if (vm->plugged_size > target)
-		return dmm_coarse_unplug(vm, vm->plugged_size - target);
+		return dmm_coarse_unplug(vm, vm->plugged_size - target,
+					 DMM_VACATE_ANY);
 	return 0;
 }
 
@@ -87,27 +88,50 @@ static u64 dmm_deficit(const struct virtio_dmm *vm)
 }
 
 /*
- * Shrink by @bytes: whole blocks first (most memory per request, nothing
- * left behind), then sub-blocks, then pages for the rest, and in place of
- * blocks and sub-blocks Linux cannot let go of now.
+ * Give back region memory toward the target: whole blocks for up to
+ * @bytes, then sub-blocks for what is still in excess, leaving what @how
+ * does not let a shrink move.  0, -EBUSY (some were busy or left),
+ * -ENOMEM (at the floor), or the first other error.
+ */
+static int dmm_shrink_region(struct virtio_dmm *vm, u64 bytes,
+			     enum dmm_vacate how)
+{
+	int rc = 0;
+
+	if (bytes >= vm->block_size && vm->plugged_size) {
+		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size),
+				       how);
+		if (rc && rc != -EBUSY)
+			return rc;
+	}
+	if (vm->sb.on && dmm_excess(vm) >= vm->sb.size && vm->plugged_size)
+		return dmm_sb_unplug(vm, round_down(dmm_excess(vm),
+						    vm->sb.size), how);
+	return rc;
+}
+
+/*
+ * Shrink by @bytes, the cheapest way first.  With pages: the region
+ * memory Linux lets go of without much migration (DMM_VACATE_CHEAP: free
+ * blocks and sub-blocks, or nearly so), then pages, in ranges where the
+ * allocator has them free and singly for the rest, none of which moves a
+ * page.  A block or sub-block a program fills stays: migrating its pages
+ * costs about three times what free pages elsewhere do, and the pages
+ * taken in its place are traded for it later, off the resize's path
+ * (dmm_trade_region()).  Where pages stop (at the floor), such a block
+ * could not go either: its pages would need the same free memory.
+ * Without pages: blocks, then sub-blocks, moving what they must.
  */
 static int dmm_shrink(struct virtio_dmm *vm, u64 bytes)
 {
 	int rc;
 
-	if (bytes >= vm->block_size && vm->plugged_size) {
-		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size));
-		if (rc && rc != -EBUSY)
-			return rc;
-	}
-	if (vm->sb.on && dmm_excess(vm) >= vm->sb.size &&
-	    vm->plugged_size) {
-		rc = dmm_sb_unplug(vm, round_down(dmm_excess(vm), vm->sb.size));
-		if (rc == -ENOMEM)	/* at the floor: pages cannot go either */
-			return rc;
-		if (rc && rc != -EBUSY)
-			return rc;
-	}
+	rc = dmm_shrink_region(vm, bytes, vm->pages.on ? DMM_VACATE_CHEAP :
+							 DMM_VACATE_ANY);
+	if (rc == -ENOMEM)	/* at the floor: pages cannot go either */
+		return rc;
+	if (rc && rc != -EBUSY)
+		return rc;
 	if (!dmm_excess(vm) || !vm->pages.on)
 		return 0;
 	return dmm_pages_unplug(vm, dmm_excess(vm));
@@ -210,10 +234,12 @@ static s64 dmm_trade_region(struct virtio_dmm *vm)
 	int rc = 0;
 
 	if (bytes >= vm->block_size)
-		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size));
+		rc = dmm_coarse_unplug(vm, round_down(bytes, vm->block_size),
+				       DMM_VACATE_ANY);
 	bytes -= before - vm->plugged_size;
 	if ((!rc || rc == -EBUSY) && vm->sb.on && bytes >= vm->sb.size)
-		rc = dmm_sb_unplug(vm, round_down(bytes, vm->sb.size));
+		rc = dmm_sb_unplug(vm, round_down(bytes, vm->sb.size),
+				   DMM_VACATE_ANY);
 	if (dmm_deficit(vm))
 		rc = dmm_pages_plug(vm, dmm_deficit(vm));
 	if (rc && rc != -EBUSY && rc != -ENOMEM)

@@ -283,11 +283,13 @@ static int dmm_sb_remove_memmap(struct virtio_dmm *vm, unsigned long id)
 /*
  * Unplug up to @bytes in the sub-blocks of block @id, highest first; the
  * block leaves Linux when nothing (or only its memory map) is left.
- * Returns the bytes unplugged; sets *@busy if Linux held on to some, *@rc
- * on another error.
+ * Sub-blocks too full to move for @how are left (region_deferred).
+ * Returns the bytes unplugged; sets *@busy if Linux held on to some or
+ * some were left, *@rc on another error.
  */
 static u64 dmm_sb_unplug_block(struct virtio_dmm *vm, unsigned long id,
-			       u64 bytes, bool *busy, int *rc)
+			       u64 bytes, enum dmm_vacate how, bool *busy,
+			       int *rc)
 {
 	unsigned long first = dmm_sb_first(vm, id), memmap = dmm_block_memmap_sbs(vm, id);
 	unsigned long sb, n;
@@ -297,6 +299,12 @@ static u64 dmm_sb_unplug_block(struct virtio_dmm *vm, unsigned long id,
 	     sb-- > first + memmap && bytes - done >= vm->sb.size;) {
 		if (!test_bit(sb, vm->blocks.sb_plugged))
 			continue;
+		if (how == DMM_VACATE_CHEAP &&
+		    !dmm_region_cheap(dmm_sb_pfn(vm, sb), dmm_sb_nr_pages(vm))) {
+			vm->region_deferred++;
+			*busy = true;
+			continue;
+		}
 		*rc = dmm_sb_unplug_one(vm, sb);
 		if (*rc == -EBUSY) {
 			vm->sb.unplug_failures++;
@@ -327,9 +335,10 @@ static u64 dmm_sb_unplug_block(struct virtio_dmm *vm, unsigned long id,
 /*
  * Unplug up to @bytes in sub-blocks of added blocks, highest first,
  * partially plugged blocks before full ones so that blocks empty out and
- * leave Linux.  Returns 0, -EBUSY if sub-blocks were busy, or an error.
+ * leave Linux.  @how: as for dmm_coarse_unplug().  Returns 0, -EBUSY if
+ * sub-blocks were busy or left, or an error.
  */
-int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
+int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes, enum dmm_vacate how)
 {
 	unsigned long id;
 	bool busy = false;
@@ -344,7 +353,8 @@ int dmm_sb_unplug(struct virtio_dmm *vm, u64 bytes)
 			/* pass 0: partially plugged blocks; pass 1: full */
 			if (dmm_state_partial(dmm_block_state(vm, id)) == !!pass)
 				continue;
-			bytes -= dmm_sb_unplug_block(vm, id, bytes, &busy, &rc);
+			bytes -= dmm_sb_unplug_block(vm, id, bytes, how, &busy,
+						     &rc);
 			if (rc)
 				return rc;
 		}

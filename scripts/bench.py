@@ -50,6 +50,7 @@ from dmmlib import bench, dmmvm
 from dmmlib.bench import BY_NAME, EXPERIMENTS, SCENARIOS, fmt
 
 GiB = dmmvm.GiB
+MiB = dmmvm.MiB
 
 
 # Blocks carry their memory map (Documentation/design.rst, "Blocks that
@@ -115,6 +116,13 @@ def cell(sc, ss):
         why = next((s["error"] or s["note"] for s in ss
                     if s["error"] or s["note"]), "")
         return "none (%s)" % why if why else "none"
+    if sc.name == "fragmented":     # how far, besides how long
+        ok = [s for s in ss if s["value"] is not None]
+        mib = sorted({s["size"] // MiB for s in ok})
+        return "%s (%s: %s MiB)" % (
+            fmt(v, sc.unit), ", ".join(sorted({s["note"].split(":")[0]
+                                              for s in ok})),
+            "%d" % mib[0] if len(mib) == 1 else "%d–%d" % (mib[0], mib[-1]))
     return fmt(v, sc.unit)
 
 
@@ -161,7 +169,11 @@ def table(res):
             if sc.name == "fragmented":
                 got = {n: bench.aggregate(sc, [s["size"] for s in per.get(
                     n, []) if s["value"] is not None]) for n in sc.systems}
-                target = target(got)
+                ended = {n: bool(per.get(n)) and all(
+                    s["value"] is not None and
+                    (s["note"].startswith(("target", bench.AT_FLOOR)))
+                    for s in per[n]) for n in sc.systems}
+                target = target(got, ended)
             ratio, met = target(meds[sc.ours],
                                 {a: meds[a] for a in sc.anchors})
             ours = cell(sc, per.get(sc.ours))

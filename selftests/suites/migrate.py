@@ -139,12 +139,18 @@ def suite_migrate_postcopy(r):
     """Issue 12: a migration switched to postcopy keeps memory and state;
     resizes are BUSY until it completes."""
     mig = "unix:" + os.path.join(dmmvm.RUN, "migrate-pc.sock")
-    src = Guest("pc-src", mem="512M", maxmem="4G", region="3G").start()
+    # blocks carry their memory map: on the destination it faults in from
+    # the source with the rest of the block
+    mom = "memory_hotplug.memmap_on_memory=1"
+    src = Guest("pc-src", mem="512M", maxmem="4G", region="3G",
+                append=mom).start()
     dst = None
     try:
         _grow_and_fill(r, src)
+        r.ok(src.counter("blocks_memmap_on_memory") == "8",
+             "source: the 8 blocks carry their memory map")
         dst = Guest("pc-dst", mem="512M", maxmem="4G", region="3G",
-                    incoming=mig).start()
+                    append=mom, incoming=mig).start()
         try:
             _postcopy_on(src)
             _postcopy_on(dst)
@@ -191,6 +197,12 @@ def suite_migrate_postcopy(r):
         dst.run("touch /tmp/go")
         out = wait_guest_file(dst, "/tmp/fill.log", "# Totals")
         r.tap("dmm_memfill (across postcopy)", 0, out)
+        r.ok(wait_guest_exit(dst, "dmm_memfill"),
+             "destination: dmm_memfill has exited")
+        grow(r, dst, 512 * MiB, "after postcopy: shrink to the boot size")
+        r.ok(dst.counter("blocks_memmap_on_memory") == "0" and
+             dst.dmm_info()["size"] == 0,
+             "after postcopy: the blocks and their memory maps are gone")
     finally:
         src.stop()
         if dst:

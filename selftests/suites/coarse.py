@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Issue 2: grow and shrink by whole blocks."""
 
+import os
 import time
 
 from dmmlib import dmmvm
@@ -414,3 +415,56 @@ def suite_memmap_on_memory(r):
                       "10 MiB: a partial block carries no map")
         resize(r, g, 512 * MiB, "back to the boot size")
         _memmap_state(r, g, 0, 0, 0, "back to the boot size")
+        _memmap_refused(r, g)
+
+
+def _memmap_refused(r, g):
+    """The device refuses the map's UNPLUG_SB (BUSY while a migration
+    runs) after Linux let go of the block: the block goes back to Linux
+    with its map (dmm_sb_remove_memmap()), and leaves on the destination
+    once the migration is over."""
+    mig = "unix:" + os.path.join(dmmvm.RUN, "memmap-mig.sock")
+    resize(r, g, 640 * MiB, "one block more")
+    resize(r, g, 514 * MiB, "down to its map's sub-block")
+    _memmap_state(r, g, 2 * MiB, 1, 2 * MiB, "the map's sub-block left")
+    dst = Guest("memmap-dst", mem="512M", maxmem="4G", region="2G",
+                append="memory_hotplug.memmap_on_memory=1", pages=False,
+                dev_opts="free-page-reporting=off", incoming=mig).start()
+    try:
+        # slow enough for the driver to try while it runs
+        g.qmp.cmd("migrate-set-parameters", max_bandwidth=16 * MiB)
+        g.qmp.cmd("migrate", uri=dst.incoming)
+        time.sleep(1)
+        g.set_requested(512 * MiB)
+        deadline, tried = time.time() + 30, False
+        while time.time() < deadline and not tried:
+            tried = g.sysfs("requested_size") == str(512 * MiB) and \
+                g.sysfs("status") == "busy"
+            time.sleep(0.2)
+        running = g.qmp.cmd("query-migrate").get("status") == "active"
+        # busy without this warning: Linux let go of the block, the device
+        # refused, and the driver added the block back
+        warned = g.out("dmesg | grep -c 'memory map all it has plugged, "
+                       "failed' || true").strip()
+        r.ok(tried and running and warned == "0",
+             "during migration: Linux let go of the block, the device "
+             "refused its map's sub-block (busy)", "tried %s, migration "
+             "running %s, removal failures %s" % (tried, running, warned))
+        if running:
+            _memmap_state(r, g, 2 * MiB, 1, 2 * MiB,
+                          "refused: the block is back in Linux with its map")
+        g.qmp.cmd("migrate-set-parameters", max_bandwidth=1 << 40)
+        deadline = time.time() + 300
+        while g.qmp.cmd("query-migrate").get("status") not in (
+                "completed", "failed", "cancelled") and \
+                time.time() < deadline:
+            time.sleep(0.2)
+        g.stop()
+        try:
+            dst.wait_plugged(0, timeout=120)
+        except dmmvm.AgentError as e:
+            r.diag("destination: %s" % e)
+        _memmap_state(r, dst, 0, 0, 0,
+                      "destination: the block and its map are gone")
+    finally:
+        dst.stop()

@@ -432,7 +432,7 @@ def _memmap_refused(r, g):
                 dev_opts="free-page-reporting=off", incoming=mig).start()
     try:
         # slow enough for the driver to try while it runs
-        g.qmp.cmd("migrate-set-parameters", max_bandwidth=16 * MiB)
+        g.qmp.cmd("migrate-set-parameters", max_bandwidth=8 * MiB)
         g.qmp.cmd("migrate", uri=dst.incoming)
         time.sleep(1)
         g.set_requested(512 * MiB)

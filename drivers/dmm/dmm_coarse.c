@@ -172,22 +172,29 @@ int dmm_coarse_plug(struct virtio_dmm *vm, u64 bytes)
 }
 
 /*
- * Is every page of [pfn, pfn + nr) free now (in the buddy allocator or on
- * a per-cpu list: a free page holds no reference)?  Read without the zone
- * lock, so only a hint: a page allocated since is a fresh one, which
- * offlining migrates like any other.
+ * Are at most @max pages of [pfn, pfn + nr) in use now (a free page, in
+ * the buddy allocator or on a per-cpu list, holds no reference)?  Read
+ * without the zone lock, so only a hint: a page allocated since is a fresh
+ * one, which offlining migrates like any other.
  */
-static bool dmm_range_free(unsigned long pfn, unsigned long nr)
+static bool dmm_range_used_max(unsigned long pfn, unsigned long nr,
+			       unsigned long max)
 {
-	unsigned long end = pfn + nr;
+	unsigned long end = pfn + nr, used = 0;
 
 	for (; pfn < end; pfn++) {
-		if (page_count(pfn_to_page(pfn)))
+		if (page_count(pfn_to_page(pfn)) && ++used > max)
 			return false;
 		if (!(pfn % 4096))
 			cond_resched();
 	}
 	return true;
+}
+
+/* Is every page of [pfn, pfn + nr) free now? */
+static bool dmm_range_free(unsigned long pfn, unsigned long nr)
+{
+	return dmm_range_used_max(pfn, nr, 0);
 }
 
 /*
@@ -197,21 +204,11 @@ static bool dmm_range_free(unsigned long pfn, unsigned long nr)
  * on), then copied and mapped, about three times the work of taking a
  * free page (blocks 60 % in use took 2.2 times as long per byte as the
  * balloon's free pages: design.rst, "fragmented").  Above that share,
- * free pages elsewhere give the same memory back sooner.  A hint, read
- * without locks, like dmm_range_free().
+ * free pages elsewhere give the same memory back sooner.
  */
 bool dmm_region_cheap(unsigned long pfn, unsigned long nr)
 {
-	unsigned long end = pfn + nr, used = 0;
-
-	for (; pfn < end; pfn++) {
-		if (page_count(pfn_to_page(pfn)) &&
-		    ++used > nr >> DMM_CHEAP_SHIFT)
-			return false;
-		if (!(pfn % 4096))
-			cond_resched();
-	}
-	return true;
+	return dmm_range_used_max(pfn, nr, nr >> DMM_CHEAP_SHIFT);
 }
 
 /*

@@ -497,7 +497,8 @@ class BalancerRun(Experiment):
                     balancer_spec(g, 256 * MiB, 1536 * MiB)
                     for g in guests[1:]])
             busy = guests[0]
-            busy.run("dmm_grow -s %d -r %d >/tmp/grow.log 2>&1 &"
+            busy.run(": >/tmp/grow.log; "
+                     "dmm_grow -s %d -r %d >>/tmp/grow.log 2>&1 &"
                      % (grow, rate))
             t0, peak, out = time.time(), 0, ""
             while time.time() - t0 < 240:

@@ -72,7 +72,8 @@ def suite_stats(r):
              "rate-limited to 1/s" % len(ev))
         # available memory follows a program
         avail0 = dmm_stats(g)["available"]
-        g.run("dmm_memfill -s %d -w /tmp/go >/tmp/fill.log 2>&1 &"
+        g.run(": >/tmp/fill.log; "
+              "dmm_memfill -s %d -w /tmp/go >>/tmp/fill.log 2>&1 &"
               % (512 * MiB))
         samples = []
         for _ in range(60):
@@ -148,7 +149,8 @@ def suite_ask(r):
         r.ok(g.sysfs("ask_psi_above") == "10.00",
              "ask_psi_above reads back 10.00")
         t0 = time.time()
-        g.run("dmm_grow -s %d -r 24 -w /tmp/go >/tmp/grow.log 2>&1 &"
+        g.run(": >/tmp/grow.log; "
+              "dmm_grow -s %d -r 24 -w /tmp/go >>/tmp/grow.log 2>&1 &"
               % (900 * MiB))
         # sample QMP: when the guest fell below its threshold, when the
         # host granted (requested-guest-size rose), when the guest had it

@@ -504,6 +504,9 @@ class BalancerRun(Experiment):
             while time.time() - t0 < 240:
                 sizes = [g.qmp.cmd("qom-get", path=DMM_ID, property=DMM_SIZE)
                          for g in guests]
+                if not all(isinstance(s, int) for s in sizes):
+                    raise RuntimeError("qom-get %s answered %r" % (DMM_SIZE,
+                                                                  sizes))
                 peak = max(peak, sum(sizes))
                 out = busy.out("cat /tmp/grow.log")
                 if "# Totals" in out or busy.run(

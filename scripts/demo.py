@@ -54,9 +54,8 @@ def main():
         print(g.out("grep virtio_dmm /proc/iomem"))
 
         banner("use it: a program fills 1.5 GiB with a pattern and holds it")
-        g.run(": >/tmp/fill.log; "
-              "dmm_memfill -s %d -r %d -w /tmp/go >>/tmp/fill.log 2>&1 &"
-              % (1536 * MiB, GiB))
+        g.spawn("dmm_memfill -s %d -r %d -w /tmp/go" % (1536 * MiB, GiB),
+                "/tmp/fill.log")
         while "waiting for" not in g.out("cat /tmp/fill.log"):
             time.sleep(0.5)
         print(g.out("cat /tmp/fill.log"))

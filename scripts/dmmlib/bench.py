@@ -497,9 +497,7 @@ class BalancerRun(Experiment):
                     balancer_spec(g, 256 * MiB, 1536 * MiB)
                     for g in guests[1:]])
             busy = guests[0]
-            busy.run(": >/tmp/grow.log; "
-                     "dmm_grow -s %d -r %d >>/tmp/grow.log 2>&1 &"
-                     % (grow, rate))
+            busy.spawn("dmm_grow -s %d -r %d" % (grow, rate), "/tmp/grow.log")
             t0, peak, out = time.time(), 0, ""
             while time.time() - t0 < 240:
                 sizes = [g.qmp.cmd("qom-get", path=DMM_ID, property=DMM_SIZE)

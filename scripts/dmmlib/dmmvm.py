@@ -408,17 +408,29 @@ class Guest:
     def out(self, cmd, timeout=120):
         return self.run(cmd, timeout, check=True)[1]
 
-    def migrate_to(self, dest, timeout=300):
-        """Migrate this guest to @dest (a started Guest with incoming=)."""
-        self.qmp.cmd("migrate", uri=dest.incoming)
+    def spawn(self, cmd, log):
+        """Start guest command @cmd in the background, its output in guest
+        file @log.  The log exists when this returns: the starting shell
+        creates it, not the forked child, which may run later."""
+        self.run(": >%s; %s >>%s 2>&1 &" % (log, cmd, log))
+
+    def wait_migration(self, timeout=300):
+        """Wait until this guest's migration ends; returns its status
+        (completed, failed, cancelled, or another one at the timeout)."""
         deadline = time.time() + timeout
         while True:
             st = self.qmp.cmd("query-migrate").get("status")
-            if st == "completed":
-                return
-            if st in ("failed", "cancelled") or time.time() > deadline:
-                raise RuntimeError("migration %s" % st)
+            if st in ("completed", "failed", "cancelled") or \
+                    time.time() > deadline:
+                return st
             time.sleep(0.1)
+
+    def migrate_to(self, dest, timeout=300):
+        """Migrate this guest to @dest (a started Guest with incoming=)."""
+        self.qmp.cmd("migrate", uri=dest.incoming)
+        st = self.wait_migration(timeout)
+        if st != "completed":
+            raise RuntimeError("migration %s" % st)
 
     def wait_reboot(self):
         """After the guest rebooted: wait for the agent to come back."""

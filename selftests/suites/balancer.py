@@ -54,9 +54,8 @@ def suite_balancer(r):
             balancer_spec(busy, 384 * MiB, 1536 * MiB, 2),
             balancer_spec(idle[0], 256 * MiB, 1536 * MiB),
             balancer_spec(idle[1], 256 * MiB, 1536 * MiB)])
-        busy.run(": >/tmp/grow.log; "
-                 "dmm_grow -s %d -r 16 -w /tmp/go >>/tmp/grow.log 2>&1 &"
-                 % (768 * MiB))
+        busy.spawn("dmm_grow -s %d -r 16 -w /tmp/go" % (768 * MiB),
+                   "/tmp/grow.log")
         t0, over, samples, out = time.time(), [], [], ""
         while time.time() - t0 < 300 and "ok 1" not in out:
             sz = sizes(guests)

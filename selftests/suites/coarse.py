@@ -454,11 +454,7 @@ def _memmap_refused(r, g):
             _memmap_state(r, g, 2 * MiB, 1, 2 * MiB,
                           "refused: the block is back in Linux with its map")
         g.qmp.cmd("migrate-set-parameters", max_bandwidth=1 << 40)
-        deadline = time.time() + 300
-        while g.qmp.cmd("query-migrate").get("status") not in (
-                "completed", "failed", "cancelled") and \
-                time.time() < deadline:
-            time.sleep(0.2)
+        g.wait_migration()
         g.stop()
         try:
             dst.wait_plugged(0, timeout=120)

@@ -72,9 +72,7 @@ def suite_stats(r):
              "rate-limited to 1/s" % len(ev))
         # available memory follows a program
         avail0 = dmm_stats(g)["available"]
-        g.run(": >/tmp/fill.log; "
-              "dmm_memfill -s %d -w /tmp/go >>/tmp/fill.log 2>&1 &"
-              % (512 * MiB))
+        g.spawn("dmm_memfill -s %d -w /tmp/go" % (512 * MiB), "/tmp/fill.log")
         samples = []
         for _ in range(60):
             samples.append(dmm_stats(g)["available"])
@@ -149,9 +147,8 @@ def suite_ask(r):
         r.ok(g.sysfs("ask_psi_above") == "10.00",
              "ask_psi_above reads back 10.00")
         t0 = time.time()
-        g.run(": >/tmp/grow.log; "
-              "dmm_grow -s %d -r 24 -w /tmp/go >>/tmp/grow.log 2>&1 &"
-              % (900 * MiB))
+        g.spawn("dmm_grow -s %d -r 24 -w /tmp/go" % (900 * MiB),
+                "/tmp/grow.log")
         # sample QMP: when the guest fell below its threshold, when the
         # host granted (requested-guest-size rose), when the guest had it
         low = grant = None
